@@ -71,7 +71,14 @@ class DeviceProblem:
     recovered: bool = False
 
 
-Event = Tick | Begin | CommandHeard | SpeechFinished | DeviceProblem
+@dataclass(frozen=True)
+class Utterance:
+    """Words a person said (typed, in a dry run), not yet matched to a command."""
+
+    text: str
+
+
+Event = Tick | Begin | CommandHeard | SpeechFinished | DeviceProblem | Utterance
 
 
 # --- actions ------------------------------------------------------------------------------------

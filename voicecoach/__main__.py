@@ -1,0 +1,7 @@
+"""`python -m voicecoach`."""
+
+import sys
+
+from voicecoach.cli import main
+
+sys.exit(main())

@@ -1,0 +1,182 @@
+"""The command line: voicecoach list | show | check | run | devices | listen | model."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from voicecoach import __version__
+from voicecoach.commands import VocabularyError, load_vocabulary
+from voicecoach.plan import build_plan, exercise_estimate_s, segment_estimate_s
+from voicecoach.routine import Routine
+from voicecoach.simulate import ScriptError
+from voicecoach.routine_file import RoutineFileError, find_routine, list_routines, load_routine_file
+
+_LOGGER = logging.getLogger(__name__)
+_EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed as one line (or one per problem), exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and `python -m voicecoach`."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return _EXIT_USER_ERROR
+    try:
+        return handler(args)
+    except RoutineFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return _EXIT_USER_ERROR
+    except (UserError, VocabularyError, ScriptError) as exc:
+        print(f"voicecoach: {exc}", file=sys.stderr)
+        return _EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("voicecoach: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voicecoach", description="Hands-free, voice-guided stretching routines.")
+    parser.add_argument("--debug", action="store_true", help="show debug logs and tracebacks")
+    parser.add_argument("--version", action="version", version=f"voicecoach {__version__}")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list built-in and user routines")
+    p.set_defaults(handler=cmd_list)
+
+    p = sub.add_parser("show", help="show a routine's exercises and times")
+    p.add_argument("routine", help="routine name or YAML file")
+    p.set_defaults(handler=cmd_show)
+
+    p = sub.add_parser("check", help="validate routine files")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser("run", help="play a routine (by voice, or --simulate for a dry run)")
+    p.add_argument("routine", help="routine name or YAML file")
+    _add_run_options(p)
+    p.set_defaults(handler=cmd_run)
+
+    _add_live_commands(sub)
+    return parser
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    sim = p.add_argument_group("dry run (no audio hardware)")
+    sim.add_argument("--simulate", action="store_true", help="print what would be said; commands come as text")
+    sim.add_argument(
+        "--commands",
+        metavar="LIST",
+        help='timed spoken words on virtual time, e.g. "12:pause, 20:resume, 45:too much"; finishes at once',
+    )
+    sim.add_argument("--speed", type=float, default=1.0, help="clock speed-up for an interactive dry run")
+    sim.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+
+def _add_live_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Commands that need audio devices or engines (added by the live module when present)."""
+    from voicecoach import live
+
+    live.add_commands(sub)
+
+
+# --- list / show / check ----------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print every routine with where it comes from."""
+    refs = list_routines()
+    if not refs:
+        print("No routines found.")
+        return 0
+    width = max(len(ref.name) for ref in refs)
+    for ref in refs:
+        origin = "built-in" if ref.builtin else "user"
+        try:
+            routine = load_routine_file(ref.path)
+        except RoutineFileError as exc:
+            summary = f"INVALID ({len(exc.problems)} problems; run: voicecoach check {ref.path})"
+        else:
+            summary = f"{routine.title} ({len(routine.exercises)} exercises, {_minutes(routine)})"
+        print(f"{ref.name:<{width}}  {origin:<8}  {summary}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print a routine's exercises with hold, reps, sides, rest and estimated time."""
+    routine = load_routine_file(find_routine(args.routine))
+    print(f"{routine.name}: {routine.title}")
+    if routine.description:
+        print(routine.description)
+    print()
+    plan = build_plan(routine)
+    header = f"{'#':>2}  {'exercise':<40} {'equipment':<22} {'hold':>6} {'reps':>4} {'sides':<5} {'rest':>5} {'time':>6}"
+    print(header)
+    print("-" * len(header))
+    for index, ex in enumerate(routine.exercises):
+        print(
+            f"{index + 1:>2}  {ex.name:<40.40} {', '.join(ex.equipment) or '-':<22.22} {ex.hold_s:>5g}s"
+            f" {ex.reps:>4} {ex.sides.value:<5} {ex.rest_s:>4g}s {_clock(exercise_estimate_s(plan, index)):>6}"
+        )
+    print("-" * len(header))
+    print(f"Total: {len(routine.exercises)} exercises, {_minutes(routine)}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate each file; print problems one per line; exit 2 if any."""
+    failed = False
+    for path in args.files:
+        try:
+            routine = load_routine_file(path)
+        except RoutineFileError as exc:
+            failed = True
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            continue
+        print(f"{path}: ok ({len(routine.exercises)} exercises, {_minutes(routine)})")
+    return _EXIT_USER_ERROR if failed else 0
+
+
+def _minutes(routine: Routine) -> str:
+    total_s = sum(segment_estimate_s(s) for s in build_plan(routine))
+    return f"about {max(1, round(total_s / 60))} min"
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Play a routine: a dry run with --simulate, else by voice on the audio devices."""
+    routine = load_routine_file(find_routine(args.routine))
+    vocabulary = load_vocabulary(routine.language)
+    if args.simulate:
+        from voicecoach.simulate import run_dry
+
+        return run_dry(routine, vocabulary, args)
+    from voicecoach import live
+
+    return live.run_live(routine, vocabulary, args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The player: one event queue, one loop, feeding the Session and carrying out its actions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from voicecoach.clock import EventQueue
+from voicecoach.commands import Vocabulary
+from voicecoach.events import (
+    Action,
+    Begin,
+    Chime,
+    CommandHeard,
+    DeviceProblem,
+    Event,
+    Finish,
+    Log,
+    Say,
+    SpeechFinished,
+    StopSpeech,
+    Tick,
+    Utterance,
+)
+from voicecoach.session import Session
+from voicecoach.transcript import Transcript
+
+_LOGGER = logging.getLogger(__name__)
+_IDLE_WAKE_S = 0.5
+"""How often the loop wakes with nothing to do (real time), to notice the narrator going idle."""
+
+
+class Narrator(Protocol):
+    """Turns text into sound; reports each utterance that played to its end."""
+
+    def say(self, utterance_id: int, text: str, cacheable: bool) -> None:
+        """Queue an utterance (never blocks)."""
+        ...
+
+    def stop(self) -> None:
+        """Silence now and drop everything queued."""
+        ...
+
+    def chime(self, name: str) -> None:
+        """Play a short sound."""
+        ...
+
+    def idle(self) -> bool:
+        """True when nothing is playing or queued."""
+        ...
+
+
+class Player:
+    """Runs one session to its end."""
+
+    def __init__(
+        self,
+        session: Session,
+        narrator: Narrator,
+        events: EventQueue,
+        vocabulary: Vocabulary,
+        transcript: Transcript,
+    ) -> None:
+        self.session = session
+        self.narrator = narrator
+        self.events = events
+        self.vocabulary = vocabulary
+        self.transcript = transcript
+        self.finished = False
+        self.summary = ""
+
+    def run(self) -> str:
+        """Play the routine until it finishes and the narrator is quiet; return the summary."""
+        self._dispatch(Begin())
+        while not (self.finished and self.narrator.idle()):
+            deadline = self.session.next_deadline_s()
+            if deadline is None and not self.events.clock.virtual:
+                deadline = self.events.clock.now() + _IDLE_WAKE_S
+            event = self.events.next_event(deadline)
+            self._dispatch(Tick(self.events.clock.now()))
+            if event is not None:
+                self._dispatch(event)
+            elif deadline is None and self.events.clock.virtual:
+                self._record("stalled", "nothing left to happen before the routine finished")
+                break
+        return self.summary
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, Utterance):
+            event = self._match(event.text)
+            if event is None:
+                return
+        if isinstance(event, CommandHeard):
+            self._record("heard", event.text, command=event.command.value, confidence=event.confidence)
+        elif isinstance(event, DeviceProblem):
+            self._record("device", event.message)
+        for action in self.session.handle(event):
+            self._carry_out(action)
+
+    def _match(self, text: str) -> CommandHeard | None:
+        found = self.vocabulary.match(text)
+        if found is None:
+            self._record("heard", text)
+            return None
+        return CommandHeard(found.command, text)
+
+    def _carry_out(self, action: Action) -> None:
+        if isinstance(action, StopSpeech):
+            self.narrator.stop()
+            self._record("stop_speech")
+        elif isinstance(action, Say):
+            self.narrator.say(action.utterance_id, action.text, action.cacheable)
+            self._record("say", action.text, id=action.utterance_id)
+        elif isinstance(action, Chime):
+            self.narrator.chime(action.name)
+            self._record("chime", action.name)
+        elif isinstance(action, Log):
+            self._record(action.kind, action.text, exercise=action.exercise, value_s=action.value_s)
+        elif isinstance(action, Finish):
+            self.finished, self.summary = True, action.summary
+            self._record("finish", action.summary)
+
+    def _record(self, kind: str, text: str = "", **extra: object) -> None:
+        self.transcript.record(self.events.clock.now(), kind, text, **extra)
+
+
+@dataclass(frozen=True)
+class SpeechDone:
+    """A narrator callback that posts SpeechFinished(utterance_id) into the event queue."""
+
+    events: EventQueue
+
+    def __call__(self, utterance_id: int) -> None:
+        """Report that an utterance played to its end."""
+        self.events.post(SpeechFinished(utterance_id))
