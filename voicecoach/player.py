@@ -82,9 +82,13 @@ class Player:
             if event is not None:
                 self._dispatch(event)
             elif deadline is None and self.events.clock.virtual:
-                self._record("stalled", "nothing left to happen before the routine finished")
+                self._record("end_of_script", self._waiting_reason())
                 break
         return self.summary
+
+    def _waiting_reason(self) -> str:
+        state = self.session.state.value
+        return f"the commands ran out while {state}; a person would now say resume, next or end workout"
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, Utterance):
