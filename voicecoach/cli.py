@@ -12,8 +12,8 @@ from voicecoach import __version__
 from voicecoach.commands import VocabularyError, load_vocabulary
 from voicecoach.plan import build_plan, exercise_estimate_s, segment_estimate_s
 from voicecoach.routine import Routine
-from voicecoach.simulate import ScriptError
 from voicecoach.routine_file import RoutineFileError, find_routine, list_routines, load_routine_file
+from voicecoach.simulate import ScriptError
 
 _LOGGER = logging.getLogger(__name__)
 _EXIT_USER_ERROR = 2
@@ -124,7 +124,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(routine.description)
     print()
     plan = build_plan(routine)
-    header = f"{'#':>2}  {'exercise':<40} {'equipment':<22} {'hold':>6} {'reps':>4} {'sides':<5} {'rest':>5} {'time':>6}"
+    header = f"{'#':>2}  {'exercise':<40} {'equipment':<22} {'hold':>6} {'reps':>4} {'sides':<5} {'rest':>5}"
+    header += f" {'time':>6}"
     print(header)
     print("-" * len(header))
     for index, ex in enumerate(routine.exercises):

@@ -92,9 +92,10 @@ class Player:
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, Utterance):
-            event = self._match(event.text)
-            if event is None:
+            matched = self._match(event.text)
+            if matched is None:
                 return
+            event = matched
         if isinstance(event, CommandHeard):
             self._record("heard", event.text, command=event.command.value, confidence=event.confidence)
         elif isinstance(event, DeviceProblem):

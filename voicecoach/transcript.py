@@ -35,7 +35,8 @@ class Transcript:
         if kind == "say":
             line = f'says     "{text}"'
         elif kind == "heard":
-            line = f'heard    "{text}"' + (f" -> {details.pop('command')}" if "command" in details else " -> (no command)")
+            command = details.pop("command", "(no command)")
+            line = f'heard    "{text}" -> {command}'
         else:
             line = f"{kind:<8} {text}".rstrip()
         if details:
