@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from sessionkit import Drive, says
+
 from voicecoach.events import Command, Finish, Log, Say, StopSpeech
 from voicecoach.plan import Kind
 from voicecoach.session import Phase, State

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from sessionkit import Drive, says
+
 from voicecoach.events import Command, StopSpeech
 from voicecoach.session import State
 
