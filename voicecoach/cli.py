@@ -10,6 +10,7 @@ from pathlib import Path
 
 from voicecoach import __version__
 from voicecoach.commands import VocabularyError, load_vocabulary
+from voicecoach.history import HistoryError
 from voicecoach.plan import build_plan, exercise_estimate_s, segment_estimate_s
 from voicecoach.routine import Routine
 from voicecoach.routine_file import RoutineFileError, find_routine, list_routines, load_routine_file
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return _EXIT_USER_ERROR
-    except (UserError, VocabularyError, ScriptError) as exc:
+    except (UserError, VocabularyError, ScriptError, HistoryError) as exc:
         print(f"voicecoach: {exc}", file=sys.stderr)
         return _EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -66,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.set_defaults(handler=cmd_check)
 
+    p = sub.add_parser("history", help="show the last sessions")
+    p.add_argument("--limit", type=int, default=15, help="how many sessions")
+    p.set_defaults(handler=cmd_history)
+
     p = sub.add_parser("run", help="play a routine (by voice, or --simulate for a dry run)")
     p.add_argument("routine", help="routine name or YAML file")
     _add_run_options(p)
@@ -85,6 +90,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
     sim.add_argument("--speed", type=float, default=1.0, help="clock speed-up for an interactive dry run")
     sim.add_argument("--json", action="store_true", help="print one JSON object per line")
+    sim.add_argument("--record", action="store_true",
+                     help="keep a dry run in the history and apply progression (voice runs always do)")
+    hist = p.add_argument_group("history and progression")
+    hist.add_argument("--no-history", dest="history", action="store_false", help="do not record this session")
+    hist.add_argument("--no-progression", dest="progression", action="store_false",
+                      help="use the routine file's hold times as they are")
 
 
 def _add_live_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -161,6 +172,19 @@ def _minutes(routine: Routine) -> str:
 def _clock(seconds: float) -> str:
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}:{rest:02d}"
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Print the last sessions as a table."""
+    from voicecoach.history import History, default_path, format_sessions
+
+    if not default_path().exists():
+        print(f"No sessions yet ({default_path()} does not exist).")
+        return 0
+    with History.open() as history:
+        rows = history.recent_sessions(args.limit)
+    print(format_sessions(rows) if rows else "No sessions yet.")
+    return 0
 
 
 # --- run --------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,12 +62,14 @@ class Player:
         events: EventQueue,
         vocabulary: Vocabulary,
         transcript: Transcript,
+        observers: Sequence[Callable[[float, Action], None]] = (),
     ) -> None:
         self.session = session
         self.narrator = narrator
         self.events = events
         self.vocabulary = vocabulary
         self.transcript = transcript
+        self.observers = list(observers)
         self.finished = False
         self.summary = ""
 
@@ -102,6 +105,7 @@ class Player:
             self._record("device", event.message)
         for action in self.session.handle(event):
             self._carry_out(action)
+            self._notify(action)
 
     def _match(self, text: str) -> CommandHeard | None:
         found = self.vocabulary.match(text)
@@ -125,6 +129,14 @@ class Player:
         elif isinstance(action, Finish):
             self.finished, self.summary = True, action.summary
             self._record("finish", action.summary)
+
+    def _notify(self, action: Action) -> None:
+        now = self.events.clock.now()
+        for observer in self.observers:
+            try:
+                observer(now, action)
+            except Exception:  # an observer (history, display) must never stop the routine
+                _LOGGER.exception("observer %r failed on %r", observer, action)
 
     def _record(self, kind: str, text: str = "", **extra: object) -> None:
         self.transcript.record(self.events.clock.now(), kind, text, **extra)

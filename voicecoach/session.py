@@ -115,6 +115,7 @@ class Session:
         self._next_id = 0
         self._now_s = 0.0
         self._started_s: float | None = None
+        self._ended_early = False
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -122,6 +123,11 @@ class Session:
     def state(self) -> State:
         """The current state."""
         return self._state
+
+    @property
+    def ended_early(self) -> bool:
+        """True once the workout was ended before its last segment."""
+        return self._ended_early
 
     def status(self) -> Status:
         """A snapshot of where the session is."""
@@ -354,7 +360,7 @@ class Session:
         return actions + self._enter(self._index + 1)
 
     def _finish(self, early: bool) -> list[Action]:
-        self._timer, self._awaiting = None, None
+        self._timer, self._awaiting, self._ended_early = None, None, early
         summary = self._summary(early)
         return [*self._set_state(State.FINISHED), self._say(summary), Finish(summary)]
 

@@ -15,8 +15,8 @@ from voicecoach.commands import Vocabulary
 from voicecoach.events import SpeechFinished, Utterance
 from voicecoach.plan import estimate_speech_s
 from voicecoach.player import Player
+from voicecoach.recording import prepare_session
 from voicecoach.routine import Routine
-from voicecoach.session import Session
 from voicecoach.transcript import stdout_transcript
 
 _SCRIPT_ITEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\S.*?)\s*$")
@@ -116,8 +116,12 @@ def run_dry(routine: Routine, vocabulary: Vocabulary, args: argparse.Namespace) 
     else:
         print("Dry run: type what you would say (next, pause, too much, ...), one per line.", file=sys.stderr)
         read_typed_lines(sys.stdin, events)
-    player = Player(Session(routine), SimulatedNarrator(events), events, vocabulary, stdout_transcript(args.json))
-    player.run()
+    session, recorder = prepare_session(routine, record=args.record, progression=args.record and args.progression)
+    observers = [recorder] if recorder else []
+    narrator = SimulatedNarrator(events)
+    Player(session, narrator, events, vocabulary, stdout_transcript(args.json), observers).run()
+    if recorder:
+        recorder.close()
     return 0
 
 
