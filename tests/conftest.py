@@ -1,0 +1,33 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import ctypes.util
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from virtual_audio import VirtualAudio, missing_tools
+
+
+@pytest.fixture(scope="session")
+def virtual_audio() -> Iterator[VirtualAudio]:
+    """A private PulseAudio server with a virtual speaker and microphone, for the whole test session."""
+    missing = missing_tools()
+    if missing:
+        pytest.skip(
+            "pulseaudio not installed (apt-get install pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins):"
+            f" missing {', '.join(missing)}"
+        )
+    if ctypes.util.find_library("portaudio") is None:
+        pytest.skip("PortAudio not installed (apt-get install libportaudio2)")
+    root = Path(tempfile.mkdtemp(prefix="vc-audio-"))  # short: the server's socket path must fit 108 bytes
+    audio = VirtualAudio(root)
+    audio.start()
+    try:
+        yield audio
+    finally:
+        audio.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,174 @@
+"""The device boundary through real PortAudio, on a private PulseAudio server with virtual devices."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from speech import write_wav
+from virtual_audio import (
+    SPEAKER_RATE,
+    VirtualAudio,
+    first_loud,
+    last_loud,
+    peak_frequency_hz,
+    recording_start_s,
+    rms,
+)
+
+from voicecoach.audio import (
+    AudioDeviceError,
+    MicBlock,
+    Microphone,
+    Speaker,
+    format_devices,
+    list_devices,
+    resolve_device,
+)
+from voicecoach.wavfile import read_wav
+
+
+def tone(frequency_hz: float, seconds: float, rate: int, peak: int = 8000) -> np.ndarray:
+    """A sine tone as int16."""
+    t = np.arange(round(seconds * rate)) / rate
+    return np.round(peak * np.sin(2 * np.pi * frequency_hz * t)).astype(np.int16)
+
+
+def read_for(microphone: Microphone, seconds: float) -> list[MicBlock]:
+    """The blocks that arrive in this many seconds."""
+    blocks = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        block = microphone.read_block(timeout_s=0.1)
+        if block is not None:
+            blocks.append(block)
+    return blocks
+
+
+def test_devices_include_pulse(virtual_audio: VirtualAudio) -> None:
+    devices = list_devices()
+    names = [d.name for d in devices]
+    assert "pulse" in names
+    pulse = devices[names.index("pulse")]
+    assert pulse.input_channels > 0 and pulse.output_channels > 0
+    assert sum(d.is_default_output for d in devices) == 1
+    table = format_devices(devices)
+    assert "pulse (ALSA)" in table and "<" in table
+
+
+def test_resolve_by_substring_and_index(virtual_audio: VirtualAudio) -> None:
+    pulse = next(d.index for d in list_devices() if d.name == "pulse")
+    assert resolve_device("pulse", "output") == pulse
+    assert resolve_device("PUL", "input") == pulse
+    assert resolve_device(pulse, "output") == pulse
+    assert resolve_device(str(pulse), "input") == pulse
+    assert resolve_device(None, "output") is None
+
+
+def test_unknown_device_lists_the_devices(virtual_audio: VirtualAudio) -> None:
+    with pytest.raises(AudioDeviceError) as raised:
+        resolve_device("no such card", "output")
+    message = str(raised.value)
+    assert "no such card" in message and "pulse" in message and "default" in message
+    assert "\n" not in message
+    with pytest.raises(AudioDeviceError, match="No input device has index 999"):
+        resolve_device(999, "input")
+
+
+def test_ambiguous_device_names_the_candidates(virtual_audio: VirtualAudio) -> None:
+    with pytest.raises(AudioDeviceError, match=r"matches several output devices: .*pulse.*default"):
+        resolve_device("alsa", "output")
+
+
+def test_speaker_plays_a_tone_into_the_virtual_speaker(virtual_audio: VirtualAudio) -> None:
+    recording = virtual_audio.start_recording()
+    with Speaker(sample_rate=SPEAKER_RATE) as speaker:
+        speaker.play(tone(1000, 0.5, 22050), 22050)  # resampled to the stream's 48 kHz
+        assert speaker.wait(timeout_s=5.0) is True
+        played = speaker.played()
+    time.sleep(0.2)
+    samples, rate = read_wav(recording.stop())
+    assert rate == SPEAKER_RATE
+    start, end = first_loud(samples, 2000), last_loud(samples, 2000)
+    assert start is not None and end is not None
+    assert 0.45 < (end - start) / rate < 0.55
+    assert abs(peak_frequency_hz(samples[start:end], rate) - 1000) < 10
+    assert len(played) == 1 and not played[0].aborted
+    assert played[0].sample_rate == SPEAKER_RATE and abs(len(played[0].samples) - 24000) < 10
+
+
+def test_speaker_wait_ends_when_the_sound_ends(virtual_audio: VirtualAudio) -> None:
+    recording = virtual_audio.start_recording()
+    with Speaker(sample_rate=SPEAKER_RATE) as speaker:
+        speaker.play(tone(500, 0.4, SPEAKER_RATE), SPEAKER_RATE)
+        assert speaker.wait(timeout_s=5.0)
+        returned_s = time.monotonic()
+        entry = speaker.played()[-1]
+    samples, rate = read_wav(recording.stop())
+    start_s = recording_start_s(samples, rate, entry, threshold=2000)
+    end = last_loud(samples, 2000)
+    assert end is not None
+    assert abs(returned_s - (start_s + end / rate)) < 0.1  # typically within 5 ms here
+
+
+def test_abort_silences_and_the_next_play_works(virtual_audio: VirtualAudio) -> None:
+    recording = virtual_audio.start_recording()
+    with Speaker(sample_rate=SPEAKER_RATE) as speaker:
+        speaker.play(tone(800, 3.0, SPEAKER_RATE), SPEAKER_RATE)
+        time.sleep(0.5)
+        abort_s = time.monotonic()
+        speaker.abort()
+        assert speaker.wait(timeout_s=1.0) is False
+        time.sleep(0.5)
+        speaker.play(tone(600, 0.3, SPEAKER_RATE), SPEAKER_RATE)
+        assert speaker.wait(timeout_s=5.0) is True
+        first, second = speaker.played()[-2:]
+    samples, rate = read_wav(recording.stop())
+    start_s = recording_start_s(samples, rate, first, threshold=2000)
+    cut = last_loud(samples, 2000, stop=round((second.start_s - 0.1 - start_s) * rate))  # the gap is 0.5 s
+    assert cut is not None
+    assert start_s + cut / rate - abort_s < 0.3  # typically 2 to 6 ms here
+    assert first.aborted and 0.3 < first.duration_s < 0.8
+    assert not second.aborted and abs(second.duration_s - 0.3) < 0.01
+
+
+def test_abort_from_another_thread_while_waiting(virtual_audio: VirtualAudio) -> None:
+    with Speaker(sample_rate=SPEAKER_RATE) as speaker:
+        speaker.play(tone(700, 5.0, SPEAKER_RATE), SPEAKER_RATE)
+        threading.Timer(0.3, speaker.abort).start()
+        started = time.monotonic()
+        assert speaker.wait(timeout_s=10.0) is False
+        assert time.monotonic() - started < 2.0
+
+
+def test_microphone_captures_what_is_played_into_micfeed(virtual_audio: VirtualAudio, tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "tone.wav", tone(440, 0.6, 16000), 16000)
+    with Microphone() as microphone:
+        microphone.start()
+        time.sleep(0.2)
+        virtual_audio.play_into_mic(wav)
+        blocks = read_for(microphone, 1.0)
+    assert blocks and all(len(b.pcm) == 640 for b in blocks)  # 20 ms of int16 at 16 kHz
+    samples = np.frombuffer(b"".join(b.pcm for b in blocks), dtype="<i2")
+    start, end = first_loud(samples, 2000), last_loud(samples, 2000)
+    assert start is not None and end is not None
+    assert 0.5 < (end - start) / 16000 < 0.7
+    assert abs(peak_frequency_hz(samples[start:end], 16000) - 440) < 10
+    assert rms(samples[start:end]) > 3000
+    times = [b.adc_s for b in blocks]
+    assert times == sorted(times)
+
+
+def test_microphone_block_times_follow_the_clock(virtual_audio: VirtualAudio) -> None:
+    with Microphone() as microphone:
+        microphone.start()
+        assert microphone.read(timeout_s=1.0) is not None
+        blocks = read_for(microphone, 1.0)
+    spans = np.diff([b.adc_s for b in blocks])
+    assert len(blocks) > 25  # about 50 blocks a second, delivered a few at a time
+    assert 0.5 < blocks[-1].adc_s - blocks[0].adc_s < 1.5
+    assert float(np.median(spans)) == pytest.approx(0.02, abs=0.005)
+    assert microphone.dropped == 0

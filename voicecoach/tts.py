@@ -1,0 +1,277 @@
+"""Text to speech: pyttsx3 driving eSpeak-NG into a buffer (never its own playback), and a phrase cache.
+
+pyttsx3 is not thread-safe and eSpeak-NG is one global engine per process, so every pyttsx3 call runs on one
+dedicated thread for the whole process; `Pyttsx3Synthesizer.synthesize()` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import tempfile
+import threading
+import time
+import wave
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from voicecoach.settings import NarratorSettings
+
+_LOGGER = logging.getLogger(__name__)
+
+_ESPEAK_SAMPLE_RATE = 22050
+"""Hz; pyttsx3 2.99 writes every WAV at this rate (eSpeak-NG's own voices all use it)."""
+_SYNTHESIS_TIMEOUT_S = 30.0
+_WAV_COMPLETE_TIMEOUT_S = 2.0
+_SETTLE_TIMEOUT_S = 5.0
+_MIN_RATE_WPM, _MAX_RATE_WPM = 80, 450
+"""eSpeak-NG's speaking-rate range."""
+_DEFAULT_CACHE_ENTRIES = 256
+
+_T = TypeVar("_T")
+
+
+class TtsError(RuntimeError):
+    """Speech could not be synthesized (engine missing, unknown voice, engine failure): one clear line."""
+
+
+class Synthesizer(Protocol):
+    """Text in, int16 mono samples out."""
+
+    sample_rate: int
+    """Hz of the samples synthesize() returns."""
+
+    def synthesize(self, text: str) -> np.ndarray:
+        """The speech for this text, int16 mono."""
+        ...
+
+
+# --- the one pyttsx3 thread ---------------------------------------------------------------------
+
+
+class _Engine:
+    """The process's pyttsx3 engine; used only on the pyttsx3 thread.
+
+    pyttsx3 2.99 runs eSpeak-NG asynchronously: property changes wait in eSpeak's command queue, and runAndWait()
+    cancels whatever eSpeak is still doing, which can drop a rate change and leave pyttsx3 set to cancel the
+    next utterance. So: wait for eSpeak to be idle after every change, and prime the engine once (its first
+    runAndWait() would otherwise run queued property changes right before that cancel).
+    """
+
+    def __init__(self) -> None:
+        self.engine, self._is_playing = _init_pyttsx3()
+        self.finished = threading.Event()
+        self.completed = False
+        self.engine.connect("finished-utterance", self._on_finished)
+        self.applied: tuple[str | None, int, float] | None = None
+        self.settle()
+        self.engine.runAndWait()
+
+    def settle(self) -> None:
+        """Wait until eSpeak-NG has worked through its command queue."""
+        deadline = time.monotonic() + _SETTLE_TIMEOUT_S
+        while self._is_playing():
+            if time.monotonic() > deadline:
+                raise TtsError(f"eSpeak-NG stayed busy for {_SETTLE_TIMEOUT_S:.0f} s")
+            time.sleep(0.001)
+
+    def _on_finished(self, name: str | None = None, completed: bool = True) -> None:
+        """eSpeak-NG's thread: the WAV file has been written and closed (or the utterance was cancelled)."""
+        self.completed = bool(completed)
+        self.finished.set()
+
+
+_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyttsx3")
+_ENGINE: list[_Engine] = []
+"""Holds the engine once created (touched only on the pyttsx3 thread)."""
+
+
+def _on_engine_thread(function: Callable[..., _T], *args: Any, timeout_s: float = _SYNTHESIS_TIMEOUT_S) -> _T:
+    """Run function(engine, *args) on the pyttsx3 thread and return its result."""
+
+    def task() -> _T:
+        if not _ENGINE:
+            _ENGINE.append(_Engine())
+        return function(_ENGINE[0], *args)
+
+    return _EXECUTOR.submit(task).result(timeout=timeout_s)
+
+
+def _init_pyttsx3() -> tuple[Any, Callable[[], int]]:
+    """pyttsx3's eSpeak-NG engine (quietened) and eSpeak's is-busy call; TtsError if either is missing."""
+    try:
+        import pyttsx3
+        import pyttsx3.drivers._espeak as espeak_library
+        import pyttsx3.drivers.espeak as espeak_driver
+
+        engine = pyttsx3.init("espeak")
+    except (ImportError, OSError, RuntimeError) as exc:
+        raise TtsError(f"eSpeak-NG is not usable ({exc}); install it: apt-get install espeak-ng") from exc
+    # pyttsx3 2.99 prints "Audio saved to <path>" for every file; shadow print in its module with a debug log.
+    espeak_driver.print = lambda *args, **kwargs: _LOGGER.debug(" ".join(map(str, args)))  # type: ignore[attr-defined]
+    return engine, espeak_library.IsPlaying
+
+
+def _list_voices(state: _Engine) -> list[tuple[str, str]]:
+    """(id, name) of every voice; settings are applied again afterwards (listing disturbs eSpeak's state)."""
+    state.applied = None
+    return [(str(v.id), str(v.name)) for v in state.engine.getProperty("voices")]
+
+
+def _find_voice(state: _Engine, spec: str | None) -> str | None:
+    """The id of the voice an id or name substring names, keeping a '+variant' suffix (None: eSpeak's default)."""
+    if spec is None or not spec.strip():
+        return None
+    base, plus, variant = spec.strip().partition("+")
+    voices = _list_voices(state)
+    wanted = base.strip().lower()
+    by_id = [vid for vid, _ in voices if vid.lower() == wanted or vid.lower().endswith("/" + wanted)]
+    by_name = [vid for vid, name in voices if wanted in name.lower()]
+    exact_name = [vid for vid, name in voices if wanted == name.lower()]
+    for found in (by_id, exact_name, by_name):
+        if len(found) == 1:
+            return found[0] + plus + variant  # eSpeak-NG ignores an unknown variant
+    if not by_name:
+        raise TtsError(f"No eSpeak-NG voice matches {base!r} (list them with: espeak-ng --voices)")
+    names = ", ".join(f"{name} ({vid})" for vid, name in voices if vid in by_name[:8])
+    raise TtsError(f"{base!r} matches several voices: {names}; give a voice id")
+
+
+def _apply(state: _Engine, voice_id: str | None, settings: NarratorSettings) -> None:
+    """Set voice, rate and volume if they differ from the last ones applied."""
+    wanted = (voice_id, settings.rate_wpm, settings.volume)
+    if state.applied == wanted:
+        return
+    if voice_id is not None:
+        state.engine.setProperty("voice", voice_id)
+    state.engine.setProperty("rate", settings.rate_wpm)
+    state.engine.setProperty("volume", settings.volume)
+    state.settle()
+    state.applied = wanted
+
+
+def _synthesize_on_engine(state: _Engine, text: str, voice_id: str | None, settings: NarratorSettings) -> np.ndarray:
+    """Synthesize with the given settings (on the pyttsx3 thread); retry once if eSpeak-NG cancelled it."""
+    _apply(state, voice_id, settings)
+    for _attempt in range(2):
+        samples = _synthesize_once(state, text)
+        if samples is not None:
+            return samples
+        _LOGGER.warning("eSpeak-NG cancelled an utterance; synthesizing it again: %r", text[:40])
+        state.settle()
+    raise TtsError(f"eSpeak-NG cancelled the utterance twice: {text[:40]!r}")
+
+
+def _synthesize_once(state: _Engine, text: str) -> np.ndarray | None:
+    """Synthesize to a temporary WAV and read it back; None if eSpeak-NG cancelled the utterance."""
+    with tempfile.TemporaryDirectory(prefix="voicecoach-tts-") as folder:
+        path = Path(folder) / "utterance.wav"
+        state.finished.clear()
+        state.engine.save_to_file(text, str(path))
+        state.engine.runAndWait()  # pyttsx3 2.99 may return before eSpeak-NG has even started writing
+        if not state.finished.wait(_SYNTHESIS_TIMEOUT_S):
+            raise TtsError(f"eSpeak-NG did not finish synthesizing within {_SYNTHESIS_TIMEOUT_S:.0f} s: {text[:40]!r}")
+        return _read_complete_wav(path) if state.completed else None
+
+
+def _read_complete_wav(path: Path) -> np.ndarray:
+    """int16 mono samples of a 16-bit WAV, once its header and data agree."""
+    deadline = time.monotonic() + _WAV_COMPLETE_TIMEOUT_S
+    while True:
+        try:
+            with wave.open(str(path), "rb") as wav:
+                expected = wav.getnframes() * wav.getsampwidth() * wav.getnchannels()
+                frames = wav.readframes(wav.getnframes())
+                if len(frames) == expected and wav.getsampwidth() == 2:
+                    samples = np.frombuffer(frames, dtype="<i2").reshape(-1, wav.getnchannels())[:, 0]
+                    return samples.astype(np.int16)
+        except (FileNotFoundError, EOFError, wave.Error):
+            pass
+        if time.monotonic() > deadline:
+            raise TtsError(f"eSpeak-NG's WAV file {path} was not complete after {_WAV_COMPLETE_TIMEOUT_S:.0f} s")
+        time.sleep(0.005)
+
+
+def _check_settings(settings: NarratorSettings) -> None:
+    """Rate and volume within eSpeak-NG's ranges (ValueError otherwise)."""
+    if not _MIN_RATE_WPM <= settings.rate_wpm <= _MAX_RATE_WPM:
+        raise ValueError(f"rate_wpm must be {_MIN_RATE_WPM} to {_MAX_RATE_WPM}, got {settings.rate_wpm}")
+    if not 0.0 <= settings.volume <= 1.0:
+        raise ValueError(f"volume must be 0 to 1, got {settings.volume}")
+
+
+# --- synthesizers -------------------------------------------------------------------------------
+
+
+class Pyttsx3Synthesizer:
+    """eSpeak-NG through pyttsx3, synthesizing to a buffer; calls from any thread are served one at a time."""
+
+    sample_rate: int = _ESPEAK_SAMPLE_RATE
+
+    def __init__(self, settings: NarratorSettings | None = None) -> None:
+        self.settings = settings or NarratorSettings()
+        _check_settings(self.settings)
+        self.voice_id: str | None = _on_engine_thread(_find_voice, self.settings.voice)
+        """The eSpeak-NG voice id in use (None: its default)."""
+        self.sample_rate = _ESPEAK_SAMPLE_RATE
+
+    def synthesize(self, text: str) -> np.ndarray:
+        """The speech for this text, int16 mono at sample_rate (empty for blank text)."""
+        if not text.strip():
+            return np.zeros(0, dtype=np.int16)
+        started = time.perf_counter()
+        samples = _on_engine_thread(
+            _synthesize_on_engine, text, self.voice_id, self.settings, timeout_s=2 * _SYNTHESIS_TIMEOUT_S
+        )
+        _LOGGER.debug("synthesized %.2f s of speech in %.0f ms: %r", len(samples) / self.sample_rate,
+                      (time.perf_counter() - started) * 1e3, text[:40])  # fmt: skip
+        return samples
+
+    @staticmethod
+    def voices() -> list[tuple[str, str]]:
+        """(id, name) of every eSpeak-NG voice."""
+        return _on_engine_thread(_list_voices)
+
+
+class CachedSynthesizer:
+    """A Synthesizer with an LRU cache for fixed phrases; cached buffers are read-only and shared."""
+
+    def __init__(self, inner: Synthesizer, max_entries: int = _DEFAULT_CACHE_ENTRIES) -> None:
+        self.inner = inner
+        self.sample_rate = inner.sample_rate
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def synthesize(self, text: str) -> np.ndarray:
+        """The cached buffer for this text, synthesizing it on a miss."""
+        with self._lock:
+            cached = self._cache.get(text)
+            if cached is not None:
+                self._cache.move_to_end(text)
+                self.hits += 1
+                return cached
+            self.misses += 1
+        samples = np.array(self.inner.synthesize(text), dtype=np.int16)
+        samples.flags.writeable = False
+        with self._lock:
+            self._cache[text] = samples
+            self._cache.move_to_end(text)
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+        return samples
+
+    def warm(self, texts: Iterable[str]) -> None:
+        """Synthesize these phrases now so that later calls are instant."""
+        for text in texts:
+            self.synthesize(text)
+
+    def __contains__(self, text: object) -> bool:
+        with self._lock:
+            return text in self._cache
