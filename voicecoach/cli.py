@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from voicecoach import __version__
+from voicecoach import __version__, live
 from voicecoach.commands import VocabularyError, load_vocabulary
 from voicecoach.history import HistoryError
 from voicecoach.plan import build_plan, exercise_estimate_s, segment_estimate_s
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return _EXIT_USER_ERROR
-    except (UserError, VocabularyError, ScriptError, HistoryError) as exc:
+    except (UserError, VocabularyError, ScriptError, HistoryError, live.LiveError) as exc:
         print(f"voicecoach: {exc}", file=sys.stderr)
         return _EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -74,9 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="play a routine (by voice, or --simulate for a dry run)")
     p.add_argument("routine", help="routine name or YAML file")
     _add_run_options(p)
+    live.add_run_options(p)
     p.set_defaults(handler=cmd_run)
 
-    _add_live_commands(sub)
+    live.add_commands(sub)
     return parser
 
 
@@ -96,13 +97,6 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     hist.add_argument("--no-history", dest="history", action="store_false", help="do not record this session")
     hist.add_argument("--no-progression", dest="progression", action="store_false",
                       help="use the routine file's hold times as they are")
-
-
-def _add_live_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Commands that need audio devices or engines (added by the live module when present)."""
-    from voicecoach import live
-
-    live.add_commands(sub)
 
 
 # --- list / show / check ----------------------------------------------------------------------
@@ -198,8 +192,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         from voicecoach.simulate import run_dry
 
         return run_dry(routine, vocabulary, args)
-    from voicecoach import live
-
     return live.run_live(routine, vocabulary, args)
 
 

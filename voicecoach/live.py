@@ -1,19 +1,321 @@
-"""Voice mode: the narrator and listener on real audio devices (wired up in the real-voice work)."""
+"""Voice mode: the narrator and the listener on real audio devices, and the commands that need them."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from voicecoach.commands import Vocabulary
+import numpy as np
+
+from voicecoach.clock import EventQueue, RealClock
+from voicecoach.commands import Vocabulary, load_vocabulary
+from voicecoach.events import CommandHeard, DeviceProblem
+from voicecoach.player import Player, SpeechDone
+from voicecoach.recognizer import Recognizer, RecognizerError
+from voicecoach.recording import prepare_session
 from voicecoach.routine import Routine
+from voicecoach.settings import (
+    MicSettings,
+    RecognizerSettings,
+    add_voice_options,
+    mic_settings,
+    narrator_settings,
+    recognizer_settings,
+)
+from voicecoach.transcript import stdout_transcript
+
+_LOGGER = logging.getLogger(__name__)
+_OWN_VOICE_WINDOW_S = 1.5
+"""A non-safety command whose words the narrator was saying this recently is taken as its own echo."""
+_FIXED_PHRASES = ("One.", "Two.", "Three.", "Four.", "Five.", "Halfway.", "And release.", "Paused.")
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register the commands that need audio devices."""
+class LiveError(RuntimeError):
+    """Voice mode cannot start (device, engine, model): one clear line."""
+
+
+# --- engines ----------------------------------------------------------------------------------
+
+
+def make_recognizer(settings: RecognizerSettings, vocabulary: Vocabulary) -> Recognizer:
+    """The engine the settings ask for; auto is Vosk when its model is installed, else PocketSphinx."""
+    engine = settings.engine
+    model = settings.model_dir
+    if engine in ("auto", "vosk") and model is None:
+        from voicecoach.recognizer_vosk import find_model
+
+        model = find_model() if settings.language == "en" else None
+    if engine == "auto":
+        engine = "vosk" if model is not None else "pocketsphinx"
+        _LOGGER.info("engine auto: %s", engine)
+    if engine == "vosk":
+        if model is None:
+            raise LiveError("no Vosk model is installed: run `voicecoach model download`, or use --engine pocketsphinx")
+        from voicecoach.recognizer_vosk import VoskRecognizer
+
+        return VoskRecognizer(model, vocabulary)
+    if settings.language != "en":
+        raise LiveError(f"pocketsphinx has only an English model; for {settings.language!r} use --engine vosk --model")
+    from voicecoach.recognizer_pocketsphinx import PocketSphinxRecognizer
+
+    return PocketSphinxRecognizer(vocabulary)
+
+
+# --- the microphone, echo-cancelled -----------------------------------------------------------
+
+
+class CleanMicrophone:
+    """Microphone blocks with the narrator's own playback cancelled (the speaker's playback log is the reference)."""
+
+    def __init__(self, mic: Any, speaker: Any, enabled: bool = True) -> None:
+        from voicecoach.echo import (
+            AlignerSettings,
+            EchoCancellerUnavailable,
+            EchoSettings,
+            PassThroughEchoCanceller,
+            ReferenceAligner,
+            SpeexEchoCanceller,
+        )
+
+        self._mic = mic
+        self._speaker = speaker
+        self._aligner = ReferenceAligner(AlignerSettings(sample_rate=mic.sample_rate))
+        self._canceller: Any = PassThroughEchoCanceller()
+        if enabled:
+            try:
+                self._canceller = SpeexEchoCanceller(EchoSettings(sample_rate=mic.sample_rate))
+            except EchoCancellerUnavailable as exc:
+                _LOGGER.warning("echo cancellation off: %s", exc)
+
+    def read(self, timeout_s: float | None = None) -> bytes | None:
+        """The next block, cleaned; None if the microphone gave nothing in time."""
+        block = self._mic.read_block(timeout_s)
+        if block is None:
+            return None
+        pcm = np.frombuffer(block.pcm, dtype="<i2")
+        self._aligner.sync(self._speaker.played())
+        reference = self._aligner.align(pcm, block.adc_s)
+        return bytes(self._canceller.process(pcm, reference).astype("<i2").tobytes())
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class VoiceRig:
+    """Everything voice mode opens, closed together."""
+
+    speaker: Any
+    mic: Any
+    narrator: Any
+    listener: Any
+
+    def close(self) -> None:
+        """Stop listening and speaking; release the devices."""
+        for part in (self.listener, self.narrator):
+            try:
+                part.close() if hasattr(part, "close") else part.stop()
+            except Exception:
+                _LOGGER.exception("closing %r", part)
+        self.mic.close()
+        self.speaker.close()
+
+
+def own_voice(heard: CommandHeard, recent_texts: list[str], vocabulary: Vocabulary) -> bool:
+    """True if a non-safety command is just the narrator's own words coming back through the microphone."""
+    if heard.command.is_safety:
+        return False
+    return any(match.command is heard.command for text in recent_texts for match in vocabulary.find_all(text))
+
+
+def open_rig(args: argparse.Namespace, vocabulary: Vocabulary, events: EventQueue, language: str) -> VoiceRig:
+    """Open speaker, microphone, narrator, recognizer and listener; the listener posts into events."""
+    from voicecoach.audio import Microphone, Speaker
+    from voicecoach.listener import Listener
+    from voicecoach.narrator import SoundNarrator
+    from voicecoach.tts import CachedSynthesizer, Pyttsx3Synthesizer
+
+    voice = narrator_settings(args)
+    mic_config = mic_settings(args)
+    recognizer = make_recognizer(recognizer_settings(args, language), vocabulary)
+    speaker = Speaker(voice.output_device)
+    mic = _open_mic(mic_config, speaker)
+    synthesizer = CachedSynthesizer(Pyttsx3Synthesizer(voice))
+    synthesizer.warm(_FIXED_PHRASES)
+    narrator = SoundNarrator(synthesizer, speaker, SpeechDone(events), on_error=_device_reporter(events))
+
+    def heard(command: CommandHeard) -> None:
+        if own_voice(command, narrator.recent_texts(_OWN_VOICE_WINDOW_S), vocabulary):
+            _LOGGER.info("ignored own voice: %s (%r)", command.command.value, command.text)
+            return
+        events.post(command)
+
+    source = CleanMicrophone(mic, speaker, enabled=not args.no_echo_cancel)
+    listener = Listener(source, recognizer, vocabulary, heard)
+    return VoiceRig(speaker, mic, narrator, listener)
+
+
+def _open_mic(config: MicSettings, speaker: Any) -> Any:
+    from voicecoach.audio import Microphone
+
+    try:
+        return Microphone(config.input_device, config.sample_rate, config.sample_rate * config.block_ms // 1000)
+    except Exception:
+        speaker.close()
+        raise
+
+
+def _device_reporter(events: EventQueue) -> Any:
+    def report(message: str) -> None:
+        events.post(DeviceProblem(message))
+
+    return report
 
 
 def run_live(routine: Routine, vocabulary: Vocabulary, args: argparse.Namespace) -> int:
-    """Play a routine by voice."""
-    from voicecoach.cli import UserError
+    """`voicecoach run ROUTINE`: speak and listen on the audio devices until the routine ends."""
+    from voicecoach.audio import AudioDeviceError
+    from voicecoach.tts import TtsError
 
-    raise UserError("voice mode is not wired up yet in this build; use --simulate")
+    events = EventQueue(RealClock())
+    try:
+        rig = open_rig(args, vocabulary, events, routine.language)
+    except (AudioDeviceError, TtsError, RecognizerError, LiveError, ValueError) as exc:
+        raise LiveError(str(exc)) from None
+    session, recorder = prepare_session(routine, record=args.history, progression=args.progression)
+    observers = [recorder] if recorder else []
+    try:
+        rig.mic.start()
+        rig.listener.start()
+        Player(session, rig.narrator, events, vocabulary, stdout_transcript(args.json), observers).run()
+    finally:
+        rig.close()
+        if recorder:
+            recorder.close()
+    return 0
+
+
+# --- devices, listen, model -------------------------------------------------------------------
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the commands that need audio devices or engines."""
+    p = sub.add_parser("devices", help="list audio devices")
+    p.set_defaults(handler=cmd_devices)
+
+    p = sub.add_parser("listen", help="print each command heard, live from the microphone or from a WAV file")
+    p.add_argument("--wav", type=Path, help="a WAV file (any sample rate), decoded faster than real time")
+    p.add_argument("--language", default="en", help="command vocabulary (en, ko)")
+    add_voice_options(p)
+    p.set_defaults(handler=cmd_listen)
+
+    p = sub.add_parser("model", help="speech models")
+    model_sub = p.add_subparsers(metavar="ACTION")
+    d = model_sub.add_parser("download", help="download and install the Vosk English model")
+    d.add_argument("--url", help="where to fetch the zip from (default: the Vosk models site)")
+    d.add_argument("--sha256", help="expected SHA-256 of the zip")
+    d.add_argument("--force", action="store_true", help="replace an installed model")
+    d.add_argument("--dest", type=Path, help="models folder (default: the first model folder)")
+    d.set_defaults(handler=cmd_model_download)
+    s = model_sub.add_parser("status", help="where models are looked for, and which are installed")
+    s.set_defaults(handler=cmd_model_status)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options `run` needs for voice mode."""
+    add_voice_options(parser)
+    parser.add_argument("--no-echo-cancel", action="store_true", help="do not cancel the narrator's own voice")
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """Print the audio devices."""
+    from voicecoach.audio import AudioDeviceError, format_devices, list_devices
+
+    try:
+        print(format_devices(list_devices()))
+    except AudioDeviceError as exc:
+        raise LiveError(str(exc)) from None
+    return 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    """Print one line per command heard, with its audio time."""
+    vocabulary = load_vocabulary(args.language)
+    try:
+        recognizer = make_recognizer(recognizer_settings(args, args.language), vocabulary)
+    except RecognizerError as exc:
+        raise LiveError(str(exc)) from None
+    if args.wav is not None:
+        return _listen_file(args.wav, recognizer, vocabulary)
+    return _listen_live(args, recognizer, vocabulary)
+
+
+def _listen_file(path: Path, recognizer: Recognizer, vocabulary: Vocabulary) -> int:
+    from voicecoach.listener import spot_file
+    from voicecoach.wavfile import AudioFileError
+
+    try:
+        result = spot_file(path, recognizer, vocabulary)
+    except (AudioFileError, OSError) as exc:
+        raise LiveError(f"{path}: {exc}") from None
+    for heard in result.commands:
+        print(_heard_line(heard))
+    print(f"# {len(result.commands)} commands; {recognizer.name}, real-time factor {result.rtf:.3f}", file=sys.stderr)
+    return 0
+
+
+def _listen_live(args: argparse.Namespace, recognizer: Recognizer, vocabulary: Vocabulary) -> int:
+    from voicecoach.audio import AudioDeviceError, Microphone
+    from voicecoach.listener import Listener
+
+    config = mic_settings(args)
+    try:
+        mic = Microphone(config.input_device, config.sample_rate, config.sample_rate * config.block_ms // 1000)
+    except AudioDeviceError as exc:
+        raise LiveError(str(exc)) from None
+    done = threading.Event()
+    listener = Listener(mic, recognizer, vocabulary, lambda heard: print(_heard_line(heard), flush=True))
+    print(f"Listening with {recognizer.name}; say a command (Ctrl-C to end).", file=sys.stderr)
+    try:
+        mic.start()
+        listener.start()
+        done.wait()
+    finally:
+        listener.stop()
+        mic.close()
+    return 0
+
+
+def _heard_line(heard: CommandHeard) -> str:
+    at = f"{heard.audio_time_s:8.2f}s" if heard.audio_time_s is not None else "       -"
+    return f"{at}  {heard.command.value:<9} {heard.text!r} (confidence {heard.confidence:.2f})"
+
+
+def cmd_model_download(args: argparse.Namespace) -> int:
+    """Download, verify and install the Vosk English model."""
+    from voicecoach.model_download import ModelDownloadError, download_model, print_progress
+
+    try:
+        path = download_model(args.url, args.dest, expected_sha256=args.sha256, progress=print_progress(),
+                              force=args.force)  # fmt: skip
+    except ModelDownloadError as exc:
+        raise LiveError(str(exc)) from None
+    print(f"Model ready: {path}")
+    return 0
+
+
+def cmd_model_status(args: argparse.Namespace) -> int:
+    """Say where models are looked for and what is installed."""
+    from voicecoach.recognizer_vosk import DEFAULT_MODEL_NAME, find_model, model_search_dirs
+
+    for folder in model_search_dirs():
+        print(f"looks in: {folder}")
+    found = find_model()
+    print(f"{DEFAULT_MODEL_NAME}: {found if found else 'not installed (voicecoach model download)'}")
+    print("pocketsphinx: English model bundled with the pocketsphinx package (no download)")
+    return 0

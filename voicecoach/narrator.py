@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -29,6 +31,8 @@ _CHIMES_HZ: dict[str, tuple[float, ...]] = {
 }
 """Partials of each chime; several partials sound one after another within the chime."""
 _WAIT_MARGIN_S = 5.0
+_SPOKEN_KEPT = 32
+"""Recent texts kept for own-voice awareness."""
 """How much longer than a buffer's duration the speaker may take before it counts as stalled."""
 
 
@@ -66,6 +70,15 @@ def chime_samples(name: str, sample_rate: int) -> np.ndarray:
     return np.round(np.concatenate(pieces) * _CHIME_PEAK * 32767).astype(np.int16)
 
 
+@dataclass
+class _Spoken:
+    """A text that went to the speaker, and when it stopped sounding."""
+
+    text: str
+    end_s: float
+    """time.monotonic() of its end (estimated while playing; the abort time if cut)."""
+
+
 @dataclass(frozen=True)
 class _Item:
     """One queued sound."""
@@ -99,6 +112,7 @@ class SoundNarrator:
         self._pending = 0
         """Items queued since the last stop() and not yet done."""
         self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._played: collections.deque[_Spoken] = collections.deque(maxlen=_SPOKEN_KEPT)
         self._worker = threading.Thread(target=self._run, name="narrator", daemon=True)
         self._worker.start()
 
@@ -123,6 +137,12 @@ class SoundNarrator:
         """True when nothing is playing or queued."""
         with self._lock:
             return self._pending == 0
+
+    def recent_texts(self, within_s: float) -> list[str]:
+        """Texts that were sounding at some moment in the last within_s seconds (own-voice awareness)."""
+        since = time.monotonic() - within_s
+        with self._lock:
+            return [spoken.text for spoken in self._played if spoken.end_s >= since]
 
     def close(self) -> None:
         """Stop, end the worker and wait for it."""
@@ -166,7 +186,12 @@ class SoundNarrator:
             if item.generation != self._generation:
                 return False
             self._speaker.play(samples, rate)
-        return self._speaker.wait(len(samples) / rate + _WAIT_MARGIN_S)
+            spoken = _Spoken(item.text, time.monotonic() + len(samples) / rate)
+            self._played.append(spoken)
+        finished = self._speaker.wait(len(samples) / rate + _WAIT_MARGIN_S)
+        if not finished:
+            spoken.end_s = time.monotonic()
+        return finished
 
     def _call_on_finished(self, utterance_id: int) -> None:
         """Report a finished utterance; a failing callback is logged, never kills the worker."""
