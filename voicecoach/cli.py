@@ -89,7 +89,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help='timed spoken words on virtual time, e.g. "12:pause, 20:resume, 45:too much"; finishes at once',
     )
-    sim.add_argument("--speed", type=float, default=1.0, help="clock speed-up for an interactive dry run")
+    sim.add_argument("--speed", type=float,
+                     help="run on the real clock, this many times faster, reading typed lines as they come")
     sim.add_argument("--json", action="store_true", help="print one JSON object per line")
     sim.add_argument("--record", action="store_true",
                      help="keep a dry run in the history and apply progression (voice runs always do)")

@@ -187,16 +187,14 @@ def run_live(routine: Routine, vocabulary: Vocabulary, args: argparse.Namespace)
         rig = open_rig(args, vocabulary, events, routine.language)
     except (AudioDeviceError, TtsError, RecognizerError, LiveError, ValueError) as exc:
         raise LiveError(str(exc)) from None
-    session, recorder = prepare_session(routine, record=args.history, progression=args.progression)
-    observers = [recorder] if recorder else []
+    session, observers, close = prepare_session(routine, record=args.history, progression=args.progression)
     try:
         rig.mic.start()
         rig.listener.start()
         Player(session, rig.narrator, events, vocabulary, stdout_transcript(args.json), observers).run()
     finally:
         rig.close()
-        if recorder:
-            recorder.close()
+        close()
     return 0
 
 

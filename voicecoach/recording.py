@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from voicecoach.events import Action, Finish, Log
-from voicecoach.history import RECORDED_EVENT_KINDS, History, HistoryError, exercise_results
+from voicecoach.history import RECORDED_EVENT_KINDS, History, HistoryError, data_dir, exercise_results
 from voicecoach.progression import HoldChange, ProgressionSettings, plan_holds
 from voicecoach.routine import Routine
-from voicecoach.session import Session
+from voicecoach.resume import Position, PositionSaver, PositionStore
+from voicecoach.session import ExerciseRecord, Session
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -18,10 +20,16 @@ _LOGGER = logging.getLogger(__name__)
 class SessionRecorder:
     """A player observer that writes one session to the history; a failing disk never stops the routine."""
 
-    def __init__(self, history: History, session: Session) -> None:
+    def __init__(self, history: History, session: Session, session_id: int | None = None) -> None:
+        """session_id: continue that history row (a resumed session) instead of starting one."""
         self._history = history
         self._session = session
-        self._id: int | None = None
+        self._id: int | None = session_id
+
+    @property
+    def session_id(self) -> int | None:
+        """The history row this session writes to."""
+        return self._id
 
     def begin(self, started_at: datetime | None = None) -> None:
         """Record the session's start with its planned holds."""
@@ -33,7 +41,9 @@ class SessionRecorder:
         if self._id is None:
             return
         session_id = self._id
-        if isinstance(action, Log) and action.kind in RECORDED_EVENT_KINDS:
+        if isinstance(action, Log) and action.kind == "start_over":
+            self.begin()
+        elif isinstance(action, Log) and action.kind in RECORDED_EVENT_KINDS:
             self._guard(lambda: self._history.record_event(session_id, t_s, action.kind, action.exercise,
                                                            action.value_s, action.text))
         elif isinstance(action, Log) and action.kind == "hold_done":
@@ -61,20 +71,54 @@ class SessionRecorder:
             _LOGGER.warning("history not saved: %s", exc)
 
 
-def prepare_session(routine: Routine, *, record: bool, progression: bool) -> tuple[Session, SessionRecorder | None]:
-    """The session to run: holds adjusted from history (said at the start), and its recorder when recording."""
+def prepare_session(
+    routine: Routine, *, record: bool, progression: bool
+) -> tuple[Session, list[Callable[[float, Action], None]], Callable[[], None]]:
+    """The session to run, its observers (history, saved position) and what closes them.
+
+    Holds are adjusted from history and said at the start; after a crash the session offers to pick up where the
+    last one was, continuing the same history row.
+    """
     if not record and not progression:
-        return Session(routine), None
+        return Session(routine), [], lambda: None
     history = History.open()
-    changes: list[HoldChange] = []
-    if progression:
-        routine, changes = plan_holds(routine, history.routine_history(routine), ProgressionSettings())
+    if not record:
+        routine, _ = _progressed(routine, history)
+        history.close()
+        return Session(routine), [], lambda: None
+    store = PositionStore(data_dir())
+    position = store.load(routine.name)
+    if position is not None and position.session_id is not None:
+        session = _resumed_session(routine, history, position)
+        recorder = SessionRecorder(history, session, position.session_id)
+    else:
+        routine, _ = _progressed(routine, history) if progression else (routine, [])
+        session = Session(routine)
+        recorder = SessionRecorder(history, session)
+        recorder.begin()
+    saver = PositionSaver(store, session, lambda: recorder.session_id)
+    return session, [recorder, saver], recorder.close
+
+
+def _progressed(routine: Routine, history: History) -> tuple[Routine, list[HoldChange]]:
+    """The routine with holds from progression, the changes said after the intro."""
+    routine, changes = plan_holds(routine, history.routine_history(routine), ProgressionSettings())
     if changes:
         routine = replace(routine, intro=(*routine.intro, *(c.text for c in changes)))
-    session = Session(routine)
-    if not record:
-        history.close()
-        return session, None
-    recorder = SessionRecorder(history, session)
-    recorder.begin()
-    return session, recorder
+    return routine, changes
+
+
+def _resumed_session(routine: Routine, history: History, position: Position) -> Session:
+    """A session offering to resume at the saved segment, with the holds and results it had before the crash."""
+    rows = {r.exercise: r for r in history.routine_history(routine, limit=50) if r.session_id == position.session_id}
+    exercises = tuple(
+        replace(e, hold_s=rows[e.name].hold_s or e.hold_s) if e.name in rows else e for e in routine.exercises
+    )
+    routine = replace(routine, exercises=exercises)
+    fresh = Session(routine)
+    records = [
+        ExerciseRecord(r.name, r.holds_total, rows[r.name].holds_done, rows[r.name].longest_hold_s,
+                       rows[r.name].skipped, rows[r.name].too_much) if r.name in rows else r
+        for r in fresh.records
+    ]  # fmt: skip
+    return Session(routine, resume_at=position.segment, records=records)

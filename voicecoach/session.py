@@ -100,13 +100,17 @@ class _Timer:
 class Session:
     """Every rule of the routine: steps, holds, sides, rests, commands, the safety stop."""
 
-    def __init__(self, routine: Routine) -> None:
+    def __init__(
+        self, routine: Routine, resume_at: int | None = None, records: list[ExerciseRecord] | None = None
+    ) -> None:
+        """resume_at: a segment to offer to pick up from (after a crash); records: what was done before it."""
         self.routine = routine
         self.plan: list[Segment] = build_plan(routine)
-        self.records = [
+        self.records = records or [
             ExerciseRecord(e.name, sum(1 for s in self.plan if s.exercise == i and s.kind is Kind.HOLD))
             for i, e in enumerate(routine.exercises)
         ]
+        self._resume_at = resume_at if resume_at is not None and 0 < resume_at < len(self.plan) else None
         self._state = State.READY
         self._index = 0
         self._phase = Phase.SPEAKING
@@ -128,6 +132,11 @@ class Session:
     def ended_early(self) -> bool:
         """True once the workout was ended before its last segment."""
         return self._ended_early
+
+    @property
+    def offering_resume(self) -> bool:
+        """True while waiting for 'resume' or 'start over' after a crash."""
+        return self._state is State.READY and self._resume_at is not None
 
     def status(self) -> Status:
         """A snapshot of where the session is."""
@@ -172,9 +181,16 @@ class Session:
 
     # --- events ------------------------------------------------------------------------------
 
-    def _begin(self) -> list[Action]:
-        self._started_s = self._now_s
-        return [*self._set_state(State.RUNNING), *self._enter(0)]
+    def _begin(self, at: int = 0) -> list[Action]:
+        if self._resume_at is not None and at == 0:
+            return [self._say(self._offer_line())]
+        self._started_s, self._resume_at = self._now_s, None
+        return [*self._set_state(State.RUNNING), *self._enter(at)]
+
+    def _offer_line(self) -> str:
+        exercise = self.plan[self._resume_at or 0].exercise
+        where = "the introduction" if exercise is None else self.routine.exercises[exercise].name
+        return f"Welcome back. Last time ended during {where}. Say resume to pick up there, or start over."
 
     def _on_tick(self) -> list[Action]:
         timer = self._timer
@@ -251,6 +267,8 @@ class Session:
         return [*self._freeze(State.PAUSED), self._say(_PAUSED_LINE, cacheable=True)]
 
     def _resume(self) -> list[Action] | None:
+        if self._state is State.READY and self._resume_at is not None:
+            return [StopSpeech(), *self._begin(self._resume_at)]
         if self._state not in (State.PAUSED, State.STOPPED):
             return None
         actions = self._set_state(State.RUNNING)
@@ -319,7 +337,13 @@ class Session:
         return [self._say(f"No timer right now. About {minutes} {unit} left in the routine.")]
 
     def _start(self) -> list[Action] | None:
-        return self._begin() if self._state is State.READY else None
+        if self._state is not State.READY:
+            return None
+        if self._resume_at is not None:
+            self._resume_at = None
+            self.records = [ExerciseRecord(r.name, r.holds_total) for r in self.records]
+            return [StopSpeech(), Log("start_over", "starting over instead of resuming"), *self._begin()]
+        return self._begin()
 
     def _quit(self) -> list[Action] | None:
         if self._state in (State.READY, State.FINISHED):

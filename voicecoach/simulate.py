@@ -109,19 +109,18 @@ def read_typed_lines(stream: TextIO, events: EventQueue) -> threading.Thread:
 def run_dry(routine: Routine, vocabulary: Vocabulary, args: argparse.Namespace) -> int:
     """`voicecoach run --simulate`: virtual time for scripted commands, real time when typed at a terminal."""
     script = _script_from(args)
-    clock: Clock = VirtualClock() if script is not None else RealClock(args.speed)
+    clock: Clock = VirtualClock() if script is not None else RealClock(args.speed or 1.0)
     events = EventQueue(clock)
     if script is not None:
         post_script(events, script)
     else:
         print("Dry run: type what you would say (next, pause, too much, ...), one per line.", file=sys.stderr)
         read_typed_lines(sys.stdin, events)
-    session, recorder = prepare_session(routine, record=args.record, progression=args.record and args.progression)
-    observers = [recorder] if recorder else []
-    narrator = SimulatedNarrator(events)
-    Player(session, narrator, events, vocabulary, stdout_transcript(args.json), observers).run()
-    if recorder:
-        recorder.close()
+    session, observers, close = prepare_session(routine, record=args.record, progression=args.record and args.progression)
+    try:
+        Player(session, SimulatedNarrator(events), events, vocabulary, stdout_transcript(args.json), observers).run()
+    finally:
+        close()
     return 0
 
 
@@ -129,6 +128,8 @@ def _script_from(args: argparse.Namespace) -> list[ScriptedUtterance] | None:
     """The scripted commands, or None for an interactive run."""
     if args.commands is not None:
         return parse_commands_option(args.commands)
+    if args.speed is not None:
+        return None
     if sys.stdin is None or not sys.stdin.isatty():
         lines = sys.stdin.read().splitlines() if sys.stdin is not None else []
         return parse_script(lines, "<stdin>")
