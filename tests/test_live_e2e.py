@@ -1,4 +1,4 @@
-"""End to end through real (virtual) audio devices: the narrator speaks, a person's voice comes in, the session obeys."""
+"""End to end through real (virtual) audio devices: the narrator speaks, a person speaks, the session obeys."""
 
 from __future__ import annotations
 

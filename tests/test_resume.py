@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_cli import records, run_cli
+
 from voicecoach.plan import Kind
 from voicecoach.resume import Position, PositionStore
 from voicecoach.routine_file import find_routine, load_routine_file

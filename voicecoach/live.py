@@ -135,7 +135,7 @@ def own_voice(heard: CommandHeard, recent_texts: list[str], vocabulary: Vocabula
 
 def open_rig(args: argparse.Namespace, vocabulary: Vocabulary, events: EventQueue, language: str) -> VoiceRig:
     """Open speaker, microphone, narrator, recognizer and listener; the listener posts into events."""
-    from voicecoach.audio import Microphone, Speaker
+    from voicecoach.audio import Speaker
     from voicecoach.listener import Listener
     from voicecoach.narrator import SoundNarrator
     from voicecoach.tts import CachedSynthesizer, Pyttsx3Synthesizer

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from voicecoach.events import Action, Finish, Log
 from voicecoach.history import RECORDED_EVENT_KINDS, History, HistoryError, data_dir, exercise_results
 from voicecoach.progression import HoldChange, ProgressionSettings, plan_holds
-from voicecoach.routine import Routine
 from voicecoach.resume import Position, PositionSaver, PositionStore
+from voicecoach.routine import Routine
 from voicecoach.session import ExerciseRecord, Session
 
 _LOGGER = logging.getLogger(__name__)
