@@ -51,6 +51,13 @@ class Vocabulary:
                 seen.setdefault(word, None)
         return list(seen)
 
+    def extended(self, command: Command, phrases: list[str]) -> Vocabulary:
+        """A copy with more phrases for one command (e.g. 'start lower back' for each routine)."""
+        merged = dict(self.phrases)
+        extra = tuple(" ".join(normalize(p)) for p in phrases)
+        merged[command] = tuple(dict.fromkeys((*merged.get(command, ()), *extra)))
+        return Vocabulary(self.language, merged, self.decoys)
+
     def match(self, text: str) -> Match | None:
         """The command the text asks for: a safety command wins, then the longest phrase, then the last."""
         found = self.find_all(text)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from voicecoach.clock import EventQueue, RealClock
-from voicecoach.commands import Vocabulary, load_vocabulary
-from voicecoach.events import CommandHeard, DeviceProblem
+from voicecoach.commands import Vocabulary, load_vocabulary, normalize
+from voicecoach.events import Command, CommandHeard, DeviceProblem
 from voicecoach.player import Player, SpeechDone
 from voicecoach.recognizer import Recognizer, RecognizerError
 from voicecoach.recording import prepare_session
@@ -212,6 +212,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add_voice_options(p)
     p.set_defaults(handler=cmd_listen)
 
+    add_serve_command(sub)
+
     p = sub.add_parser("model", help="speech models")
     model_sub = p.add_subparsers(metavar="ACTION")
     d = model_sub.add_parser("download", help="download and install the Vosk English model")
@@ -222,6 +224,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     d.set_defaults(handler=cmd_model_download)
     s = model_sub.add_parser("status", help="where models are looked for, and which are installed")
     s.set_defaults(handler=cmd_model_status)
+
+
+def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`voicecoach serve`: idle, listening; a routine starts when the person says so."""
+    p = sub.add_parser("serve", help="wait listening; say 'start' (or 'start lower back') to begin a routine")
+    p.add_argument("--routine", default="lower-back", help="the routine 'start' alone begins")
+    p.add_argument("--once", action="store_true", help="exit after one routine")
+    add_run_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object per line")
+    p.set_defaults(handler=cmd_serve, history=True, progression=True)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -317,3 +329,58 @@ def cmd_model_status(args: argparse.Namespace) -> int:
     print(f"{DEFAULT_MODEL_NAME}: {found if found else 'not installed (voicecoach model download)'}")
     print("pocketsphinx: English model bundled with the pocketsphinx package (no download)")
     return 0
+
+
+def routine_starters(vocabulary: Vocabulary) -> tuple[Vocabulary, dict[str, str]]:
+    """The vocabulary with 'start NAME' for every routine, and each such phrase's routine name."""
+    from voicecoach.routine_file import list_routines
+
+    by_phrase = {f"start {ref.name.replace('-', ' ')}": ref.name for ref in list_routines()}
+    return vocabulary.extended(Command.START, list(by_phrase)), by_phrase
+
+
+def chosen_routine(heard: CommandHeard, by_phrase: dict[str, str], default: str) -> str:
+    """The routine a 'start ...' command names, else the default."""
+    words = " ".join(normalize(heard.text))
+    for phrase, name in sorted(by_phrase.items(), key=lambda item: -len(item[0])):
+        if phrase in words:
+            return name
+    return default
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Idle listening; run a routine on 'start'; idle again when it ends."""
+    from voicecoach.audio import AudioDeviceError
+    from voicecoach.routine_file import find_routine, load_routine_file
+    from voicecoach.tts import TtsError
+
+    vocabulary, by_phrase = routine_starters(load_vocabulary("en"))
+    events = EventQueue(RealClock())
+    try:
+        rig = open_rig(args, vocabulary, events, "en")
+    except (AudioDeviceError, TtsError, RecognizerError, ValueError) as exc:
+        raise LiveError(str(exc)) from None
+    try:
+        rig.mic.start()
+        rig.listener.start()
+        while True:
+            heard = _wait_for_start(events)
+            name = chosen_routine(heard, by_phrase, args.routine)
+            routine = load_routine_file(find_routine(name))
+            session, observers, close = prepare_session(routine, record=args.history, progression=args.progression)
+            try:
+                Player(session, rig.narrator, events, vocabulary, stdout_transcript(args.json), observers).run()
+            finally:
+                close()
+            if args.once:
+                return 0
+    finally:
+        rig.close()
+
+
+def _wait_for_start(events: EventQueue) -> CommandHeard:
+    """Block until a START command arrives; everything else heard while idle is dropped."""
+    while True:
+        event = events.next_event(events.clock.now() + 3600.0)
+        if isinstance(event, CommandHeard) and event.command is Command.START:
+            return event
