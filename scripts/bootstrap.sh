@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runtime_apt=(python3-venv python3-dev espeak-ng libespeak-ng1 libportaudio2 libspeexdsp1)
-test_apt=(pulseaudio pulseaudio-utils libasound2-plugins flite sox)
+test_apt=(pulseaudio pulseaudio-utils libasound2-plugins flite sox shellcheck)
 extras=""
 apt_wanted=("${runtime_apt[@]}")
 if [[ ${1:-} == --test ]]; then

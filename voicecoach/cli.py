@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from voicecoach import __version__, live
+from voicecoach.config import ConfigError, apply_config, load_config
 from voicecoach.commands import VocabularyError, load_vocabulary
 from voicecoach.history import HistoryError
 from voicecoach.plan import build_plan, exercise_estimate_s, segment_estimate_s
@@ -37,8 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return _EXIT_USER_ERROR
     try:
+        if hasattr(args, "rate"):  # the commands that speak or listen take their defaults from the config file
+            args = apply_config(args, load_config(args.config))
         return handler(args)
-    except RoutineFileError as exc:
+    except (RoutineFileError, ConfigError) as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return _EXIT_USER_ERROR
@@ -54,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicecoach", description="Hands-free, voice-guided stretching routines.")
     parser.add_argument("--debug", action="store_true", help="show debug logs and tracebacks")
     parser.add_argument("--version", action="version", version=f"voicecoach {__version__}")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="config file (default: $VOICECOACH_CONFIG or ~/.config/voicecoach/config.toml)")
     sub = parser.add_subparsers(metavar="COMMAND")
 
     p = sub.add_parser("list", help="list built-in and user routines")
@@ -76,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     live.add_run_options(p)
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("doctor", help="check the devices, engines and files voice mode needs")
+    p.set_defaults(handler=cmd_doctor)
 
     live.add_commands(sub)
     return parser
@@ -167,6 +175,16 @@ def _minutes(routine: Routine) -> str:
 def _clock(seconds: float) -> str:
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}:{rest:02d}"
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check everything voice mode needs; exit 0 when all checks pass, 1 otherwise."""
+    from voicecoach.doctor import check_config, format_checks, run_checks
+
+    config, config_checks = check_config(args.config)
+    checks = [*config_checks, *run_checks(config)]
+    print(format_checks(checks))
+    return 0 if all(check.ok for check in checks) else 1
 
 
 def cmd_history(args: argparse.Namespace) -> int:

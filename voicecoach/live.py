@@ -208,7 +208,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
     p = sub.add_parser("listen", help="print each command heard, live from the microphone or from a WAV file")
     p.add_argument("--wav", type=Path, help="a WAV file (any sample rate), decoded faster than real time")
-    p.add_argument("--language", default="en", help="command vocabulary (en, ko)")
+    p.add_argument("--language", help="command vocabulary (en, ko; default en)")
     add_voice_options(p)
     p.set_defaults(handler=cmd_listen)
 
@@ -255,9 +255,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def cmd_listen(args: argparse.Namespace) -> int:
     """Print one line per command heard, with its audio time."""
-    vocabulary = load_vocabulary(args.language)
+    language = args.language or "en"
+    vocabulary = load_vocabulary(language)
     try:
-        recognizer = make_recognizer(recognizer_settings(args, args.language), vocabulary)
+        recognizer = make_recognizer(recognizer_settings(args, language), vocabulary)
     except RecognizerError as exc:
         raise LiveError(str(exc)) from None
     if args.wav is not None:

@@ -50,23 +50,25 @@ class RecognizerSettings:
 def add_voice_options(parser: argparse.ArgumentParser) -> None:
     """Options for commands that speak or listen."""
     group = parser.add_argument_group("voice")
-    group.add_argument("--engine", choices=ENGINES, default="auto",
-                       help="speech recognizer (auto: vosk when its model is installed, else pocketsphinx)")
+    group.add_argument("--engine", choices=ENGINES,
+                       help="speech recognizer (default auto: vosk when its model is installed, else pocketsphinx)")
     group.add_argument("--model", type=Path, help="Vosk model folder")
     group.add_argument("--input-device", help="microphone: index or name substring (see: voicecoach devices)")
     group.add_argument("--output-device", help="speaker: index or name substring")
     group.add_argument("--voice", help="eSpeak-NG voice, e.g. en-us or en+f3")
-    group.add_argument("--rate", type=int, default=165, help="speech rate in words per minute (80 to 400)")
-    group.add_argument("--volume", type=float, default=1.0, help="narrator volume, 0 to 1")
+    group.add_argument("--rate", type=int, help="speech rate in words per minute, 80 to 400 (default 165)")
+    group.add_argument("--volume", type=float, help="narrator volume, 0 to 1 (default 1)")
 
 
 def narrator_settings(args: argparse.Namespace) -> NarratorSettings:
     """NarratorSettings from parsed options, validated."""
-    if not 80 <= args.rate <= 400:
-        raise ValueError(f"--rate: {args.rate} is out of range (expected words per minute from 80 to 400)")
-    if not 0.0 <= args.volume <= 1.0:
-        raise ValueError(f"--volume: {args.volume} is out of range (expected 0 to 1)")
-    return NarratorSettings(args.voice, args.rate, args.volume, args.output_device)
+    rate = NarratorSettings.rate_wpm if args.rate is None else args.rate
+    volume = NarratorSettings.volume if args.volume is None else args.volume
+    if not 80 <= rate <= 400:
+        raise ValueError(f"--rate: {rate} is out of range (expected words per minute from 80 to 400)")
+    if not 0.0 <= volume <= 1.0:
+        raise ValueError(f"--volume: {volume} is out of range (expected 0 to 1)")
+    return NarratorSettings(args.voice, rate, volume, args.output_device)
 
 
 def mic_settings(args: argparse.Namespace) -> MicSettings:
@@ -76,4 +78,4 @@ def mic_settings(args: argparse.Namespace) -> MicSettings:
 
 def recognizer_settings(args: argparse.Namespace, language: str) -> RecognizerSettings:
     """RecognizerSettings from parsed options."""
-    return RecognizerSettings(args.engine, args.model, language)
+    return RecognizerSettings(args.engine or "auto", args.model, language)
