@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from voicecoach import __version__, live
-from voicecoach.config import ConfigError, apply_config, load_config
 from voicecoach.commands import VocabularyError, load_vocabulary
+from voicecoach.config import ConfigError, apply_config, load_config
 from voicecoach.history import HistoryError
 from voicecoach.plan import build_plan, exercise_estimate_s, segment_estimate_s
 from voicecoach.routine import Routine
