@@ -229,6 +229,10 @@ class Speaker:
         history_s: float = _PLAYED_HISTORY_S,
     ) -> None:
         index = resolve_device(device, "output")
+        self._device_spec = device
+        self._block_frames = block_frames
+        self._broken = False
+        """True after a device error: the next play() opens the device afresh (it may have been replugged)."""
         self._lock = threading.Lock()
         self._log_lock = threading.Lock()
         self._log: collections.deque[PlayedBuffer] = collections.deque()
@@ -260,14 +264,32 @@ class Speaker:
         playback.samples.flags.writeable = False
         with self._lock:
             self._abort_locked()
-            self._stream.abort()  # a stream that stopped itself is inactive but not yet stopped
-            self._playback = playback
             try:
+                if self._broken:
+                    self._reopen_locked()
                 with _device_errors("Cannot play on the speaker"):
+                    self._stream.abort()  # a stream that stopped itself is inactive but not yet stopped
+                    self._playback = playback
                     self._stream.start()
             except AudioDeviceError:
+                self._broken = True
                 self._complete(playback, time.monotonic())
                 raise
+
+    def _reopen_locked(self) -> None:
+        """Open the output device again after an error (caller holds _lock)."""
+        with _device_errors("The speaker is still unavailable") as sd:
+            try:
+                self._stream.close()
+            except Exception:  # the old stream may be beyond closing; it is being replaced
+                _LOGGER.debug("closing the broken speaker stream failed", exc_info=True)
+            index = resolve_device(self._device_spec, "output")
+            self._stream = sd.OutputStream(
+                samplerate=self.sample_rate, blocksize=self._block_frames, device=index, channels=1, dtype="int16",
+                latency="low", callback=self._callback,
+            )  # fmt: skip
+        self._broken = False
+        _LOGGER.info("speaker reopened: device %s", index)
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the current buffer played to its end (True) or was aborted (False)."""
@@ -393,6 +415,7 @@ class Microphone:
         max_queued_blocks: int = _MIC_MAX_QUEUED_BLOCKS,
     ) -> None:
         index = resolve_device(device, "input")
+        self._device_spec = device
         self.sample_rate = sample_rate
         self.block_frames = block_frames
         self.overflows = 0
@@ -409,6 +432,21 @@ class Microphone:
     def start(self) -> None:
         """Start capturing."""
         with _device_errors("Cannot start the microphone"):
+            self._stream.start()
+
+    def reopen(self) -> None:
+        """Open the input device afresh and start it (after it went away, e.g. unplugged and plugged back)."""
+        with _device_errors("The microphone is still unavailable") as sd:
+            try:
+                self._stream.abort()
+                self._stream.close()
+            except Exception:  # the old stream may be beyond closing; it is being replaced
+                _LOGGER.debug("closing the broken microphone stream failed", exc_info=True)
+            index = resolve_device(self._device_spec, "input")
+            self._stream = sd.RawInputStream(
+                samplerate=self.sample_rate, blocksize=self.block_frames, device=index, channels=1, dtype="int16",
+                latency="low", callback=self._callback,
+            )  # fmt: skip
             self._stream.start()
 
     def read(self, timeout_s: float | None = None) -> bytes | None:

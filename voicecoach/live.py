@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,10 @@ from voicecoach.transcript import stdout_transcript
 _LOGGER = logging.getLogger(__name__)
 _OWN_VOICE_WINDOW_S = 1.5
 """A non-safety command whose words the narrator was saying this recently is taken as its own echo."""
+_MIC_SILENT_S = 3.0
+"""Seconds without a block before the microphone counts as gone."""
+_MIC_RATE = 16000
+"""Hz: what the recognizers and the echo canceller take."""
 _FIXED_PHRASES = ("One.", "Two.", "Three.", "Four.", "Five.", "Halfway.", "And release.", "Paused.")
 
 
@@ -69,6 +75,40 @@ def make_recognizer(settings: RecognizerSettings, vocabulary: Vocabulary) -> Rec
 # --- the microphone, echo-cancelled -----------------------------------------------------------
 
 
+class MicWatch:
+    """Notices a microphone that stopped delivering audio, reports it, reopens it, and reports when it is back."""
+
+    def __init__(self, mic: Any, report: Callable[[DeviceProblem], None], silent_limit_s: float = _MIC_SILENT_S
+                 ) -> None:
+        self._mic = mic
+        self._report = report
+        self._limit_s = silent_limit_s
+        self._last_block_s = time.monotonic()
+        self._down = False
+        self._next_try_s = 0.0
+
+    def read_block(self, timeout_s: float | None = None) -> Any:
+        """The microphone's next block; while it is down, try to reopen it now and then."""
+        block = self._mic.read_block(timeout_s)
+        now = time.monotonic()
+        if block is not None:
+            self._last_block_s = now
+            if self._down:
+                self._down = False
+                self._report(DeviceProblem("the microphone is back", recovered=True))
+            return block
+        if not self._down and now - self._last_block_s > self._limit_s:
+            self._down = True
+            self._report(DeviceProblem(f"no sound from the microphone for {self._limit_s:g} seconds"))
+        if self._down and now >= self._next_try_s:
+            self._next_try_s = now + self._limit_s
+            try:
+                self._mic.reopen()
+            except Exception as exc:  # still unplugged: keep trying
+                _LOGGER.info("microphone reopen failed: %s", exc)
+        return None
+
+
 class CleanMicrophone:
     """Microphone blocks with the narrator's own playback cancelled (the speaker's playback log is the reference)."""
 
@@ -84,11 +124,11 @@ class CleanMicrophone:
 
         self._mic = mic
         self._speaker = speaker
-        self._aligner = ReferenceAligner(AlignerSettings(sample_rate=mic.sample_rate))
+        self._aligner = ReferenceAligner(AlignerSettings(sample_rate=_MIC_RATE))
         self._canceller: Any = PassThroughEchoCanceller()
         if enabled:
             try:
-                self._canceller = SpeexEchoCanceller(EchoSettings(sample_rate=mic.sample_rate))
+                self._canceller = SpeexEchoCanceller(EchoSettings(sample_rate=_MIC_RATE))
             except EchoCancellerUnavailable as exc:
                 _LOGGER.warning("echo cancellation off: %s", exc)
 
@@ -155,7 +195,7 @@ def open_rig(args: argparse.Namespace, vocabulary: Vocabulary, events: EventQueu
             return
         events.post(command)
 
-    source = CleanMicrophone(mic, speaker, enabled=not args.no_echo_cancel)
+    source = CleanMicrophone(MicWatch(mic, events.post), speaker, enabled=not args.no_echo_cancel)
     listener = Listener(source, recognizer, vocabulary, heard)
     return VoiceRig(speaker, mic, narrator, listener)
 

@@ -29,6 +29,7 @@ _TOO_MUCH_LINE = (
     "Okay, easing off. Slowly come out of the stretch and rest. Say resume, next, or end workout."
 )
 _PAUSED_LINE = "Paused."
+_DEVICE_BACK_LINE = "The sound device is working again. Say resume when you are ready."
 _DEVICE_LINE = "The sound device had a problem, so I have paused. Say resume when you are ready."
 
 
@@ -225,6 +226,8 @@ class Session:
 
     def _on_device_problem(self, event: DeviceProblem) -> list[Action]:
         log = Log("device", event.message)
+        if event.recovered and self._state is State.PAUSED:
+            return [log, self._say(_DEVICE_BACK_LINE)]
         if event.recovered or self._state is not State.RUNNING:
             return [log]
         return [log, *self._freeze(State.PAUSED), self._say(_DEVICE_LINE)]
