@@ -316,7 +316,7 @@ def _listen_file(path: Path, recognizer: Recognizer, vocabulary: Vocabulary) -> 
         raise LiveError(f"{path}: {exc}") from None
     for heard in result.commands:
         print(_heard_line(heard))
-    print(f"# {len(result.commands)} commands; {recognizer.name}, real-time factor {result.rtf:.3f}", file=sys.stderr)
+    print(f"# {len(result.commands)} commands; {recognizer.name}, real-time factor {result.real_time_factor:.3f}", file=sys.stderr)
     return 0
 
 
