@@ -36,6 +36,8 @@ _OWN_VOICE_WINDOW_S = 1.5
 """A non-safety command whose words the narrator was saying this recently is taken as its own echo."""
 _MIC_SILENT_S = 3.0
 """Seconds without a block before the microphone counts as gone."""
+_DIVERGED_BLOCKS = 50
+"""Consecutive blocks in which cancelling added energy before the echo canceller is reset (50 x 20 ms)."""
 _MIC_RATE = 16000
 """Hz: what the recognizers and the echo canceller take."""
 _FIXED_PHRASES = ("One.", "Two.", "Three.", "Four.", "Five.", "Halfway.", "And release.", "Paused.")
@@ -126,9 +128,11 @@ class CleanMicrophone:
         self._speaker = speaker
         self._aligner = ReferenceAligner(AlignerSettings(sample_rate=_MIC_RATE))
         self._canceller: Any = PassThroughEchoCanceller()
+        self._louder_blocks = 0
         if enabled:
             try:
-                self._canceller = SpeexEchoCanceller(EchoSettings(sample_rate=_MIC_RATE))
+                settings = EchoSettings(sample_rate=_MIC_RATE, residual_suppression=False)
+                self._canceller = SpeexEchoCanceller(settings)
             except EchoCancellerUnavailable as exc:
                 _LOGGER.warning("echo cancellation off: %s", exc)
 
@@ -140,7 +144,24 @@ class CleanMicrophone:
         pcm = np.frombuffer(block.pcm, dtype="<i2")
         self._aligner.sync(self._speaker.played())
         reference = self._aligner.align(pcm, block.adc_s)
-        return bytes(self._canceller.process(pcm, reference).astype("<i2").tobytes())
+        cleaned = np.asarray(self._canceller.process(pcm, reference), dtype=np.int16)
+        return self._do_no_harm(pcm, cleaned).astype("<i2").tobytes()
+
+    def _do_no_harm(self, pcm: np.ndarray, cleaned: np.ndarray) -> np.ndarray:
+        """The cleaned block, unless cancelling made it louder: then the filter is wrong (no echo path, or it
+        adapted during double talk) and would add phantom narration; pass the microphone through, and reset
+        the filter once that has lasted a while."""
+        before = float(np.dot(pcm.astype(np.float64), pcm))
+        after = float(np.dot(cleaned.astype(np.float64), cleaned))
+        if after <= before:
+            self._louder_blocks = 0
+            return cleaned
+        self._louder_blocks += 1
+        if self._louder_blocks >= _DIVERGED_BLOCKS:
+            _LOGGER.info("echo canceller diverged: reset")
+            self._canceller.reset()
+            self._louder_blocks = 0
+        return pcm
 
 
 # --- run --------------------------------------------------------------------------------------
@@ -313,10 +334,11 @@ def _listen_file(path: Path, recognizer: Recognizer, vocabulary: Vocabulary) -> 
     try:
         result = spot_file(path, recognizer, vocabulary)
     except (AudioFileError, OSError) as exc:
-        raise LiveError(f"{path}: {exc}") from None
+        raise LiveError(str(exc)) from None
     for heard in result.commands:
         print(_heard_line(heard))
-    print(f"# {len(result.commands)} commands; {recognizer.name}, real-time factor {result.real_time_factor:.3f}", file=sys.stderr)
+    rtf = result.real_time_factor
+    print(f"# {len(result.commands)} commands; {recognizer.name}, real-time factor {rtf:.3f}", file=sys.stderr)
     return 0
 
 

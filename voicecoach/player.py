@@ -29,7 +29,7 @@ from voicecoach.transcript import Transcript
 
 _LOGGER = logging.getLogger(__name__)
 _IDLE_WAKE_S = 0.5
-"""How often the loop wakes with nothing to do (real time), to notice the narrator going idle."""
+"""How often the loop wakes with nothing to do (real time): the narrator going idle, a fresh status."""
 
 
 class Narrator(Protocol):
@@ -78,8 +78,9 @@ class Player:
         self._dispatch(Begin())
         while not (self.finished and self.narrator.idle()):
             deadline = self.session.next_deadline_s()
-            if deadline is None and not self.events.clock.virtual:
-                deadline = self.events.clock.now() + _IDLE_WAKE_S
+            if not self.events.clock.virtual:
+                wake = self.events.clock.now() + _IDLE_WAKE_S
+                deadline = wake if deadline is None else min(deadline, wake)
             event = self.events.next_event(deadline)
             self._dispatch(Tick(self.events.clock.now()))
             if event is not None:

@@ -1,0 +1,234 @@
+"""CommandSpotter rules on hand-made hypotheses, and the Listener thread with fakes (no engine)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import pytest
+
+from voicecoach.commands import Vocabulary, load_vocabulary
+from voicecoach.events import Command, CommandHeard
+from voicecoach.listener import CommandSpotter, Listener, SpotterSettings, spot_samples
+from voicecoach.recognizer import Hypothesis
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> Vocabulary:
+    """The English command vocabulary."""
+    return load_vocabulary("en")
+
+
+def P(text: str, end_s: float) -> Hypothesis:  # noqa: N802 - reads like a table cell
+    """A partial hypothesis."""
+    return Hypothesis(text, final=False, end_s=end_s)
+
+
+def F(text: str, end_s: float) -> Hypothesis:  # noqa: N802
+    """A final hypothesis."""
+    return Hypothesis(text, final=True, end_s=end_s)
+
+
+CASES: list[tuple[str, list[Hypothesis], list[tuple[Command, float]]]] = [
+    (
+        "stable one-word partial gives one stop",
+        [P("stop", 0.3), P("stop", 0.33), P("stop", 0.36), F("stop", 0.8)],
+        [(Command.STOP, 0.33)],
+    ),
+    (
+        "flickering partial gives nothing",
+        [P("stop", 0.3), P("top", 0.33), P("stop", 0.36), P("shop", 0.39), F("shop", 0.8)],
+        [],
+    ),
+    (
+        "multi-word safety phrase fires on its first partial",
+        [P("too", 0.2), P("too much", 0.4), F("too much", 0.9)],
+        [(Command.TOO_MUCH, 0.4)],
+    ),
+    (
+        "no duplicate within one utterance",
+        [P("stop", 0.3), P("stop", 0.33), P("stop stop", 0.6), P("stop stop", 0.63), F("stop now", 1.0)],
+        [(Command.STOP, 0.33)],
+    ),
+    (
+        "a new utterance may stop again",
+        [P("stop", 0.3), P("stop", 0.33), F("stop", 0.8), P("halt", 1.5), P("halt", 1.53), F("halt", 2.0)],
+        [(Command.STOP, 0.33), (Command.STOP, 1.53)],
+    ),
+    (
+        "safety inside speech from partials",
+        [P("and", 0.2), P("and then", 0.4), P("and then stop", 0.7), P("and then stop", 0.73), F("and then stop", 1.2)],
+        [(Command.STOP, 0.73)],
+    ),
+    (
+        "safety the partials missed is taken from the final",
+        [P("stop", 0.3), P("top", 0.33), F("stop", 0.8)],
+        [(Command.STOP, 0.8)],
+    ),
+    (
+        "next only from the final",
+        [P("next", 0.3), P("next", 0.33), P("next", 0.36), F("next", 0.8)],
+        [(Command.NEXT, 0.8)],
+    ),
+    ("partial of a non-safety command is not acted on", [P("pause", 0.3), P("pause", 0.33)], []),
+    ("two-word command phrase", [F("how long", 1.0)], [(Command.HOW_LONG, 1.0)]),
+    ("filler around the command is fine", [F("[unk] next [unk]", 1.0)], [(Command.NEXT, 1.0)]),
+    ("a decoy word next to the command is fine", [F("okay next", 1.0)], [(Command.NEXT, 1.0)]),
+    (
+        "command word inside a long final is ordinary speech",
+        [F("the next thing we do is stretch your left leg", 3.0)],
+        [],
+    ),
+    ("command word inside a long final with fillers", [F("[unk] go [unk] art on [unk] and [unk]", 3.0)], []),
+    ("only fillers", [F("[unk]", 1.0)], []),
+    ("empty final", [F("", 1.0)], []),
+    ("decoys only", [F("top shop", 1.0)], []),
+]
+
+
+@pytest.mark.parametrize(("hyps", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_spotter_rules(vocabulary: Vocabulary, hyps: list[Hypothesis], expected: list[tuple[Command, float]]) -> None:
+    spotter = CommandSpotter(vocabulary)
+    heard = [h for hyp in hyps for h in spotter.feed(hyp)]
+    assert [(h.command, h.audio_time_s) for h in heard] == expected
+
+
+def test_spotter_reports_the_words_and_confidence(vocabulary: Vocabulary) -> None:
+    spotter = CommandSpotter(vocabulary)
+    heard = spotter.feed(Hypothesis("[unk] skip it", final=True, end_s=2.5, confidence=0.7))
+    assert heard == [CommandHeard(Command.SKIP, "[unk] skip it", 0.7, 2.5)]
+
+
+def test_spotter_stability_is_a_setting(vocabulary: Vocabulary) -> None:
+    spotter = CommandSpotter(vocabulary, SpotterSettings(stable_partials=1))
+    assert [h.command for h in spotter.feed(P("stop", 0.3))] == [Command.STOP]
+
+
+def test_spotter_reset_forgets_the_utterance(vocabulary: Vocabulary) -> None:
+    spotter = CommandSpotter(vocabulary)
+    spotter.feed(P("stop", 0.3))
+    spotter.reset()
+    assert spotter.feed(P("stop", 0.33)) == []
+
+
+class FakeSource:
+    """PCM blocks from a queue, as the microphone callback would leave them."""
+
+    def __init__(self) -> None:
+        self.blocks: queue.Queue[bytes] = queue.Queue()
+
+    def read(self, timeout: float) -> bytes | None:
+        """The next block or None."""
+        try:
+            return self.blocks.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+class ScriptedRecognizer:
+    """Returns a scripted list of hypotheses per accept() call; raises where the script says so."""
+
+    name = "scripted"
+    sample_rate = 16000
+
+    def __init__(self, script: list[list[Hypothesis] | Exception]) -> None:
+        self.script = list(script)
+        self.fed: list[bytes] = []
+
+    def accept(self, pcm: bytes) -> list[Hypothesis]:
+        """Next scripted answer."""
+        self.fed.append(pcm)
+        step = self.script.pop(0) if self.script else []
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    def flush(self) -> list[Hypothesis]:
+        """Nothing pending."""
+        return []
+
+    def reset(self) -> None:
+        """Nothing to forget."""
+
+
+def _collect(
+    vocabulary: Vocabulary, script: list[list[Hypothesis] | Exception], blocks: int, want: int
+) -> tuple[list[CommandHeard], Listener, ScriptedRecognizer]:
+    """Run a Listener over fakes until it has reported `want` commands (or timed out)."""
+    source, recognizer = FakeSource(), ScriptedRecognizer(script)
+    heard: list[CommandHeard] = []
+    done = threading.Event()
+
+    def on_command(command: CommandHeard) -> None:
+        heard.append(command)
+        if len(heard) >= want:
+            done.set()
+
+    listener = Listener(source, recognizer, vocabulary, on_command, read_timeout_s=0.01)
+    listener.start()
+    for _ in range(blocks):
+        source.blocks.put(b"\x00\x00" * 320)
+    done.wait(5.0)
+    listener.stop()
+    return heard, listener, recognizer
+
+
+def test_listener_thread_reports_commands(vocabulary: Vocabulary) -> None:
+    script: list[list[Hypothesis] | Exception] = [
+        [P("stop", 0.02)],
+        [P("stop", 0.04)],
+        [],
+        [F("stop", 0.3)],
+        [F("next", 1.0)],
+    ]
+    heard, listener, recognizer = _collect(vocabulary, script, 5, 2)
+    assert [(h.command, h.audio_time_s) for h in heard] == [(Command.STOP, 0.04), (Command.NEXT, 1.0)]
+    assert len(recognizer.fed) == 5
+    assert not listener.running
+
+
+def test_listener_survives_recognizer_errors(vocabulary: Vocabulary) -> None:
+    script: list[list[Hypothesis] | Exception] = [RuntimeError("engine hiccup"), [F("pause", 0.5)]]
+    heard, listener, _ = _collect(vocabulary, script, 2, 1)
+    assert [h.command for h in heard] == [Command.PAUSE]
+    assert listener.errors == 1
+    assert not listener.running
+
+
+def test_listener_survives_callback_errors(vocabulary: Vocabulary) -> None:
+    source, recognizer = FakeSource(), ScriptedRecognizer([[F("next", 0.5)], [F("back", 1.0)]])
+    calls: list[Command] = []
+    done = threading.Event()
+
+    def on_command(command: CommandHeard) -> None:
+        calls.append(command.command)
+        if len(calls) == 2:
+            done.set()
+        raise ValueError("player is busy")
+
+    listener = Listener(source, recognizer, vocabulary, on_command, read_timeout_s=0.01)
+    listener.start()
+    source.blocks.put(b"\x00\x00")
+    source.blocks.put(b"\x00\x00")
+    done.wait(5.0)
+    listener.stop()
+    assert calls == [Command.NEXT, Command.BACK]
+    assert listener.errors == 2
+
+
+def test_listener_stop_without_audio_returns_promptly(vocabulary: Vocabulary) -> None:
+    listener = Listener(FakeSource(), ScriptedRecognizer([]), vocabulary, lambda _: None, read_timeout_s=0.01)
+    listener.start()
+    listener.stop(timeout_s=1.0)
+    assert not listener.running
+
+
+def test_spot_samples_feeds_blocks_and_flushes(vocabulary: Vocabulary) -> None:
+    import numpy as np
+
+    recognizer = ScriptedRecognizer([[P("stop", 0.02)], [P("stop", 0.04)]])
+    result = spot_samples(np.zeros(16000, np.int16), 16000, recognizer, vocabulary, block_ms=20)
+    assert len(recognizer.fed) == 50
+    assert all(len(b) == 640 for b in recognizer.fed)
+    assert [c.command for c in result.commands] == [Command.STOP]
+    assert result.audio_s == pytest.approx(1.0)

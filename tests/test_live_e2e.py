@@ -1,0 +1,192 @@
+"""End to end through real (virtual) audio devices: the narrator speaks, a person speaks, the session obeys."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from speech import FLITE_VOICES, pad, synthesize, write_wav
+from virtual_audio import VirtualAudio, recording_start_s, rms
+
+from voicecoach.cli import _parser
+from voicecoach.clock import EventQueue, RealClock
+from voicecoach.commands import load_vocabulary
+from voicecoach.events import Command, CommandHeard
+from voicecoach.live import VoiceRig, open_rig
+from voicecoach.player import Player
+from voicecoach.routine import Exercise, Routine
+from voicecoach.session import Phase, Session, State
+from voicecoach.settings import NarratorSettings
+from voicecoach.transcript import Transcript
+from voicecoach.tts import Pyttsx3Synthesizer
+from voicecoach.wavfile import resample
+
+_LONG_STEP = (
+    "Lie face up on the mat with both knees bent and your feet flat, then let your arms rest by your sides, "
+    "soften your shoulders, and notice how your lower spine settles a little more with each slow breath out, "
+    "and keep that easy rhythm while your whole body grows heavy and calm against the floor."
+)
+_LOUD = 1200
+_PERSON = FLITE_VOICES[0]
+"""The person's voice: a TTS engine and voice the narrator does not use."""
+
+
+def long_routine(hold_s: float = 30.0, step: str = _LONG_STEP) -> Routine:
+    """One exercise: a long spoken step (something to interrupt), then a hold."""
+    exercise = Exercise("Knee rest", "lying face up", (step,), hold_s, 1)
+    return Routine("e2e", "Test routine", "For end-to-end tests.", (exercise,))
+
+
+@dataclass
+class LiveRun:
+    """A player running in a thread on the virtual devices."""
+
+    rig: VoiceRig
+    session: Session
+    events: EventQueue
+    transcript: Transcript
+    thread: threading.Thread
+
+    def wait_for(self, condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+        """Poll until condition holds; return time.monotonic() then."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition():
+                return time.monotonic()
+            time.sleep(0.01)
+        raise AssertionError(f"timed out waiting for {what}; transcript: {self.transcript.records}")
+
+    def heard(self) -> list[str]:
+        """Commands the player received."""
+        return [str(r.get("command")) for r in self.transcript.records if r["kind"] == "heard"]
+
+    def finish(self) -> None:
+        """End the workout and wait for the player to wind down."""
+        self.events.post(CommandHeard(Command.QUIT, "end workout"))
+        self.events.post(CommandHeard(Command.STOP, "stop"))  # silence the summary too
+        self.thread.join(timeout=20)
+        self.rig.close()
+
+
+@pytest.fixture
+def live(virtual_audio: VirtualAudio) -> Iterator[Callable[[Routine], LiveRun]]:
+    started: list[LiveRun] = []
+
+    def start(routine: Routine) -> LiveRun:
+        args = _parser().parse_args(["run", "x", "--engine", "pocketsphinx", "--rate", "170"])
+        vocabulary = load_vocabulary("en")
+        events = EventQueue(RealClock())
+        rig = open_rig(args, vocabulary, events, "en")
+        session = Session(routine)
+        transcript = Transcript()
+        player = Player(session, rig.narrator, events, vocabulary, transcript)
+        rig.mic.start()
+        rig.listener.start()
+        thread = threading.Thread(target=player.run, name="player", daemon=True)
+        run = LiveRun(rig, session, events, transcript, thread)
+        started.append(run)
+        thread.start()
+        return run
+
+    yield start
+    for run in started:
+        if run.thread.is_alive():
+            run.finish()
+
+
+def spoken_clip(tmp_path: Path, text: str) -> tuple[Path, float]:
+    """A WAV of the person saying text, with 0.3 s of silence before; and where the speech ends (seconds)."""
+    samples = pad(synthesize(_PERSON, text), 0.3, 0.8)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 500)
+    return write_wav(tmp_path / f"{text.replace(' ', '_')}.wav", samples), float(loud[-1]) / 16000
+
+
+def test_stop_cuts_the_narration_mid_sentence(
+    live: Callable[[Routine], LiveRun], virtual_audio: VirtualAudio, tmp_path: Path
+) -> None:
+    clip, word_end_s = spoken_clip(tmp_path, "stop")
+    recording = virtual_audio.start_recording("e2e-stop")
+    run = live(long_routine())
+    run.wait_for(lambda: any(b.duration_s > 3.0 for b in run.rig.speaker.played()), 20, "the long step to play")
+    played_at = time.monotonic()
+    virtual_audio.play_into_mic(clip, wait=False)
+    stopped_at = run.wait_for(lambda: run.session.state is State.STOPPED, 10, "the session to stop")
+    time.sleep(1.0)
+    run.finish()
+    recorded, recorded_rate = recording.stop_and_read()
+    rate = run.rig.speaker.sample_rate
+    samples = resample(recorded, recorded_rate, rate)
+
+    assert "stop" in run.heard()
+    long = max(run.rig.speaker.played(), key=lambda b: b.duration_s)
+    full_s = len(_synthesized_long(run)) / 22050
+    assert long.aborted and long.duration_s < full_s - 2.0, "the long step was cut, not played out"
+    cut_s = long.start_s + long.duration_s
+    word_end = played_at + word_end_s
+    assert word_end - 0.1 < cut_s < word_end + 1.5, (cut_s - word_end, stopped_at - word_end)
+    start_s = recording_start_s(samples, rate, long, _LOUD)
+    cut = int((cut_s - start_s) * rate)
+    calm_s = min(b.start_s for b in run.rig.speaker.played() if b.start_s > long.start_s)
+    calm = int((calm_s - start_s) * rate)
+    assert calm - cut > int(0.01 * rate), "a gap between the cut narration and the calm line"
+    assert rms(samples[cut - int(0.6 * rate) : cut - int(0.05 * rate)]) > 300, "narration right up to the cut"
+    silent = first_silent_run(samples, cut - int(0.02 * rate), calm, run=int(0.005 * rate))
+    assert silent is not None, "the speaker falls silent between the cut and the calm line"
+    assert (silent - cut) / rate < 0.02, "within 20 ms of the cut in the playback log"
+
+
+def first_silent_run(samples: np.ndarray, start: int, stop: int, run: int, level: int = 60) -> int | None:
+    """Index where the first run of `run` samples all quieter than `level` begins, in [start, stop)."""
+    quiet = np.abs(samples[start:stop].astype(np.int32)) < level
+    count = 0
+    for i, q in enumerate(quiet):
+        count = count + 1 if q else 0
+        if count == run:
+            return start + i - run + 1
+    return None
+
+
+def _synthesized_long(run: LiveRun) -> np.ndarray:
+    """The long step as the narrator's voice says it in full."""
+    return Pyttsx3Synthesizer(NarratorSettings(rate_wpm=170)).synthesize(_LONG_STEP)
+
+
+def say_until(run: LiveRun, audio: VirtualAudio, clip: Path, state: State, what: str) -> int:
+    """Play the person's words until the session reaches `state`; a person repeats a command that was missed.
+
+    Returns how many tries it took (at most three); the recognizer's accuracy is measured by the eval scripts.
+    """
+    for tries in (1, 2, 3):
+        audio.play_into_mic(clip)
+        try:
+            run.wait_for(lambda: run.session.state is state, 3.0, what)
+            return tries
+        except AssertionError:
+            if tries == 3:
+                raise
+    return 3
+
+
+def test_pause_then_resume_keeps_the_hold(
+    live: Callable[[Routine], LiveRun], virtual_audio: VirtualAudio, tmp_path: Path
+) -> None:
+    pause, _ = spoken_clip(tmp_path, "pause")
+    resume, _ = spoken_clip(tmp_path, "resume")
+    run = live(long_routine(hold_s=40.0, step="Lie down."))
+    run.wait_for(lambda: run.session.status().phase is Phase.TIMING, 20, "the hold to start")
+    time.sleep(1.0)
+    say_until(run, virtual_audio, pause, State.PAUSED, "the session to pause")
+    frozen = run.session.status().remaining_s
+    time.sleep(1.5)
+    assert run.session.status().remaining_s == frozen, "no hold time runs while paused"
+    say_until(run, virtual_audio, resume, State.RUNNING, "the session to resume")
+    time.sleep(1.0)
+    assert frozen is not None and run.session.status().remaining_s < frozen - 0.5
+    run.finish()
+    heard = [h for h in run.heard() if h in ("pause", "resume")]
+    assert heard[:2] == ["pause", "resume"] and "stop" not in run.heard()[:-1]
