@@ -116,9 +116,15 @@ def test_stop_cuts_the_narration_mid_sentence(
     recording = virtual_audio.start_recording("e2e-stop")
     run = live(long_routine())
     run.wait_for(lambda: any(b.duration_s > 3.0 for b in run.rig.speaker.played()), 20, "the long step to play")
-    played_at = time.monotonic()
-    virtual_audio.play_into_mic(clip, wait=False)
-    stopped_at = run.wait_for(lambda: run.session.state is State.STOPPED, 10, "the session to stop")
+    for tries in (1, 2):  # a person says it once more if the coach did not hear it
+        played_at = time.monotonic()
+        virtual_audio.play_into_mic(clip, wait=False)
+        try:
+            stopped_at = run.wait_for(lambda: run.session.state is State.STOPPED, 3.0, "the session to stop")
+            break
+        except AssertionError:
+            if tries == 2:
+                raise
     time.sleep(1.0)
     run.finish()
     recorded, recorded_rate = recording.stop_and_read()
@@ -175,7 +181,8 @@ def test_pause_then_resume_keeps_the_hold(
     assert run.session.status().remaining_s == frozen, "no hold time runs while paused"
     say_until(run, virtual_audio, resume, State.RUNNING, "the session to resume")
     time.sleep(1.0)
-    assert frozen is not None and run.session.status().remaining_s < frozen - 0.5
+    remaining = run.session.status().remaining_s
+    assert frozen is not None and remaining is not None and remaining < frozen - 0.5
     run.finish()
     heard = [h for h in run.heard() if h in ("pause", "resume")]
     assert heard[:2] == ["pause", "resume"] and "stop" not in run.heard()[:-1]
