@@ -62,6 +62,13 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def stage(label: str) -> tuple[str, float, float]:
+    """(label, resident memory now, peak resident memory so far), MB."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    peak_mb = int(status["VmHWM"].split()[0]) / 1024
+    return label, round(rss_mb(), 1), round(peak_mb, 1)
+
+
 def make_engine(engine: str) -> tuple[object, object, str]:
     """A recognizer, its vocabulary, and a note on which model it uses."""
     from voicecoach.commands import load_vocabulary
@@ -89,12 +96,18 @@ def child(engine: str, soak_minutes: float) -> dict[str, object]:
     from voicecoach.listener import CommandSpotter
 
     base_mb = rss_mb()
+    stages = [stage("python+numpy")]
+    load0 = time.perf_counter()
     recognizer, vocabulary, note = make_engine(engine)
+    load_s = time.perf_counter() - load0
     loaded_mb = rss_mb()
+    stages.append(stage("recognizer"))
     spotter = CommandSpotter(vocabulary)  # type: ignore[arg-type]
     cpu_s, audio_s, heard, samples = 0.0, 0.0, [], []
     while not samples or audio_s < soak_minutes * 60:
         for piece in routine_audio():
+            if len(stages) == 2:
+                stages.append(stage("narrator voice"))
             pcm = piece.astype("<i2").tobytes()
             cpu0 = time.process_time()
             for offset in range(0, len(pcm), _BLOCK * 2):
@@ -104,9 +117,11 @@ def child(engine: str, soak_minutes: float) -> dict[str, object]:
             audio_s += len(piece) / _RATE
         samples.append((round(audio_s / 60, 1), round(rss_mb(), 1)))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    stages.append(stage("routine heard"))
     return {"engine": engine, "model": note, "audio_min": round(audio_s / 60, 1), "rtf": round(cpu_s / audio_s, 4),
             "rss_base_mb": round(base_mb, 1), "rss_loaded_mb": round(loaded_mb, 1), "peak_rss_mb": round(peak_mb, 1),
-            "rss_over_time": samples, "heard_in_narration": heard}  # fmt: skip
+            "load_s": round(load_s, 2), "stages": stages, "rss_over_time": samples,
+            "heard_in_narration": heard}  # fmt: skip
 
 
 def main() -> int:
@@ -131,15 +146,25 @@ def main() -> int:
 def report(r: dict) -> None:
     series = r["rss_over_time"]
     growth = series[-1][1] - series[0][1] if len(series) > 1 else 0.0
-    print(f"{r['engine']} ({r['model']}): {r['audio_min']} min of audio, real-time factor {r['rtf']}, "
-          f"peak RSS {r['peak_rss_mb']} MB (python {r['rss_base_mb']} MB, with the engine loaded "
-          f"{r['rss_loaded_mb']} MB)")
+    print(
+        f"{r['engine']} ({r['model']}): {r['audio_min']} min of audio, real-time factor {r['rtf']}, "
+        f"peak RSS {r['peak_rss_mb']} MB (python {r['rss_base_mb']} MB, with the engine loaded "
+        f"{r['rss_loaded_mb']} MB, loaded in {r['load_s']} s)"
+    )
+    print(
+        "  memory by stage, MB resident now / peak so far: "
+        + ", ".join(f"{label} {now} / {peak}" for label, now, peak in r["stages"])
+    )
     heard = r["heard_in_narration"]
-    print(f"  commands spotted in its own narration (no echo cancellation, no own-voice filter): {len(heard)}"
-          + (f": {', '.join(heard[:12])}" if heard else ""))
+    print(
+        f"  commands spotted in its own narration (no echo cancellation, no own-voice filter): {len(heard)}"
+        + (f": {', '.join(heard[:12])}" if heard else "")
+    )
     if len(series) > 1:
-        print(f"  soak: RSS {series[0][1]} MB after {series[0][0]} min -> {series[-1][1]} MB after {series[-1][0]} min"
-              f" (growth {growth:+.1f} MB)")
+        print(
+            f"  soak: RSS {series[0][1]} MB after {series[0][0]} min -> {series[-1][1]} MB after {series[-1][0]} min"
+            f" (growth {growth:+.1f} MB)"
+        )
 
 
 if __name__ == "__main__":

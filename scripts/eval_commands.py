@@ -33,7 +33,7 @@ import random
 import statistics
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -425,7 +425,12 @@ class Detection:
 
 
 def listen(
-    mic_samples: np.ndarray, narration: list[Spoken], echo: bool, recognizer: Any, vocabulary: Any
+    mic_samples: np.ndarray,
+    narration: list[Spoken],
+    echo: bool,
+    recognizer: Any,
+    vocabulary: Any,
+    spotter_settings: Any = None,
 ) -> tuple[list[Detection], float]:
     """Run the microphone signal through CleanMicrophone, the recognizer, the spotter and the own-voice filter;
     the detections and the CPU seconds spent."""
@@ -436,7 +441,7 @@ def listen(
     mic = _TimelineMic(mic_samples)
     speaker = _TimelineSpeaker(narration, echo)
     clean = CleanMicrophone(mic, speaker, enabled=True)
-    spotter = CommandSpotter(vocabulary)
+    spotter = CommandSpotter(vocabulary, spotter_settings)
     recognizer.reset()
     detections = []
     cpu_start = time.thread_time()
@@ -546,6 +551,8 @@ class Job:
     narration_pass: bool
     seed: int
     max_narration_s: float | None
+    spotter: tuple[tuple[str, float], ...] = ()
+    """SpotterSettings fields to override (tuning experiments)."""
 
 
 def make_recognizer(engine: str, model: str | None, vocabulary: Any) -> Any:
@@ -561,9 +568,11 @@ def make_recognizer(engine: str, model: str | None, vocabulary: Any) -> Any:
 def run_job(job: Job) -> tuple[Job, Score]:
     """Both passes for one engine and condition (in a worker process)."""
     from voicecoach.commands import load_vocabulary
+    from voicecoach.listener import SpotterSettings
 
     logging.basicConfig(level=logging.WARNING)
     vocabulary = load_vocabulary(job.language)
+    spotter = dataclasses.replace(SpotterSettings(), **dict(job.spotter))
     recognizer = make_recognizer(job.engine, job.model, vocabulary)
     voice = NarrationVoice()
     score = Score()
@@ -574,7 +583,7 @@ def run_job(job: Job) -> tuple[Job, Score]:
             narration = [s for s in narration if s.end_s <= job.max_narration_s]
         length_s = narration[-1].end_s + 2.0
         mic, _ = microphone_signal(narration, [], job.condition, length_s, job.seed)
-        found, cpu_s = listen(mic, narration, echo, recognizer, vocabulary)
+        found, cpu_s = listen(mic, narration, echo, recognizer, vocabulary, spotter)
         score.false_narration = [d for d in found if not d.dropped_as_own]
         score.own_dropped += len(found) - len(score.false_narration)
         score.narration_s, score.audio_s, score.cpu_s = length_s, length_s, cpu_s
@@ -584,7 +593,7 @@ def run_job(job: Job) -> tuple[Job, Score]:
         spoken_lines = [(0.4, text) for _, text in routine_lines(job.routine) if text]
         narration = lay_out(voice, spoken_lines, until_s=length_s) if echo else []
         mic, talking = microphone_signal(narration, insertions, job.condition, length_s, job.seed)
-        found, cpu_s = listen(mic, narration, echo, recognizer, vocabulary)
+        found, cpu_s = listen(mic, narration, echo, recognizer, vocabulary, spotter)
         score_insertions(score, insertions, talking, found)
         score.audio_s += length_s
         score.cpu_s += cpu_s
@@ -667,6 +676,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 60 s of narration, one voice, two clips per word")
+    parser.add_argument("--spotter", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a listener.SpotterSettings field, e.g. stable_partials_multiword=2")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every miss and false command")
     args = parser.parse_args(argv)
@@ -679,12 +690,13 @@ def main(argv: list[str] | None = None) -> int:
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
     vocabulary = load_vocabulary(args.language)
+    spotter = tuple(_spotter_override(text, parser) for text in args.spotter)
     engines = args.engine or ["pocketsphinx"]
     clips = _gather_clips(args, vocabulary)
     if not clips and args.no_narration_pass:
         parser.error("nothing to evaluate: no clips and no narration pass")
     jobs = [Job(engine, args.model, args.language, condition, args.routine, tuple(clips),
-                not args.no_narration_pass, args.seed, 60.0 if args.quick else None)
+                not args.no_narration_pass, args.seed, 60.0 if args.quick else None, spotter)
             for engine in engines for condition in conditions]
     print(f"{len(clips)} clips ({', '.join(f'{k} {v}' for k, v in sorted(Counter(c.source for c in clips).items()))})"
           f", {len(jobs)} runs on {args.jobs} processes", flush=True)
@@ -699,6 +711,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps([_figures(job, s) for job, s in results], indent=2))
     return 0
+
+
+def _spotter_override(text: str, parser: argparse.ArgumentParser) -> tuple[str, float]:
+    """'FIELD=VALUE' for a SpotterSettings field."""
+    from voicecoach.listener import SpotterSettings
+
+    name, _, value = text.partition("=")
+    fields = {f.name for f in dataclasses.fields(SpotterSettings)}
+    if name not in fields:
+        parser.error(f"--spotter {text!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}")
+    try:
+        number = float(value)
+    except ValueError:
+        parser.error(f"--spotter {text!r}: {value!r} is not a number")
+    return name, int(number) if number.is_integer() and name != "min_coverage" else number
 
 
 def _gather_clips(args: argparse.Namespace, vocabulary: Any) -> list[Clip]:

@@ -67,4 +67,4 @@ def test_no_sentence_of_the_article_is_spoken(routine: Routine) -> None:
 def test_spoken_steps_avoid_command_words(routine: Routine) -> None:
     vocabulary = load_vocabulary("en")
     with_commands = [t for t in spoken_texts(routine) if vocabulary.find_all(t)]
-    assert with_commands == ["Say stop or too much at any moment and I will go quiet."]
+    assert with_commands == ["Say stop or too much at any moment and I will fall silent."]

@@ -295,11 +295,12 @@ NOT_GIVEN = {"engine": None, "model": None, "input_device": None, "output_device
 
 def test_the_config_fills_options_not_given(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, FULL))
-    args = apply_config(argparse.Namespace(**NOT_GIVEN, no_echo_cancel=False, progression=True), config)
+    given = argparse.Namespace(**NOT_GIVEN, no_echo_cancel=False, progression=ProgressionSettings())
+    args = apply_config(given, config)
     assert (args.engine, args.model) == ("vosk", tmp_path / "models" / "vosk-model-small-en-us-0.15")
     assert (args.input_device, args.output_device) == ("USB PnP", "3")
     assert (args.voice, args.rate, args.volume) == ("en+f3", 140, 0.8)
-    assert args.no_echo_cancel is True and args.progression is False
+    assert args.no_echo_cancel is True and args.progression is None, "the file turned both off"
 
 
 def test_options_given_on_the_command_line_win(tmp_path: Path) -> None:
@@ -325,8 +326,17 @@ def test_apply_config_leaves_its_input_and_other_commands_alone() -> None:
 
 
 def test_flags_that_turn_features_off_stay_off() -> None:
-    args = argparse.Namespace(no_echo_cancel=True, progression=False)
-    assert vars(apply_config(args, Config())) == {"no_echo_cancel": True, "progression": False}
+    args = argparse.Namespace(no_echo_cancel=True, progression=None)
+    assert vars(apply_config(args, Config())) == {"no_echo_cancel": True, "progression": None}
+
+
+def test_the_progression_settings_come_from_the_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[progression]\nstep_s = 3\nsessions_per_step = 1\n"))
+    args = apply_config(argparse.Namespace(progression=ProgressionSettings()), config)
+    assert args.progression == ProgressionSettings(step_s=3.0, sessions_per_step=1)
+    assert apply_config(argparse.Namespace(progression=ProgressionSettings()), Config()).progression == (
+        ProgressionSettings()
+    )
 
 
 def test_the_real_voice_options_let_the_config_through(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ CASES: list[tuple[str, list[Hypothesis], list[tuple[Command, float]]]] = [
     ),
     (
         "a new utterance may stop again",
-        [P("stop", 0.3), P("stop", 0.33), F("stop", 0.8), P("halt", 1.5), P("halt", 1.53), F("halt", 2.0)],
+        [P("stop", 0.3), P("stop", 0.33), F("stop", 0.8), P("stop", 1.5), P("stop", 1.53), F("stop", 2.0)],
         [(Command.STOP, 0.33), (Command.STOP, 1.53)],
     ),
     (

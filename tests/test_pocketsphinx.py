@@ -5,6 +5,8 @@ Measured figures and the miss budgets below come from scripts/eval_pocketsphinx.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,16 @@ from speech import RATE, Voice, available, concat, pad, synthesize, write_wav
 from voicecoach.commands import Vocabulary, load_vocabulary
 from voicecoach.events import Command
 from voicecoach.listener import SpotResult, spot_file, spot_samples
-from voicecoach.recognizer_pocketsphinx import UNKNOWN, PocketSphinxRecognizer, clean_text
+from voicecoach.recognizer_pocketsphinx import (
+    COMMON_WORDS_FILE,
+    COMMON_WORDS_STORED,
+    UNKNOWN,
+    PocketSphinxRecognizer,
+    clean_text,
+    rank_common_words,
+    stored_common_words,
+    write_dictionary,
+)
 
 ESPEAK_US = Voice("espeak-ng", "en-us")
 ESPEAK_US_F2 = Voice("espeak-ng", "en-us+f2")
@@ -33,10 +44,11 @@ isolated 'pause', 'next', 'back', 'skip' land on decoys or common words. Measure
 espeak en-us 4/12, en-us+f2 5/12 (safety phrases included)."""
 WARM_UP = "Hello, this is a short test of the microphone."
 ESPEAK_SCOTS = Voice("espeak-ng", "en-gb-scotland+m1")
-PARAGRAPH_VOICES = (ESPEAK_SCOTS, FLITE_SLT, FLITE_RMS, FLITE_KAL16)
-"""Measured: every Flite voice but kal gives nothing for the paragraph; of eSpeak voices only this one does. The
-others (en-us, en+m3, en+f3, en-gb, en-us+f2, en-us+m3) each gave one false STOP or TOO_MUCH in it: eSpeak's
-voice reads as a stream of short confusable words to this model (see scripts/eval_pocketsphinx.py)."""
+PARAGRAPH_VOICES = (FLITE_SLT, FLITE_RMS, FLITE_KAL16)
+"""Measured: every Flite voice but kal gives nothing for the paragraph. Every eSpeak voice (en-us, en+m3, en+f3,
+en-gb, en-us+f2, en-us+m3, and en-gb-scotland+m1 since "halt" left the stop phrases) gives one false STOP or
+TOO_MUCH in it: eSpeak's voice reads as a stream of short confusable words to this model (see
+scripts/eval_pocketsphinx.py and scripts/eval_commands.py for the rates)."""
 PARAGRAPH = (
     "The weather was lovely this morning, warm and bright with a soft breeze. "
     "I made a pot of soup with carrots, onions and a little garlic, and we ate it in the garden while the birds sang."
@@ -150,6 +162,55 @@ def test_grammar_words_come_from_the_vocabulary_and_protect_safety(vocabulary: V
     assert "top" not in words and "two" not in words  # could steal 'stop' and 'too much'
 
 
+def test_decoder_knows_every_grammar_word_as_the_full_dictionary_does_and_little_else(vocabulary: Vocabulary) -> None:
+    recognizer = PocketSphinxRecognizer(vocabulary)
+    words = {w for item in recognizer.grammar_words for w in item.split()}
+    full = _full_dictionary()
+    for word in words:
+        assert recognizer._decoder.lookup_word(word) == full[word][0], word
+    assert recognizer._decoder.lookup_word("zucchini") is None  # in the full dictionary, not in the grammar
+
+
+def test_dictionary_copies_every_pronunciation_of_the_words_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "small.dict"
+    found = write_dictionary(path, ["the", "stop", "notaword"])
+    full = _full_dictionary()
+    assert found == {"the": len(full["the"]), "stop": len(full["stop"])}
+    assert len(full["the"]) > 1
+    entries = [line.split(" ", 1) for line in path.read_text().splitlines()]
+    assert [phones for word, phones in entries if word.split("(", 1)[0] == "the"] == full["the"]
+
+
+def test_stored_common_words_are_the_language_models_ranking() -> None:
+    """Fails if pocketsphinx's bundled model changes: rewrite the list with write_common_words()."""
+    stored = stored_common_words()
+    assert len(stored) == COMMON_WORDS_STORED, COMMON_WORDS_FILE
+    assert stored == rank_common_words(COMMON_WORDS_STORED)
+
+
+def test_recognizer_never_reads_the_language_model() -> None:
+    """Reading the 27 MB language model to rank common words and loading the 135,000-word dictionary took the
+    process to a 98-110 MB peak (bench_resources.py reports the figure); the ranking now ships with the package and
+    the decoder gets a dictionary of the grammar's words only."""
+    code = (
+        "import sys, pocketsphinx\n"
+        "opened = []\n"
+        "sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == 'open' else None)\n"
+        "class NoModel:\n"
+        "    @staticmethod\n"
+        "    def readfile(path):\n"
+        "        raise SystemExit(f'the language model was read: {path}')\n"
+        "pocketsphinx.NGramModel = NoModel\n"
+        "from voicecoach.commands import load_vocabulary\n"
+        "from voicecoach.recognizer_pocketsphinx import PocketSphinxRecognizer\n"
+        "PocketSphinxRecognizer(load_vocabulary('en'))\n"
+        "print('\\n'.join(opened))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert any(path.endswith("pocketsphinx-en-us-common.txt") for path in out.stdout.splitlines()), out.stdout
+
+
 def test_clean_text_collapses_garbage_and_drops_silence() -> None:
     assert clean_text(["<s>", "garbage_s", "garbage_t", "stop(9)", "<sil>", "[NOISE]", "</s>"]) == f"{UNKNOWN} stop"
 
@@ -157,3 +218,14 @@ def test_clean_text_collapses_garbage_and_drops_silence() -> None:
 def _last_loud_sample(samples: np.ndarray) -> int:
     """Index of the last sample above -40 dBFS."""
     return int(np.nonzero(np.abs(samples.astype(np.int32)) > 328)[0][-1])
+
+
+def _full_dictionary() -> dict[str, list[str]]:
+    """The bundled pronunciation dictionary: word -> its pronunciations, in order."""
+    from pocketsphinx import get_model_path
+
+    out: dict[str, list[str]] = {}
+    for line in Path(get_model_path("en-us/cmudict-en-us.dict")).read_text("utf-8").splitlines():
+        word, phones = line.split(" ", 1)
+        out.setdefault(word.split("(", 1)[0], []).append(phones)
+    return out

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_cli import records, run_cli
 
 from voicecoach.history import ExerciseHistoryRow, ExerciseResult, History
 from voicecoach.progression import Cause, HoldChange, ProgressionSettings, hold_range, plan_holds, spoken_change
@@ -217,3 +218,90 @@ def test_hold_always_stays_within_floor_and_cap(
 )
 def test_spoken_reasons_never_contain_a_command_word(cause: Cause, from_s: float, to_s: float, count: int) -> None:
     assert not COMMAND_WORDS.search(spoken_change("Bridge", from_s, to_s, cause, count))
+
+
+# --- the config file's [progression], through recorded dry runs of the command line -------------------------------
+
+_SHORT_ROUTINE = """\
+name: short-bridge
+title: Short bridge
+description: One exercise, for progression through the command line.
+exercises:
+  - name: Bridge
+    position: lying face up
+    steps: ["Lift your hips."]
+    hold_s: 20
+    max_hold_s: 45
+"""
+
+
+def _dry_run(tmp_path: Path, config: str, *options: str) -> list[str]:
+    """The command line of a recorded dry run of a one-exercise routine, with this config file."""
+    routine = tmp_path / "short-bridge.yaml"
+    routine.write_text(_SHORT_ROUTINE, encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text(config, encoding="utf-8")
+    return ["--config", str(path), "run", str(routine), "--simulate", "--record", *options]
+
+
+def _bridge_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str], run: list[str]) -> list[float | None]:
+    """The hold of each of three such dry runs, as planned."""
+    holds: list[float | None] = []
+    for _ in range(3):
+        code, _, err = run_cli(run, capsys)
+        assert code == 0, err
+        with History.open(tmp_path / "data" / "history.sqlite3") as history:
+            holds.append(history.exercise_history("short-bridge", "Bridge", limit=1)[0].hold_s)
+    return holds
+
+
+@pytest.mark.parametrize(
+    ("config", "options", "expected"),
+    [
+        ("", (), [20, 20, 25]),
+        ("[progression]\nstep_s = 5\nsessions_per_step = 1\n", (), [20, 25, 30]),
+        ("[progression]\nstep_s = 3\nsessions_per_step = 1\n", (), [20, 23, 26]),
+        ("[progression]\nstep_s = 5\nsessions_per_step = 1\n", ("--no-progression",), [20, 20, 20]),
+        ("[progression]\nenabled = false\nstep_s = 5\nsessions_per_step = 1\n", (), [20, 20, 20]),
+    ],
+    ids=["defaults", "every-session-by-5", "every-session-by-3", "no-progression-option", "disabled-in-file"],
+)
+def test_the_config_files_progression_reaches_the_session(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    config: str,
+    options: tuple[str, ...],
+    expected: list[float],
+) -> None:
+    monkeypatch.setenv("VOICECOACH_DATA", str(tmp_path / "data"))
+    assert _bridge_holds(tmp_path, capsys, _dry_run(tmp_path, config, *options)) == expected
+
+
+def test_a_step_from_the_config_file_is_said_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VOICECOACH_DATA", str(tmp_path / "data"))
+    run = _dry_run(tmp_path, "[progression]\nstep_s = 5\nsessions_per_step = 1\n", "--json")
+    run_cli(run, capsys)
+    _, out, _ = run_cli(run, capsys)
+    said = [str(r["text"]) for r in records(out) if r["kind"] == "say"]
+    assert "Bridge: holds are now 25 seconds, up from 20, because the last session went smoothly." in said
+    assert "Hold for 25 seconds." in " ".join(said)
+
+
+def test_bad_progression_values_stop_a_run_with_file_line_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VOICECOACH_DATA", str(tmp_path / "data"))
+    path = tmp_path / "config.toml"
+    path.write_text("[progression]\nstep_s = 0.5\nsessions_per_step = 1.5\nback_off_fraction = 2\n", encoding="utf-8")
+    code, out, err = run_cli(["--config", str(path), "run", "lower-back", "--simulate", "--record"], capsys)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        f"{path}:2: progression.step_s: 0.5 is out of range (expected seconds added to a hold per step up, at least 1)",
+        f"{path}:3: progression.sessions_per_step: the number 1.5 is not a whole number "
+        "(expected a whole number of smooth sessions, at least 1)",
+        f"{path}:4: progression.back_off_fraction: 2 is out of range (expected a fraction above 0, up to 1)",
+    ]
+    assert not (tmp_path / "data").exists()

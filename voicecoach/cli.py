@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,12 +14,15 @@ from voicecoach.commands import VocabularyError, load_vocabulary
 from voicecoach.config import ConfigError, apply_config, load_config
 from voicecoach.history import HistoryError
 from voicecoach.plan import build_plan, exercise_estimate_s, segment_estimate_s
+from voicecoach.progression import ProgressionSettings
 from voicecoach.routine import Routine
+from voicecoach.routine_check import Finding, Level, check_routine
 from voicecoach.routine_file import RoutineFileError, find_routine, list_routines, load_routine_file
 from voicecoach.simulate import ScriptError
 
 _LOGGER = logging.getLogger(__name__)
 _EXIT_USER_ERROR = 2
+_EXIT_STRICT_WARNINGS = 1
 
 
 class UserError(Exception):
@@ -68,8 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("routine", help="routine name or YAML file")
     p.set_defaults(handler=cmd_show)
 
-    p = sub.add_parser("check", help="validate routine files")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p = sub.add_parser("check", help="validate routines; warn about command words the narrator would say")
+    p.add_argument("routines", nargs="+", metavar="ROUTINE_OR_FILE", help="routine name or YAML file")
+    p.add_argument("--strict", action="store_true", help="exit 1 when there are warnings (notes never count)")
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser("history", help="show the last sessions")
@@ -104,8 +109,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                      help="keep a dry run in the history and apply progression (voice runs always do)")
     hist = p.add_argument_group("history and progression")
     hist.add_argument("--no-history", dest="history", action="store_false", help="do not record this session")
-    hist.add_argument("--no-progression", dest="progression", action="store_false",
-                      help="use the routine file's hold times as they are")
+    hist.add_argument("--no-progression", dest="progression", action="store_const", const=None,
+                      default=ProgressionSettings(), help="use the routine file's hold times as they are")
 
 
 # --- list / show / check ----------------------------------------------------------------------
@@ -153,18 +158,33 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate each file; print problems one per line; exit 2 if any."""
-    failed = False
-    for path in args.files:
+    """Validate each routine; print problems, warnings and notes one per line.
+
+    Exit 2 if any routine has problems, else 1 if --strict and any has warnings, else 0.
+    """
+    failed = warned = False
+    for name_or_path in args.routines:
         try:
-            routine = load_routine_file(path)
+            path = find_routine(name_or_path)
+            routine, findings = check_routine(path)
         except RoutineFileError as exc:
             failed = True
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
             continue
-        print(f"{path}: ok ({len(routine.exercises)} exercises, {_minutes(routine)})")
-    return _EXIT_USER_ERROR if failed else 0
+        for finding in findings:
+            print(finding, file=sys.stderr)
+        warned = warned or any(finding.level is Level.WARNING for finding in findings)
+        print(f"{path}: ok ({len(routine.exercises)} exercises, {_minutes(routine)}{_finding_counts(findings)})")
+    if failed:
+        return _EXIT_USER_ERROR
+    return _EXIT_STRICT_WARNINGS if warned and args.strict else 0
+
+
+def _finding_counts(findings: list[Finding]) -> str:
+    counts = Counter(finding.level for finding in findings)
+    parts = [f"{counts[level]} {level.value}{'s' if counts[level] != 1 else ''}" for level in Level if counts[level]]
+    return f"; {', '.join(parts)}" if parts else ""
 
 
 def _minutes(routine: Routine) -> str:

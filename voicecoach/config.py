@@ -456,6 +456,7 @@ def apply_config(args: argparse.Namespace, config: Config) -> argparse.Namespace
     # Flags that can only turn a feature off: the config may turn it off too, never back on.
     if getattr(merged, "no_echo_cancel", None) is False and not config.echo_cancel:
         merged.no_echo_cancel = True
-    if getattr(merged, "progression", None) is True and not config.progression.enabled:
-        merged.progression = False
+    # Progression: None (--no-progression) stays off; settings become the config's, or None if it turns them off.
+    if isinstance(getattr(merged, "progression", None), ProgressionSettings):
+        merged.progression = config.progression if config.progression.enabled else None
     return merged

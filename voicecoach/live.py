@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
 import time
@@ -18,6 +19,7 @@ from voicecoach.clock import EventQueue, RealClock
 from voicecoach.commands import Vocabulary, load_vocabulary, normalize
 from voicecoach.events import Command, CommandHeard, DeviceProblem
 from voicecoach.player import Player, SpeechDone
+from voicecoach.progression import ProgressionSettings
 from voicecoach.recognizer import Recognizer, RecognizerError
 from voicecoach.recording import prepare_session
 from voicecoach.routine import Routine
@@ -32,8 +34,6 @@ from voicecoach.settings import (
 from voicecoach.transcript import stdout_transcript
 
 _LOGGER = logging.getLogger(__name__)
-_OWN_VOICE_WINDOW_S = 1.5
-"""A non-safety command whose words the narrator was saying this recently is taken as its own echo."""
 _MIC_SILENT_S = 3.0
 """Seconds without a block before the microphone counts as gone."""
 _DIVERGED_BLOCKS = 50
@@ -187,18 +187,12 @@ class VoiceRig:
         self.speaker.close()
 
 
-def own_voice(heard: CommandHeard, recent_texts: list[str], vocabulary: Vocabulary) -> bool:
-    """True if a non-safety command is just the narrator's own words coming back through the microphone."""
-    if heard.command.is_safety:
-        return False
-    return any(match.command is heard.command for text in recent_texts for match in vocabulary.find_all(text))
-
-
 def open_rig(args: argparse.Namespace, vocabulary: Vocabulary, events: EventQueue, language: str) -> VoiceRig:
     """Open speaker, microphone, narrator, recognizer and listener; the listener posts into events."""
     from voicecoach.audio import Speaker
     from voicecoach.listener import Listener
     from voicecoach.narrator import SoundNarrator
+    from voicecoach.own_voice import OwnVoice
     from voicecoach.tts import CachedSynthesizer, Pyttsx3Synthesizer
 
     voice = narrator_settings(args)
@@ -208,10 +202,11 @@ def open_rig(args: argparse.Namespace, vocabulary: Vocabulary, events: EventQueu
     mic = _open_mic(mic_config, speaker)
     synthesizer = CachedSynthesizer(Pyttsx3Synthesizer(voice))
     synthesizer.warm(_FIXED_PHRASES)
-    narrator = SoundNarrator(synthesizer, speaker, SpeechDone(events), on_error=_device_reporter(events))
+    own_voice = OwnVoice(vocabulary)
+    narrator = SoundNarrator(synthesizer, speaker, SpeechDone(events), _device_reporter(events), own_voice)
 
     def heard(command: CommandHeard) -> None:
-        if own_voice(command, narrator.recent_texts(_OWN_VOICE_WINDOW_S), vocabulary):
+        if own_voice.is_own_echo(command, time.monotonic()):
             _LOGGER.info("ignored own voice: %s (%r)", command.command.value, command.text)
             return
         events.post(command)
@@ -290,11 +285,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`voicecoach serve`: idle, listening; a routine starts when the person says so."""
     p = sub.add_parser("serve", help="wait listening; say 'start' (or 'start lower back') to begin a routine")
-    p.add_argument("--routine", default="lower-back", help="the routine 'start' alone begins")
+    p.add_argument("--routine", help="the routine 'start' alone begins (default: the config file's, else lower-back)")
     p.add_argument("--once", action="store_true", help="exit after one routine")
     add_run_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
-    p.set_defaults(handler=cmd_serve, history=True, progression=True)
+    p.set_defaults(handler=cmd_serve, history=True, progression=ProgressionSettings())
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -411,12 +406,41 @@ def chosen_routine(heard: CommandHeard, by_phrase: dict[str, str], default: str)
     return default
 
 
+class _Terminated(BaseException):
+    """SIGTERM (the service stopping): unwind like Ctrl-C, closing the devices and the history on the way."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM must not cut the clean-up short
+    raise _Terminated
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Idle listening; run a routine on 'start'; idle again when it ends."""
+    """Idle listening; run a routine on 'start'; idle again when it ends; exit 0 on SIGTERM.
+
+    A routine cut short by SIGTERM keeps its saved position, as after a power cut: its next start offers to resume.
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    try:
+        return _serve(args)
+    except _Terminated:
+        print("voicecoach: stopped (SIGTERM)", file=sys.stderr)
+        return 0
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """The serve loop: idle until 'start', play the routine, idle again (until --once's routine ends)."""
     from voicecoach.audio import AudioDeviceError
-    from voicecoach.routine_file import find_routine, load_routine_file
+    from voicecoach.config import DEFAULT_ROUTINE
+    from voicecoach.routine_file import RoutineFileError, find_routine, load_routine_file
     from voicecoach.tts import TtsError
 
+    default = args.routine or DEFAULT_ROUTINE
+    load_routine_file(find_routine(default))  # a broken default is a start-up error, not a surprise at "start"
     vocabulary, by_phrase = routine_starters(load_vocabulary("en"))
     events = EventQueue(RealClock())
     try:
@@ -427,12 +451,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rig.mic.start()
         rig.listener.start()
         while True:
-            heard = _wait_for_start(events)
-            name = chosen_routine(heard, by_phrase, args.routine)
-            routine = load_routine_file(find_routine(name))
+            transcript = stdout_transcript(args.json)
+            transcript.record(events.clock.now(), "idle", f'listening: say "start" to begin {default}')
+            name = chosen_routine(_wait_for_start(events), by_phrase, default)
+            try:
+                routine = load_routine_file(find_routine(name))
+            except RoutineFileError as exc:
+                _LOGGER.warning("cannot start %s:\n%s", name, exc)
+                continue
             session, observers, close = prepare_session(routine, record=args.history, progression=args.progression)
             try:
-                Player(session, rig.narrator, events, vocabulary, stdout_transcript(args.json), observers).run()
+                Player(session, rig.narrator, events, vocabulary, transcript, observers).run()
             finally:
                 close()
             if args.once:

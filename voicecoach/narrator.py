@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 import queue
 import threading
@@ -15,7 +14,8 @@ import numpy as np
 
 from voicecoach.audio import AudioDeviceError
 from voicecoach.events import Chime, Say, StopSpeech
-from voicecoach.tts import CachedSynthesizer, Synthesizer, TtsError
+from voicecoach.own_voice import OwnVoice
+from voicecoach.tts import CachedSynthesizer, Speech, Synthesizer, TtsError, speech_for
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,8 +31,6 @@ _CHIMES_HZ: dict[str, tuple[float, ...]] = {
 }
 """Partials of each chime; several partials sound one after another within the chime."""
 _WAIT_MARGIN_S = 5.0
-_SPOKEN_KEPT = 32
-"""Recent texts kept for own-voice awareness."""
 """How much longer than a buffer's duration the speaker may take before it counts as stalled."""
 
 
@@ -70,15 +68,6 @@ def chime_samples(name: str, sample_rate: int) -> np.ndarray:
     return np.round(np.concatenate(pieces) * _CHIME_PEAK * 32767).astype(np.int16)
 
 
-@dataclass
-class _Spoken:
-    """A text that went to the speaker, and when it stopped sounding."""
-
-    text: str
-    end_s: float
-    """time.monotonic() of its end (estimated while playing; the abort time if cut)."""
-
-
 @dataclass(frozen=True)
 class _Item:
     """One queued sound."""
@@ -93,7 +82,11 @@ class _Item:
 
 
 class SoundNarrator:
-    """Synthesizes and plays utterances in order on one worker thread; stop() cuts them off at once."""
+    """Synthesizes and plays utterances in order on one worker thread; stop() cuts them off at once.
+
+    Given an OwnVoice, it records there every utterance it plays, with its word timings, on the time.monotonic()
+    timeline, starting when play() returned (within a few ms of the DAC time the speaker logs for the first sample).
+    """
 
     def __init__(
         self,
@@ -101,18 +94,19 @@ class SoundNarrator:
         speaker: AudioOutput,
         on_finished: Callable[[int], None],
         on_error: Callable[[str], None] | None = None,
+        own_voice: OwnVoice | None = None,
     ) -> None:
         self._cache = synthesizer if isinstance(synthesizer, CachedSynthesizer) else CachedSynthesizer(synthesizer)
         self._plain: Synthesizer = self._cache.inner
         self._speaker = speaker
         self._on_finished = on_finished
         self._on_error = on_error
+        self._own_voice = own_voice
         self._lock = threading.Lock()
         self._generation = 0
         self._pending = 0
         """Items queued since the last stop() and not yet done."""
         self._queue: queue.Queue[_Item | None] = queue.Queue()
-        self._played: collections.deque[_Spoken] = collections.deque(maxlen=_SPOKEN_KEPT)
         self._worker = threading.Thread(target=self._run, name="narrator", daemon=True)
         self._worker.start()
 
@@ -132,17 +126,13 @@ class SoundNarrator:
             self._generation += 1
             self._pending = 0
             self._speaker.abort()
+            if self._own_voice is not None:
+                self._own_voice.cut(time.monotonic())
 
     def idle(self) -> bool:
         """True when nothing is playing or queued."""
         with self._lock:
             return self._pending == 0
-
-    def recent_texts(self, within_s: float) -> list[str]:
-        """Texts that were sounding at some moment in the last within_s seconds (own-voice awareness)."""
-        since = time.monotonic() - within_s
-        with self._lock:
-            return [spoken.text for spoken in self._played if spoken.end_s >= since]
 
     def close(self) -> None:
         """Stop, end the worker and wait for it."""
@@ -181,16 +171,17 @@ class SoundNarrator:
         """Synthesize, play and wait for one item unless a stop() came first; True if it played to its end."""
         if item.generation != self._generation:
             return False
-        samples, rate = self._render(item)
+        speech, rate = self._render(item)
+        duration_s = len(speech.samples) / rate
         with self._lock:
             if item.generation != self._generation:
                 return False
-            self._speaker.play(samples, rate)
-            spoken = _Spoken(item.text, time.monotonic() + len(samples) / rate)
-            self._played.append(spoken)
-        finished = self._speaker.wait(len(samples) / rate + _WAIT_MARGIN_S)
-        if not finished:
-            spoken.end_s = time.monotonic()
+            self._speaker.play(speech.samples, rate)
+            if self._own_voice is not None and item.chime is None:
+                self._own_voice.record(time.monotonic(), item.text, speech.words, duration_s)
+        finished = self._speaker.wait(duration_s + _WAIT_MARGIN_S)
+        if not finished and self._own_voice is not None:
+            self._own_voice.cut(time.monotonic())  # stop() already cut it, unless the speaker aborted by itself
         return finished
 
     def _call_on_finished(self, utterance_id: int) -> None:
@@ -200,12 +191,13 @@ class SoundNarrator:
         except Exception:
             _LOGGER.exception("narrator: on_finished(%d) failed", utterance_id)
 
-    def _render(self, item: _Item) -> tuple[np.ndarray, int]:
-        """The samples of an item and their rate."""
+    def _render(self, item: _Item) -> tuple[Speech, int]:
+        """The sound of an item (with word timings where the synthesizer gives them) and its rate."""
         if item.chime is not None:
-            return chime_samples(item.chime, self._speaker.sample_rate), self._speaker.sample_rate
-        synthesizer = self._cache if item.cacheable else self._plain
-        return synthesizer.synthesize(item.text), synthesizer.sample_rate
+            return Speech(chime_samples(item.chime, self._speaker.sample_rate)), self._speaker.sample_rate
+        if item.cacheable:
+            return self._cache.synthesize_words(item.text), self._cache.sample_rate
+        return speech_for(self._plain, item.text), self._plain.sample_rate
 
     def _report(self, message: str) -> None:
         """Pass a problem to on_error, if given."""

@@ -6,6 +6,10 @@ be explained without forcing it onto a command. Competitors that could steal a s
 'stop', 'talk' one broad-class phone from it), and safety phrases get a prior boost: a missed stop costs more than a
 false one. Figures behind every default: scripts/eval_pocketsphinx.py.
 
+Memory: the decoder is given a dictionary of only the words the grammar can use, copied from the bundled one at load
+time (the full 135,000-word dictionary costs about 22 MB resident), and the frequent words come ranked from a small
+list shipped in the package (reading the bundled 27 MB language model to rank them took 50 MB more at its peak).
+
 The engine's own Endpointer hands speech over one 0.3 s window late, which would blow the stop latency budget, so
 utterances are cut here with its frame-level Vad and audio reaches the decoder the moment it arrives. Cepstral mean
 normalisation is 'live' and carries from utterance to utterance.
@@ -14,8 +18,11 @@ normalisation is 'live' and carries from utterance to utterance.
 from __future__ import annotations
 
 import logging
-from collections import deque
+import tempfile
+from collections import Counter, deque
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voicecoach.commands import Vocabulary
@@ -47,6 +54,10 @@ _LOG10_BASE = 0.0000434272
 _SILENT = frozenset({"<s>", "</s>", "<sil>", "[NOISE]", "[noise]"})
 _PHONES = _PHONE_LIST.split(" ")
 """The en-us acoustic model's context-dependent phones: the garbage loop."""
+COMMON_WORDS_FILE = "data/pocketsphinx-en-us-common.txt"
+"""Inside the package: the bundled dictionary's words ranked by the bundled language model, 'word score' lines."""
+COMMON_WORDS_STORED = 2000
+"""How many ranked words the file keeps; asking for more than it can give reads the language model instead."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +110,10 @@ class PocketSphinxRecognizer:
     def __init__(self, vocabulary: Vocabulary, settings: PocketSphinxSettings | None = None) -> None:
         self.settings = settings or PocketSphinxSettings()
         self.vocabulary = vocabulary
-        self._decoder = _make_decoder(self.settings)
-        self.grammar_words = _activate_grammar(self._decoder, vocabulary, self.settings)
+        ranked = _ranked_common_words(self.settings.common_words, set(vocabulary.words()))
+        extra = [word for word, _ in self.settings.extra_pronunciations]
+        self._decoder = _make_decoder(self.settings, {*vocabulary.words(), *extra, *(w for _, w in ranked)})
+        self.grammar_words = _activate_grammar(self._decoder, vocabulary, self.settings, ranked)
         self._segmenter = _Segmenter(self.settings)
         self._pending = b""
         self._fed_bytes = 0
@@ -201,28 +214,55 @@ def clean_text(words: Iterable[str]) -> str:
     return " ".join(out)
 
 
-def _make_decoder(settings: PocketSphinxSettings) -> Any:
-    """A decoder on the bundled en-us model with live cepstral mean normalisation (carried across utterances)."""
+def _make_decoder(settings: PocketSphinxSettings, words: set[str]) -> Any:
+    """A decoder on the bundled en-us model, knowing only some of its dictionary's words, with live cepstral mean
+    normalisation (carried across utterances)."""
     try:
         from pocketsphinx import Decoder
     except ImportError as exc:
         raise RecognizerError(f"pocketsphinx is not installed ({exc}); install it with pip") from None
     try:
-        return Decoder(
-            lm=None,
-            loglevel="FATAL",
-            samprate=_RATE,
-            cmn="live",
-            wip=settings.word_insertion_penalty,
-            beam=settings.beam,
-            wbeam=settings.word_beam,
-            pbeam=settings.phone_beam,
-        )
-    except (RuntimeError, ValueError) as exc:
+        with tempfile.TemporaryDirectory(prefix="voicecoach-") as folder:
+            dictionary = Path(folder) / "grammar.dict"
+            found = write_dictionary(dictionary, words)
+            _LOGGER.debug("Dictionary: %d of %d words found, %d pronunciations", len(found), len(words), found.total())
+            return Decoder(
+                lm=None,
+                dict=str(dictionary),
+                loglevel="FATAL",
+                samprate=_RATE,
+                cmn="live",
+                wip=settings.word_insertion_penalty,
+                beam=settings.beam,
+                wbeam=settings.word_beam,
+                pbeam=settings.phone_beam,
+            )
+    except (RuntimeError, ValueError, OSError) as exc:
         raise RecognizerError(f"pocketsphinx could not load its English model: {exc}") from None
 
 
-def _activate_grammar(decoder: Any, vocabulary: Vocabulary, settings: PocketSphinxSettings) -> list[str]:
+def write_dictionary(path: Path, words: Iterable[str]) -> Counter[str]:
+    """Copy the bundled dictionary's entries for some words (alternates too) to a file; return pronunciations found
+    per word."""
+    from pocketsphinx import get_model_path
+
+    wanted = set(words)
+    found: Counter[str] = Counter()
+    with (
+        open(get_model_path("en-us/cmudict-en-us.dict"), encoding="utf-8", errors="replace") as lines,
+        path.open("w", encoding="utf-8") as out,
+    ):
+        for line in lines:
+            word = line.split(" ", 1)[0].split("(", 1)[0]
+            if word in wanted:
+                out.write(line)
+                found[word] += 1
+    return found
+
+
+def _activate_grammar(
+    decoder: Any, vocabulary: Vocabulary, settings: PocketSphinxSettings, ranked: list[tuple[int, str]]
+) -> list[str]:
     """Build the hub grammar from the vocabulary and make it the active search; return its words."""
     for word, phones in settings.extra_pronunciations:
         if decoder.lookup_word(word) is not None:
@@ -231,7 +271,7 @@ def _activate_grammar(decoder: Any, vocabulary: Vocabulary, settings: PocketSphi
     if not phrases:
         raise RecognizerError("no command phrase of the vocabulary is in the pocketsphinx dictionary")
     safety = _safety_phrases(vocabulary, phrases)
-    groups = _groups(decoder, vocabulary, phrases, safety, settings)
+    groups = _groups(decoder, vocabulary, phrases, safety, settings, ranked)
     total = sum(weight for items, weight in groups if items)
     transitions: list[tuple[int, int, float, str]] = []
     next_state = 1
@@ -248,11 +288,16 @@ def _activate_grammar(decoder: Any, vocabulary: Vocabulary, settings: PocketSphi
 
 
 def _groups(
-    decoder: Any, vocabulary: Vocabulary, phrases: list[str], safety: set[str], settings: PocketSphinxSettings
+    decoder: Any,
+    vocabulary: Vocabulary,
+    phrases: list[str],
+    safety: set[str],
+    settings: PocketSphinxSettings,
+    ranked: list[tuple[int, str]],
 ) -> list[tuple[dict[str, float], float]]:
     """The grammar's alternatives as (item -> share of its group, group weight): commands, decoys, common, garbage."""
     decoys = _protect(decoder, _uniform(_usable_decoys(decoder, vocabulary, phrases)), safety, settings)
-    common = _common_words(decoder, settings.common_words, {*phrases, *decoys})
+    common = _common_words(decoder, ranked, settings.common_words, {*phrases, *decoys})
     common = _protect(decoder, common, safety, settings)
     if settings.protect_safety:
         common = _drop_near_safety(decoder, common, safety)
@@ -350,22 +395,54 @@ def _edit_distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
     return previous[-1]
 
 
-def _common_words(decoder: Any, count: int, exclude: set[str]) -> dict[str, float]:
-    """The bundled language model's most probable words (with shares of their unigram mass), less exclusions."""
+def _common_words(decoder: Any, ranked: list[tuple[int, str]], count: int, exclude: set[str]) -> dict[str, float]:
+    """The most probable ranked words (with shares of their unigram mass), less exclusions."""
     if count <= 0:
         return {}
-    from pocketsphinx import NGramModel, get_model_path
-
-    model = NGramModel.readfile(get_model_path("en-us/en-us.lm.bin"))
     excluded = {w for phrase in exclude for w in phrase.split()}
-    scored: list[tuple[int, str]] = []
-    for word in _dictionary_words():
-        if word not in excluded and word.isalpha():
-            scored.append((model.prob([word]), word))
-    scored.sort(reverse=True)
+    scored = [(score, word) for score, word in ranked if word not in excluded]
     top = [(10 ** (score * _LOG10_BASE), word) for score, word in scored[:count] if decoder.lookup_word(word)]
     total = sum(p for p, _ in top) or 1.0
     return {word: p / total for p, word in top}
+
+
+def _ranked_common_words(count: int, vocabulary_words: set[str]) -> list[tuple[int, str]]:
+    """The best-ranked (score, word) pairs, enough to leave count of them after any vocabulary word is excluded."""
+    if count <= 0:
+        return []
+    ranked = stored_common_words()
+    outside = 0
+    for i, (_, word) in enumerate(ranked):
+        outside += word not in vocabulary_words
+        if outside == count:
+            return ranked[: i + 1]
+    _LOGGER.info("%d common words asked for, more than the stored list has: ranking the language model", count)
+    return rank_common_words(None)
+
+
+def stored_common_words() -> list[tuple[int, str]]:
+    """The package's list of the dictionary's words ranked by the language model, best first."""
+    text = resources.files("voicecoach").joinpath(COMMON_WORDS_FILE).read_text("utf-8")
+    pairs = (line.split() for line in text.splitlines() if line and not line.startswith("#"))
+    return [(int(score), word) for word, score in pairs]
+
+
+def rank_common_words(limit: int | None) -> list[tuple[int, str]]:
+    """The bundled dictionary's words ranked by the bundled language model's unigram scores (log base 1.0001), best
+    first. Reads the whole model: about 50 MB for a moment."""
+    from pocketsphinx import NGramModel, get_model_path
+
+    model = NGramModel.readfile(get_model_path("en-us/en-us.lm.bin"))
+    scored = [(model.prob([word]), word) for word in _dictionary_words() if word.isalpha()]
+    scored.sort(reverse=True)
+    return scored[:limit]
+
+
+def write_common_words(path: Path, limit: int = COMMON_WORDS_STORED) -> None:
+    """Rank the language model's words and write the list stored_common_words() reads."""
+    lines = [f"{word} {score}" for score, word in rank_common_words(limit)]
+    header = "# pocketsphinx en-us: dictionary words by unigram score (log base 1.0001), from write_common_words()"
+    path.write_text("\n".join([header, *lines, ""]), encoding="utf-8")
 
 
 def _dictionary_words() -> Iterable[str]:

@@ -72,27 +72,28 @@ class SessionRecorder:
 
 
 def prepare_session(
-    routine: Routine, *, record: bool, progression: bool
+    routine: Routine, *, record: bool, progression: ProgressionSettings | None
 ) -> tuple[Session, list[Callable[[float, Action], None]], Callable[[], None]]:
     """The session to run, its observers (history, saved position) and what closes them.
 
-    Holds are adjusted from history and said at the start; after a crash the session offers to pick up where the
-    last one was, continuing the same history row.
+    With progression settings (None: off), holds are adjusted from history and said at the start; after a crash the
+    session offers to pick up where the last one was, continuing the same history row.
     """
-    if not record and not progression:
+    if progression is not None and not progression.enabled:
+        progression = None
+    if not record:
+        if progression is not None:
+            with History.open() as history:
+                routine, _ = _progressed(routine, history, progression)
         return Session(routine), [], lambda: None
     history = History.open()
-    if not record:
-        routine, _ = _progressed(routine, history)
-        history.close()
-        return Session(routine), [], lambda: None
     store = PositionStore(data_dir())
     position = store.load(routine.name)
     if position is not None and position.session_id is not None:
         session = _resumed_session(routine, history, position)
         recorder = SessionRecorder(history, session, position.session_id)
     else:
-        routine, _ = _progressed(routine, history) if progression else (routine, [])
+        routine, _ = _progressed(routine, history, progression) if progression is not None else (routine, [])
         session = Session(routine)
         recorder = SessionRecorder(history, session)
         recorder.begin()
@@ -100,9 +101,9 @@ def prepare_session(
     return session, [recorder, saver], recorder.close
 
 
-def _progressed(routine: Routine, history: History) -> tuple[Routine, list[HoldChange]]:
+def _progressed(routine: Routine, history: History, settings: ProgressionSettings) -> tuple[Routine, list[HoldChange]]:
     """The routine with holds from progression, the changes said after the intro."""
-    routine, changes = plan_holds(routine, history.routine_history(routine), ProgressionSettings())
+    routine, changes = plan_holds(routine, history.routine_history(routine), settings)
     if changes:
         routine = replace(routine, intro=(*routine.intro, *(c.text for c in changes)))
     return routine, changes

@@ -116,8 +116,8 @@ def run_dry(routine: Routine, vocabulary: Vocabulary, args: argparse.Namespace) 
     else:
         print("Dry run: type what you would say (next, pause, too much, ...), one per line.", file=sys.stderr)
         read_typed_lines(sys.stdin, events)
-    record = args.record
-    session, observers, close = prepare_session(routine, record=record, progression=record and args.progression)
+    progression = args.progression if args.record else None
+    session, observers, close = prepare_session(routine, record=args.record, progression=progression)
     try:
         Player(session, SimulatedNarrator(events), events, vocabulary, stdout_transcript(args.json), observers).run()
     finally:

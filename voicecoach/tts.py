@@ -1,19 +1,26 @@
-"""Text to speech: pyttsx3 driving eSpeak-NG into a buffer (never its own playback), and a phrase cache.
+"""Text to speech: pyttsx3 driving eSpeak-NG into a buffer (never its own playback), word timings, a phrase cache.
 
 pyttsx3 is not thread-safe and eSpeak-NG is one global engine per process, so every pyttsx3 call runs on one
 dedicated thread for the whole process; `Pyttsx3Synthesizer.synthesize()` may be called from any thread.
+
+Word timings come from eSpeak-NG itself: its word events carry the word's position in the text and its start in
+the audio (`audio_position`, ms from the first sample). pyttsx3 passes on only the text position, so the engine
+wraps pyttsx3's synth callback to read the events first. Each word's span is then narrowed to where it sounds:
+eSpeak-NG's pauses are digital silence, so leading and trailing zeros are cut off.
 """
 
 from __future__ import annotations
 
+import bisect
 import collections
 import logging
 import tempfile
 import threading
 import time
 import wave
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -31,12 +38,39 @@ _SETTLE_TIMEOUT_S = 5.0
 _MIN_RATE_WPM, _MAX_RATE_WPM = 80, 450
 """eSpeak-NG's speaking-rate range."""
 _DEFAULT_CACHE_ENTRIES = 256
+_ESPEAK_WORD_EVENT = 1
+_ESPEAK_LIST_TERMINATED = 0
+_SILENCE = 64
+"""Sample magnitude below which a word's edges count as silent (eSpeak-NG's pauses are exact zeros)."""
+_WORD_EDGE_PUNCTUATION = ' \t\r\n.,;:!?"()[]{}\u2014\u2013-\u2026\u201c\u201d'
 
 _T = TypeVar("_T")
 
 
 class TtsError(RuntimeError):
     """Speech could not be synthesized (engine missing, unknown voice, engine failure): one clear line."""
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    """One word of an utterance and when it sounds, relative to the utterance's first sample."""
+
+    text: str
+    """As written (e.g. "Let's"), edge punctuation removed."""
+    start_s: float
+    """Seconds from the first sample."""
+    end_s: float
+    """Seconds from the first sample."""
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Synthesized speech and, where the synthesizer knows them, its words' timings."""
+
+    samples: np.ndarray
+    """int16 mono."""
+    words: tuple[WordTiming, ...] = ()
+    """In order; empty when the synthesizer gives no timings."""
 
 
 class Synthesizer(Protocol):
@@ -48,6 +82,28 @@ class Synthesizer(Protocol):
     def synthesize(self, text: str) -> np.ndarray:
         """The speech for this text, int16 mono."""
         ...
+
+
+def speech_for(synthesizer: Synthesizer, text: str) -> Speech:
+    """The speech with word timings if the synthesizer has synthesize_words(), else without."""
+    with_words = getattr(synthesizer, "synthesize_words", None)
+    if callable(with_words):
+        speech = with_words(text)
+        if isinstance(speech, Speech):
+            return speech
+    return Speech(synthesizer.synthesize(text))
+
+
+def spread_words(text: str, duration_s: float) -> tuple[WordTiming, ...]:
+    """Estimated timings: the text's words spread over the duration in proportion to their characters."""
+    words = [word for word in (raw.strip(_WORD_EDGE_PUNCTUATION) for raw in text.split()) if word]
+    total = sum(len(word) + 1 for word in words)
+    timings, used = [], 0
+    for word in words:
+        start_s = duration_s * used / total
+        used += len(word) + 1
+        timings.append(WordTiming(word, start_s, duration_s * (used - 1) / total))
+    return tuple(timings)
 
 
 # --- the one pyttsx3 thread ---------------------------------------------------------------------
@@ -63,9 +119,14 @@ class _Engine:
     """
 
     def __init__(self) -> None:
-        self.engine, self._is_playing = _init_pyttsx3()
+        self.engine, library = _init_pyttsx3()
+        self._is_playing: Callable[[], int] = library.IsPlaying
         self.finished = threading.Event()
         self.completed = False
+        self.word_events: list[tuple[int, int, int]] = []
+        """(text position from 1, length in characters, audio position in ms) of each word of the utterance."""
+        self.timed = _watch_word_events(self.engine, library, self.word_events)
+        """True if eSpeak-NG's word events reach word_events."""
         self.engine.connect("finished-utterance", self._on_finished)
         self.applied: tuple[str | None, int, float] | None = None
         self.settle()
@@ -101,8 +162,8 @@ def _on_engine_thread(function: Callable[..., _T], *args: Any, timeout_s: float 
     return _EXECUTOR.submit(task).result(timeout=timeout_s)
 
 
-def _init_pyttsx3() -> tuple[Any, Callable[[], int]]:
-    """pyttsx3's eSpeak-NG engine (quietened) and eSpeak's is-busy call; TtsError if either is missing."""
+def _init_pyttsx3() -> tuple[Any, Any]:
+    """pyttsx3's eSpeak-NG engine (quietened) and its eSpeak-NG binding module; TtsError if either is missing."""
     try:
         import pyttsx3
         import pyttsx3.drivers._espeak as espeak_library
@@ -113,7 +174,35 @@ def _init_pyttsx3() -> tuple[Any, Callable[[], int]]:
         raise TtsError(f"eSpeak-NG is not usable ({exc}); install it: apt-get install espeak-ng") from exc
     # pyttsx3 2.99 prints "Audio saved to <path>" for every file; shadow print in its module with a debug log.
     espeak_driver.print = lambda *args, **kwargs: _LOGGER.debug(" ".join(map(str, args)))  # type: ignore[attr-defined]
-    return engine, espeak_library.IsPlaying
+    return engine, espeak_library
+
+
+def _watch_word_events(engine: Any, library: Any, word_events: list[tuple[int, int, int]]) -> bool:
+    """Wrap pyttsx3's synth callback so that eSpeak-NG's word events are appended to word_events first.
+
+    pyttsx3 2.99 reads eSpeak's events in its driver's `_onSynth` and passes on only text positions; the audio
+    positions are in the same events. False (no timings, nothing changed) if the driver is not the one expected.
+    """
+    on_synth = getattr(getattr(getattr(engine, "proxy", None), "_driver", None), "_onSynth", None)
+    if on_synth is None or not hasattr(library, "SetSynthCallback"):
+        _LOGGER.warning("pyttsx3's eSpeak-NG driver has changed: no word timings (they will be estimated)")
+        return False
+
+    def on_synth_with_words(wav: Any, numsamples: int, events: Any) -> int:
+        """eSpeak-NG's thread: note the word events of this buffer, then hand it to pyttsx3."""
+        try:
+            i = 0
+            while events[i].type != _ESPEAK_LIST_TERMINATED:
+                event = events[i]
+                if event.type == _ESPEAK_WORD_EVENT:
+                    word_events.append((event.text_position, event.length, event.audio_position))
+                i += 1
+        except Exception:  # an exception must not escape into eSpeak-NG's C thread
+            _LOGGER.exception("reading eSpeak-NG's word events failed")
+        return int(on_synth(wav, numsamples, events))
+
+    library.SetSynthCallback(on_synth_with_words)
+    return True
 
 
 def _list_voices(state: _Engine) -> list[tuple[str, str]]:
@@ -154,13 +243,14 @@ def _apply(state: _Engine, voice_id: str | None, settings: NarratorSettings) -> 
     state.applied = wanted
 
 
-def _synthesize_on_engine(state: _Engine, text: str, voice_id: str | None, settings: NarratorSettings) -> np.ndarray:
+def _synthesize_on_engine(state: _Engine, text: str, voice_id: str | None, settings: NarratorSettings) -> Speech:
     """Synthesize with the given settings (on the pyttsx3 thread); retry once if eSpeak-NG cancelled it."""
     _apply(state, voice_id, settings)
     for _attempt in range(2):
         samples = _synthesize_once(state, text)
         if samples is not None:
-            return samples
+            words = _word_timings(text, state.word_events, samples) if state.timed else ()
+            return Speech(samples, words)
         _LOGGER.warning("eSpeak-NG cancelled an utterance; synthesizing it again: %r", text[:40])
         state.settle()
     raise TtsError(f"eSpeak-NG cancelled the utterance twice: {text[:40]!r}")
@@ -171,6 +261,7 @@ def _synthesize_once(state: _Engine, text: str) -> np.ndarray | None:
     with tempfile.TemporaryDirectory(prefix="voicecoach-tts-") as folder:
         path = Path(folder) / "utterance.wav"
         state.finished.clear()
+        state.word_events.clear()
         state.engine.save_to_file(text, str(path))
         state.engine.runAndWait()  # pyttsx3 2.99 may return before eSpeak-NG has even started writing
         if not state.finished.wait(_SYNTHESIS_TIMEOUT_S):
@@ -194,6 +285,51 @@ def _read_complete_wav(path: Path) -> np.ndarray:
         if time.monotonic() > deadline:
             raise TtsError(f"eSpeak-NG's WAV file {path} was not complete after {_WAV_COMPLETE_TIMEOUT_S:.0f} s")
         time.sleep(0.005)
+
+
+def _word_timings(text: str, events: Sequence[tuple[int, int, int]], samples: np.ndarray) -> tuple[WordTiming, ...]:
+    """Each word eSpeak-NG reported, from its start to the next word's start, narrowed to where it sounds."""
+    spans = _word_spans(text, events)
+    starts = [min(len(samples), round(ms * _ESPEAK_SAMPLE_RATE / 1000)) for _, ms in spans]
+    timings = []
+    for i, (word, _) in enumerate(spans):
+        end = starts[i + 1] if i + 1 < len(spans) else len(samples)
+        first, last = _sounding(samples, starts[i], max(end, starts[i]))
+        timings.append(WordTiming(word, first / _ESPEAK_SAMPLE_RATE, last / _ESPEAK_SAMPLE_RATE))
+    return tuple(timings)
+
+
+def _word_spans(text: str, events: Sequence[tuple[int, int, int]]) -> list[tuple[str, int]]:
+    """(word, audio ms) per word event, in order; a word runs to the next space or the next word.
+
+    eSpeak-NG's own lengths stop at an apostrophe ("Don" of "Don't") or a hyphen, which would change how
+    commands match; events for an empty or repeated position (numbers like "3.5") are skipped.
+    """
+    positions = sorted({position - 1 for position, length, _ in events if length > 0 and 0 < position <= len(text)})
+    spans: list[tuple[str, int]] = []
+    seen: set[int] = set()
+    for position, length, audio_ms in events:
+        start = position - 1
+        if length <= 0 or not 0 <= start < len(text) or start in seen:
+            continue
+        seen.add(start)
+        after = bisect.bisect_right(positions, start)
+        limit = positions[after] if after < len(positions) else len(text)
+        end = start + length
+        while end < limit and not text[end].isspace():
+            end += 1
+        word = text[start : min(end, limit)].strip(_WORD_EDGE_PUNCTUATION)
+        if word and (not spans or audio_ms >= spans[-1][1]):
+            spans.append((word, audio_ms))
+    return spans
+
+
+def _sounding(samples: np.ndarray, start: int, end: int) -> tuple[int, int]:
+    """The part of samples[start:end] between its first and last non-silent sample (all of it if silent)."""
+    loud = np.flatnonzero(np.abs(samples[start:end].astype(np.int32)) > _SILENCE)
+    if loud.size == 0:
+        return start, end
+    return start + int(loud[0]), start + int(loud[-1]) + 1
 
 
 def _check_settings(settings: NarratorSettings) -> None:
@@ -221,15 +357,20 @@ class Pyttsx3Synthesizer:
 
     def synthesize(self, text: str) -> np.ndarray:
         """The speech for this text, int16 mono at sample_rate (empty for blank text)."""
+        return self.synthesize_words(text).samples
+
+    def synthesize_words(self, text: str) -> Speech:
+        """The speech for this text with eSpeak-NG's word timings (no samples, no words for blank text)."""
         if not text.strip():
-            return np.zeros(0, dtype=np.int16)
+            return Speech(np.zeros(0, dtype=np.int16))
         started = time.perf_counter()
-        samples = _on_engine_thread(
+        speech = _on_engine_thread(
             _synthesize_on_engine, text, self.voice_id, self.settings, timeout_s=2 * _SYNTHESIS_TIMEOUT_S
         )
-        _LOGGER.debug("synthesized %.2f s of speech in %.0f ms: %r", len(samples) / self.sample_rate,
+        _LOGGER.debug("synthesized %.2f s of speech (%d words timed) in %.0f ms: %r",
+                      len(speech.samples) / self.sample_rate, len(speech.words),
                       (time.perf_counter() - started) * 1e3, text[:40])  # fmt: skip
-        return samples
+        return speech
 
     @staticmethod
     def voices() -> list[tuple[str, str]]:
@@ -238,7 +379,8 @@ class Pyttsx3Synthesizer:
 
 
 class CachedSynthesizer:
-    """A Synthesizer with an LRU cache for fixed phrases; cached buffers are read-only and shared."""
+    """A Synthesizer with an LRU cache for fixed phrases (with their word timings); cached buffers are read-only
+    and shared."""
 
     def __init__(self, inner: Synthesizer, max_entries: int = _DEFAULT_CACHE_ENTRIES) -> None:
         self.inner = inner
@@ -246,11 +388,15 @@ class CachedSynthesizer:
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
-        self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[str, Speech] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def synthesize(self, text: str) -> np.ndarray:
         """The cached buffer for this text, synthesizing it on a miss."""
+        return self.synthesize_words(text).samples
+
+    def synthesize_words(self, text: str) -> Speech:
+        """The cached speech for this text, with word timings if the inner synthesizer gives them."""
         with self._lock:
             cached = self._cache.get(text)
             if cached is not None:
@@ -258,14 +404,16 @@ class CachedSynthesizer:
                 self.hits += 1
                 return cached
             self.misses += 1
-        samples = np.array(self.inner.synthesize(text), dtype=np.int16)
+        speech = speech_for(self.inner, text)
+        samples = np.array(speech.samples, dtype=np.int16)
         samples.flags.writeable = False
+        speech = Speech(samples, speech.words)
         with self._lock:
-            self._cache[text] = samples
+            self._cache[text] = speech
             self._cache.move_to_end(text)
             while len(self._cache) > self.max_entries:
                 self._cache.popitem(last=False)
-        return samples
+        return speech
 
     def warm(self, texts: Iterable[str]) -> None:
         """Synthesize these phrases now so that later calls are instant."""

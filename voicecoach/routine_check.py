@@ -1,0 +1,223 @@
+"""Command words in a routine's narration: the microphone hears the narrator, so spoken text should not hold them.
+
+The texts checked are the routine-file fields the narrator says (see `plan.py` and `session.py`): the title, intro and
+outro lines, and each exercise's name (announced, and named again before it and in the summary), cautions, steps and
+hold cue. The description and position are only shown, never spoken. The lines voicecoach writes itself ("Hold for 20
+seconds.", "Left side.", "Say resume, next, or end workout.") are the program's business, not the author's.
+
+A safety command ("stop", "too much") in the narration is a warning: voicecoach never takes one for its own voice, so
+the narrator saying it can stop the session. A non-safety command is a note: the own-voice filter drops the commands the
+narrator has just said. A line that names commands on purpose, to teach them, says so with a comment right after its
+text, `# teaches: stop, too much`; those commands are then notes, as a reminder that the risk remains.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from voicecoach.commands import Match, Vocabulary, load_vocabulary
+from voicecoach.events import Command
+from voicecoach.routine import Routine
+from voicecoach.routine_file import Problem, RoutineFileError, load_routine_file
+
+_LOGGER = logging.getLogger(__name__)
+
+_VOCAB_PACKAGE = "voicecoach.vocab"
+_FILE_FIELD = "(file)"
+_LANGUAGE_FIELD = "language"
+_SPOKEN_FIELDS = ("title",)
+_SPOKEN_LISTS = ("intro", "outro")
+_EXERCISE_SPOKEN_FIELDS = ("name", "hold_cue")
+_EXERCISE_SPOKEN_LISTS = ("cautions", "steps")
+
+_TEACHES = re.compile(r"\s+#\s*teaches\s*:(?P<phrases>.*)$")
+"""The opt-out comment, after a text on its line."""
+_BLOCK_HEADER = re.compile(r"[|>][-+1-9]*")
+"""The indicator that starts a block scalar (`>-`, `|`): its comment is on the indicator's line."""
+
+
+class Level(enum.Enum):
+    """How much a finding matters."""
+
+    WARNING = "warning"
+    """The narrator could stop the session by itself; fails `check --strict`."""
+    NOTE = "note"
+    """Worth knowing, but handled at run time; never fails a check."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing to know about a routine file that loads; printed like a Problem, with its level."""
+
+    file: str
+    line: int
+    """1-based line of the text; 0 when there is none."""
+    field: str
+    level: Level
+    message: str
+    command: Command | None = None
+    """The command a phrase in the text would trigger; None for findings about something else."""
+    phrase: str = ""
+    """The command phrase as the recognizer would hear it (normalized)."""
+
+    def __str__(self) -> str:
+        """The finding as `FILE:LINE: field: level: message`."""
+        return f"{self.file}:{self.line}: {self.field}: {self.level.value}: {self.message}"
+
+
+@dataclass(frozen=True)
+class SpokenText:
+    """A routine-file text the narrator says, and where it is written."""
+
+    field: str
+    line: int
+    text: str
+    """Whitespace collapsed, as it is spoken."""
+    teaches: str | None = None
+    """The words after a `# teaches:` comment on the text's line; None without one."""
+
+
+def check_routine(path: Path) -> tuple[Routine, list[Finding]]:
+    """Load a routine file (RoutineFileError on problems) and find the command words its narrator would say."""
+    routine = load_routine_file(path)
+    try:
+        text = path.read_text("utf-8-sig")
+    except OSError as exc:
+        message = f"cannot be read: {exc.strerror or exc} (expected a readable file)"
+        raise RoutineFileError([Problem(str(path), 0, _FILE_FIELD, message)]) from None
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(root, MappingNode):  # load_routine_file has checked the shape
+        return routine, []
+    try:
+        vocabulary = load_vocabulary(routine.language)
+    except FileNotFoundError:
+        return routine, [_no_vocabulary(str(path), root, routine.language)]
+    return routine, command_words(str(path), spoken_texts(root, text.splitlines()), vocabulary)
+
+
+def command_words(source: str, texts: list[SpokenText], vocabulary: Vocabulary) -> list[Finding]:
+    """A finding for each command phrase in each spoken text (once per phrase and text), in file order."""
+    findings: list[Finding] = []
+    for spoken in texts:
+        matches = list(dict.fromkeys(vocabulary.find_all(spoken.text)))
+        taught = {match.command for match in vocabulary.find_all(spoken.teaches or "")}
+        findings += [_command_finding(source, spoken, match, match.command in taught) for match in matches]
+        if spoken.teaches is not None and not taught & {match.command for match in matches}:
+            message = (
+                '"# teaches:" names no command this text says '
+                '(expected the command phrases the text teaches, such as "# teaches: stop, too much")'
+            )
+            findings.append(Finding(source, spoken.line, spoken.field, Level.NOTE, message))
+    _LOGGER.debug("%s: %d spoken texts, %d findings", source, len(texts), len(findings))
+    return sorted(findings, key=lambda finding: finding.line)
+
+
+def _command_finding(source: str, spoken: SpokenText, match: Match, taught: bool) -> Finding:
+    """The finding for one command phrase in a spoken text: a warning for an untaught safety command."""
+    level = Level.WARNING if match.command.is_safety and not taught else Level.NOTE
+    message = f'says "{match.phrase}", the {match.command.name} command{_consequence(match.command, taught)}'
+    return Finding(source, spoken.line, spoken.field, level, message, match.command, match.phrase)
+
+
+def _consequence(command: Command, taught: bool) -> str:
+    """What the narrator saying a command does, and what to do about it."""
+    if taught and command.is_safety:
+        return ", on purpose (# teaches): the session stops if the microphone hears it"
+    if taught:
+        return ", on purpose (# teaches); the own-voice filter drops it"
+    if command.is_safety:
+        return (
+            ": the microphone would hear the narrator and stop the session "
+            "(reword it; a safety command is never filtered out as the narrator's own voice)"
+        )
+    return (
+        ": less severe, the own-voice filter drops a non-safety command the narrator has just said "
+        "(reword it if you can; the microphone would hear the narrator say it)"
+    )
+
+
+def _no_vocabulary(source: str, root: MappingNode, language: str) -> Finding:
+    """The warning for a routine whose language has no command vocabulary."""
+    node = _value(root, _LANGUAGE_FIELD)
+    line = node.start_mark.line + 1 if node is not None else 0
+    known = sorted(
+        entry.name.removesuffix(".toml")
+        for entry in resources.files(_VOCAB_PACKAGE).iterdir()
+        if entry.name.endswith(".toml")
+    )
+    message = (
+        f'"{language}" has no command vocabulary, so command words are not checked and voice mode cannot run it '
+        f"(expected one of: {', '.join(known)})"
+    )
+    return Finding(source, line, _LANGUAGE_FIELD, Level.WARNING, message)
+
+
+# --- the spoken texts of a routine file ---------------------------------------------------------
+
+
+def spoken_texts(root: MappingNode, lines: list[str]) -> list[SpokenText]:
+    """Every text of a checked routine file's YAML tree that the narrator says, with its field and line."""
+    texts = list(_fields(root, "", _SPOKEN_FIELDS, _SPOKEN_LISTS, lines))
+    exercises = _value(root, "exercises")
+    if isinstance(exercises, SequenceNode):
+        for index, exercise in enumerate(exercises.value, start=1):
+            if isinstance(exercise, MappingNode):
+                prefix = f"exercises[{index}]."
+                texts += _fields(exercise, prefix, _EXERCISE_SPOKEN_FIELDS, _EXERCISE_SPOKEN_LISTS, lines)
+    return texts
+
+
+def _fields(
+    mapping: MappingNode, prefix: str, singles: tuple[str, ...], lists: tuple[str, ...], lines: list[str]
+) -> Iterator[SpokenText]:
+    """The spoken texts among a mapping's text fields and list-of-text fields."""
+    for key in singles:
+        node = _value(mapping, key)
+        if node is not None:
+            yield from _spoken(node, prefix + key, lines)
+    for key in lists:
+        node = _value(mapping, key)
+        if isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value, start=1):
+                yield from _spoken(item, f"{prefix}{key}[{index}]", lines)
+
+
+def _spoken(node: Node, field: str, lines: list[str]) -> Iterator[SpokenText]:
+    """The text of a scalar node, if it has any."""
+    if isinstance(node, ScalarNode):
+        text = " ".join(node.value.split())
+        if text:
+            yield SpokenText(field, node.start_mark.line + 1, text, _teaches(node, lines))
+
+
+def _teaches(node: ScalarNode, lines: list[str]) -> str | None:
+    """The words of a `# teaches:` comment right after the node's text, or after its block indicator."""
+    if node.style in ("|", ">"):
+        mark = node.start_mark
+        rest = _BLOCK_HEADER.sub("", _line_after(lines, mark.line, mark.column), count=1)
+    else:
+        rest = _line_after(lines, node.end_mark.line, node.end_mark.column)
+    found = _TEACHES.match(rest)
+    return found.group("phrases").strip() if found else None
+
+
+def _line_after(lines: list[str], line: int, column: int) -> str:
+    """What a line holds from a column on ('' past the end of the file)."""
+    return lines[line][column:] if line < len(lines) else ""
+
+
+def _value(mapping: MappingNode, key: str) -> Node | None:
+    """The value of the first plain `key` in a mapping node."""
+    for key_node, value_node in mapping.value:
+        if isinstance(key_node, ScalarNode) and key_node.value == key:
+            return value_node
+    return None
