@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from test_echo import BLOCK, RATE, EchoScene, echo_scene, energy_db, to_int16  # noqa: E402
 
-from voicecoach.echo import (  # noqa: E402
+from voicecoach.echo.speex import (  # noqa: E402
     AlignerSettings,
     EchoSettings,
     ReferenceAligner,

@@ -34,7 +34,7 @@ from virtual_audio import (  # noqa: E402
     recording_start_s,
 )
 
-from voicecoach.audio import PlayedBuffer, Speaker  # noqa: E402
+from voicecoach.audio.devices import PlayedBuffer, Speaker  # noqa: E402
 
 _TONE_HZ = 1000.0
 _PEAK = 8000

@@ -171,7 +171,7 @@ def tts_clips(vocabulary: Any, voices: Iterable[tuple[str, str]], source: str) -
 
 def folder_clips(folder: Path, vocabulary: Any, per_word: int | None = None) -> list[Clip]:
     """Every `<word>/*.wav` of a folder: a word that is a whole command phrase is that command, others distract."""
-    from voicecoach.wavfile import read_wav, resample
+    from voicecoach.audio.wavfile import read_wav, resample
 
     clips = []
     for word_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -209,7 +209,7 @@ class NarrationVoice:
     """The narrator's real voice (pyttsx3, eSpeak-NG), remembering what it already said."""
 
     def __init__(self) -> None:
-        from voicecoach.tts import Pyttsx3Synthesizer
+        from voicecoach.narration.synthesis import Pyttsx3Synthesizer
 
         self._synth = Pyttsx3Synthesizer()
         self._said: dict[str, tuple[np.ndarray, tuple[Any, ...]]] = {}
@@ -229,8 +229,8 @@ class NarrationVoice:
 
 def routine_lines(routine_name: str) -> Iterator[tuple[float, str]]:
     """(silence before, text) for everything the narrator says over the routine, in order, on its timeline."""
-    from voicecoach.plan import Kind, build_plan
-    from voicecoach.routine_file import find_routine, load_routine_file
+    from voicecoach.core.plan import Kind, build_plan
+    from voicecoach.files.routine_file import find_routine, load_routine_file
 
     for segment in build_plan(load_routine_file(find_routine(routine_name))):
         if segment.text:
@@ -334,7 +334,7 @@ def microphone_signal(
     narration: list[Spoken], insertions: list[Insertion], condition: Condition, length_s: float, seed: int
 ) -> tuple[np.ndarray, list[bool]]:
     """int16 microphone samples, and for each insertion whether the narrator was talking over it."""
-    from voicecoach.wavfile import resample
+    from voicecoach.audio.wavfile import resample
 
     count = int(length_s * RATE) // BLOCK * BLOCK
     voice = np.zeros(count)
@@ -434,8 +434,8 @@ def listen(
 ) -> tuple[list[Detection], float]:
     """Run the microphone signal through CleanMicrophone, the recognizer, the spotter and the own-voice filter;
     the detections and the CPU seconds spent."""
-    from voicecoach.listener import CommandSpotter
-    from voicecoach.live import CleanMicrophone
+    from voicecoach.listening.listener import CommandSpotter
+    from voicecoach.runtime.live import CleanMicrophone
 
     own = _own_voice(narration if echo else [], vocabulary)
     mic = _TimelineMic(mic_samples)
@@ -464,9 +464,9 @@ def listen(
 def _own_voice(narration: list[Spoken], vocabulary: Any) -> Any:
     """The product's own-voice filter fed with the narration's word timings: a function (heard, now_s) -> bool."""
     try:
-        from voicecoach.own_voice import OwnVoice
+        from voicecoach.listening.own_voice import OwnVoice
     except ImportError:
-        _LOGGER.warning("voicecoach.own_voice is missing: no own-voice filtering")
+        _LOGGER.warning("voicecoach.listening.own_voice is missing: no own-voice filtering")
         return None
     own = OwnVoice(vocabulary)
     for spoken in narration:
@@ -499,7 +499,7 @@ class Score:
 
 def score_insertions(score: Score, insertions: list[Insertion], talking: list[bool], found: list[Detection]) -> None:
     """Match detections to insertions (within WINDOW_S after the speech ends); the rest are false commands."""
-    from voicecoach.events import Command
+    from voicecoach.core.events import Command
 
     kept = [d for d in found if not d.dropped_as_own]
     score.own_dropped += len(found) - len(kept)
@@ -557,7 +557,7 @@ class Job:
 
 def make_recognizer(engine: str, model: str | None, vocabulary: Any) -> Any:
     """The engine as voice mode makes it."""
-    from voicecoach.live import make_recognizer as live_recognizer
+    from voicecoach.runtime.live import make_recognizer as live_recognizer
     from voicecoach.settings import RecognizerSettings
 
     settings = RecognizerSettings(engine=engine, model_dir=Path(model) if model else None,
@@ -567,8 +567,8 @@ def make_recognizer(engine: str, model: str | None, vocabulary: Any) -> Any:
 
 def run_job(job: Job) -> tuple[Job, Score]:
     """Both passes for one engine and condition (in a worker process)."""
-    from voicecoach.commands import load_vocabulary
-    from voicecoach.listener import SpotterSettings
+    from voicecoach.core.commands import load_vocabulary
+    from voicecoach.listening.listener import SpotterSettings
 
     logging.basicConfig(level=logging.WARNING)
     vocabulary = load_vocabulary(job.language)
@@ -683,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 
-    from voicecoach.commands import load_vocabulary
+    from voicecoach.core.commands import load_vocabulary
 
     try:
         conditions = [parse_condition(c) for c in args.conditions.split(",")]
@@ -715,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _spotter_override(text: str, parser: argparse.ArgumentParser) -> tuple[str, float]:
     """'FIELD=VALUE' for a SpotterSettings field."""
-    from voicecoach.listener import SpotterSettings
+    from voicecoach.listening.listener import SpotterSettings
 
     name, _, value = text.partition("=")
     fields = {f.name for f in dataclasses.fields(SpotterSettings)}

@@ -25,11 +25,11 @@ sys.path.insert(0, str(_ROOT))
 
 import speech  # noqa: E402
 
-from voicecoach.commands import Match, Vocabulary, load_vocabulary  # noqa: E402
-from voicecoach.events import Command  # noqa: E402
-from voicecoach.listener import SpotterSettings, spot_samples  # noqa: E402
-from voicecoach.recognizer_pocketsphinx import PocketSphinxRecognizer, PocketSphinxSettings  # noqa: E402
-from voicecoach.wavfile import read_wav  # noqa: E402
+from voicecoach.core.commands import Match, Vocabulary, load_vocabulary  # noqa: E402
+from voicecoach.core.events import Command  # noqa: E402
+from voicecoach.listening.listener import SpotterSettings, spot_samples  # noqa: E402
+from voicecoach.listening.pocketsphinx import PocketSphinxRecognizer, PocketSphinxSettings  # noqa: E402
+from voicecoach.audio.wavfile import read_wav  # noqa: E402
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def folder_clips(folder: Path, vocabulary: Vocabulary) -> list[Clip]:
 
 def speech_samples(samples: np.ndarray, rate: int) -> np.ndarray:
     """Resample to 16 kHz and add a little silence so the utterance closes as it would live."""
-    from voicecoach.wavfile import resample
+    from voicecoach.audio.wavfile import resample
 
     return speech.pad(resample(samples, rate, speech.RATE), 0.2, 0.6)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from voicecoach.events import Action, Begin, Command, CommandHeard, Say, SpeechFinished, StopSpeech, Tick
-from voicecoach.routine import Exercise, Routine, Sides
-from voicecoach.session import Session
+from voicecoach.core.events import Action, Begin, Command, CommandHeard, Say, SpeechFinished, StopSpeech, Tick
+from voicecoach.core.routine import Exercise, Routine, Sides
+from voicecoach.core.session import Session
 
 
 def small_routine() -> Routine:

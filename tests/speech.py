@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicecoach.wavfile import read_wav, resample
+from voicecoach.audio.wavfile import read_wav, resample
 
 RATE = 16000
 """Hz of every array these helpers return."""

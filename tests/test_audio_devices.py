@@ -19,7 +19,7 @@ from virtual_audio import (
     rms,
 )
 
-from voicecoach.audio import (
+from voicecoach.audio.devices import (
     AudioDeviceError,
     MicBlock,
     Microphone,
@@ -28,7 +28,7 @@ from voicecoach.audio import (
     list_devices,
     resolve_device,
 )
-from voicecoach.wavfile import read_wav
+from voicecoach.audio.wavfile import read_wav
 
 
 def tone(frequency_hz: float, seconds: float, rate: int, peak: int = 8000) -> np.ndarray:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.commands import load_vocabulary, normalize
-from voicecoach.routine import Routine, Sides
-from voicecoach.routine_file import find_routine, load_routine_file
+from voicecoach.core.commands import load_vocabulary, normalize
+from voicecoach.core.routine import Routine, Sides
+from voicecoach.files.routine_file import find_routine, load_routine_file
 
 _SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "lower_back_stretches.txt"
 _RUN = 5

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.cli import main
-from voicecoach.plan import estimate_speech_s
+from voicecoach.cli.main import main
+from voicecoach.core.plan import estimate_speech_s
 
 _BAD_ROUTINE = """\
 name: bad

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.config import (
+from voicecoach.files.config import (
     _SCHEMA,
     DEFAULT_ROUTINE,
     Config,
@@ -20,7 +20,7 @@ from voicecoach.config import (
     load_config,
     parse_config,
 )
-from voicecoach.progression import ProgressionSettings
+from voicecoach.core.progression import ProgressionSettings
 from voicecoach.settings import MicSettings, NarratorSettings, RecognizerSettings, add_voice_options
 
 ROOT = Path(__file__).resolve().parent.parent

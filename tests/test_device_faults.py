@@ -8,15 +8,15 @@ import time
 import numpy as np
 from sessionkit import small_routine
 
-from voicecoach.audio import AudioDeviceError, MicBlock
-from voicecoach.clock import EventQueue, RealClock
-from voicecoach.commands import load_vocabulary
-from voicecoach.events import Begin, Command, CommandHeard, DeviceProblem, Say, StopSpeech
-from voicecoach.live import MicWatch
-from voicecoach.narrator import SoundNarrator
-from voicecoach.player import Player, SpeechDone
-from voicecoach.session import Session, State
-from voicecoach.transcript import Transcript
+from voicecoach.audio.devices import AudioDeviceError, MicBlock
+from voicecoach.runtime.clock import EventQueue, RealClock
+from voicecoach.core.commands import load_vocabulary
+from voicecoach.core.events import Begin, Command, CommandHeard, DeviceProblem, Say, StopSpeech
+from voicecoach.runtime.live import MicWatch
+from voicecoach.narration.narrator import SoundNarrator
+from voicecoach.runtime.player import Player, SpeechDone
+from voicecoach.core.session import Session, State
+from voicecoach.runtime.transcript import Transcript
 
 
 class UnpluggedOnce:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from virtual_audio import VirtualAudio
 
-from voicecoach import doctor
-from voicecoach.config import Config
-from voicecoach.doctor import Check, check_config, format_checks, run_checks
+from voicecoach.cli import doctor
+from voicecoach.files.config import Config
+from voicecoach.cli.doctor import Check, check_config, format_checks, run_checks
 from voicecoach.settings import MicSettings, NarratorSettings, RecognizerSettings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from voicecoach import echo
-from voicecoach.echo import (
+from voicecoach.echo import speex as echo
+from voicecoach.echo.speex import (
     AlignerSettings,
     EchoCancellerUnavailable,
     EchoSettings,

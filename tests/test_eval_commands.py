@@ -72,7 +72,7 @@ def test_echo_and_noise_sit_at_the_levels_asked_for(harness) -> None:
 
 def test_a_spoken_stop_goes_through_the_product_chain_and_is_found(harness) -> None:
     """A real run: flite says "stop" with no echo; the clean microphone, PocketSphinx and the spotter find it."""
-    from voicecoach.commands import load_vocabulary
+    from voicecoach.core.commands import load_vocabulary
 
     vocabulary = load_vocabulary("en")
     samples, end_s = harness._trimmed(speech.synthesize(speech.Voice("flite", "slt"), "stop"))

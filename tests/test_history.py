@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sessionkit import small_routine
 
-from voicecoach.history import (
+from voicecoach.store.history import (
     SCHEMA_VERSION,
     ExerciseResult,
     History,
@@ -25,7 +25,7 @@ from voicecoach.history import (
     exercise_results,
     format_sessions,
 )
-from voicecoach.session import Session
+from voicecoach.core.session import Session
 
 T0 = datetime(2024, 5, 1, 7, 30, tzinfo=UTC)
 TWIST = ExerciseResult("Twist", hold_s=10, holds_total=2, holds_done=2, longest_hold_s=10)
@@ -185,7 +185,7 @@ _KILLED_MID_WRITE = """
 import os, signal, sys
 from datetime import UTC, datetime
 from pathlib import Path
-from voicecoach.history import ExerciseResult, History
+from voicecoach.store.history import ExerciseResult, History
 
 history = History.open(Path(sys.argv[1]))
 session_id = history.start_session("small", datetime(2024, 5, 1, 7, 30, tzinfo=UTC))

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from voicecoach.commands import Vocabulary, load_vocabulary
-from voicecoach.events import Command, CommandHeard
-from voicecoach.listener import CommandSpotter, Listener, SpotterSettings, spot_samples
-from voicecoach.recognizer import Hypothesis
+from voicecoach.core.commands import Vocabulary, load_vocabulary
+from voicecoach.core.events import Command, CommandHeard
+from voicecoach.listening.listener import CommandSpotter, Listener, SpotterSettings, spot_samples
+from voicecoach.listening.recognizer import Hypothesis
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from speech import FLITE_VOICES, concat, pad, synthesize, write_wav
 from test_cli import run_cli
 from virtual_audio import VirtualAudio
 
-from voicecoach.wavfile import resample
+from voicecoach.audio.wavfile import resample
 
 
 def test_listen_to_a_wav_file_of_another_rate_prints_each_command_with_its_time(

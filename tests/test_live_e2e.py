@@ -13,18 +13,18 @@ import pytest
 from speech import FLITE_VOICES, Voice, pad, synthesize, write_wav
 from virtual_audio import VirtualAudio, recording_start_s, rms
 
-from voicecoach.cli import _parser
-from voicecoach.clock import EventQueue, RealClock
-from voicecoach.commands import load_vocabulary
-from voicecoach.events import Command, CommandHeard
-from voicecoach.live import VoiceRig, open_rig
-from voicecoach.player import Player
-from voicecoach.routine import Exercise, Routine
-from voicecoach.session import Phase, Session, State
+from voicecoach.cli.main import _parser
+from voicecoach.runtime.clock import EventQueue, RealClock
+from voicecoach.core.commands import load_vocabulary
+from voicecoach.core.events import Command, CommandHeard
+from voicecoach.runtime.live import VoiceRig, open_rig
+from voicecoach.runtime.player import Player
+from voicecoach.core.routine import Exercise, Routine
+from voicecoach.core.session import Phase, Session, State
 from voicecoach.settings import NarratorSettings
-from voicecoach.transcript import Transcript
-from voicecoach.tts import Pyttsx3Synthesizer
-from voicecoach.wavfile import resample
+from voicecoach.runtime.transcript import Transcript
+from voicecoach.narration.synthesis import Pyttsx3Synthesizer
+from voicecoach.audio.wavfile import resample
 
 _LONG_STEP = (
     "Lie face up on the mat with both knees bent and your feet flat, then let your arms rest by your sides, "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.model_download import (
+from voicecoach.listening.model_download import (
     URL_ENV,
     DownloadProgress,
     ModelDownloadError,
@@ -22,7 +22,7 @@ from voicecoach.model_download import (
     format_progress,
     print_progress,
 )
-from voicecoach.recognizer_vosk import is_model_dir
+from voicecoach.listening.vosk import is_model_dir
 
 NAME = "vosk-model-small-test-0.1"
 _MODEL_FILES = {

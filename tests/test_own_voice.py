@@ -9,12 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from voicecoach.commands import load_vocabulary
-from voicecoach.events import Command, CommandHeard
-from voicecoach.narrator import SoundNarrator
-from voicecoach.own_voice import OwnVoice
+from voicecoach.core.commands import load_vocabulary
+from voicecoach.core.events import Command, CommandHeard
+from voicecoach.narration.narrator import SoundNarrator
+from voicecoach.listening.own_voice import OwnVoice
 from voicecoach.settings import NarratorSettings
-from voicecoach.tts import CachedSynthesizer, Pyttsx3Synthesizer, Speech, WordTiming, spread_words
+from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer, Speech, WordTiming, spread_words
 
 needs_espeak = pytest.mark.skipif(
     ctypes.util.find_library("espeak-ng") is None, reason="eSpeak-NG not installed (apt-get install espeak-ng)"

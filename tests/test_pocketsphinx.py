@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from speech import RATE, Voice, available, concat, pad, synthesize, write_wav
 
-from voicecoach.commands import Vocabulary, load_vocabulary
-from voicecoach.events import Command
-from voicecoach.listener import SpotResult, spot_file, spot_samples
-from voicecoach.recognizer_pocketsphinx import (
+from voicecoach.core.commands import Vocabulary, load_vocabulary
+from voicecoach.core.events import Command
+from voicecoach.listening.listener import SpotResult, spot_file, spot_samples
+from voicecoach.listening.pocketsphinx import (
     COMMON_WORDS_FILE,
     COMMON_WORDS_STORED,
     UNKNOWN,
@@ -201,8 +201,8 @@ def test_recognizer_never_reads_the_language_model() -> None:
         "    def readfile(path):\n"
         "        raise SystemExit(f'the language model was read: {path}')\n"
         "pocketsphinx.NGramModel = NoModel\n"
-        "from voicecoach.commands import load_vocabulary\n"
-        "from voicecoach.recognizer_pocketsphinx import PocketSphinxRecognizer\n"
+        "from voicecoach.core.commands import load_vocabulary\n"
+        "from voicecoach.listening.pocketsphinx import PocketSphinxRecognizer\n"
         "PocketSphinxRecognizer(load_vocabulary('en'))\n"
         "print('\\n'.join(opened))\n"
     )

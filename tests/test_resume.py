@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from test_cli import records, run_cli
 
-from voicecoach.plan import Kind
-from voicecoach.resume import Position, PositionStore
-from voicecoach.routine_file import find_routine, load_routine_file
-from voicecoach.session import Session
+from voicecoach.core.plan import Kind
+from voicecoach.store.resume import Position, PositionStore
+from voicecoach.files.routine_file import find_routine, load_routine_file
+from voicecoach.core.session import Session
 
 
 def start_dry_run(data: Path) -> subprocess.Popen[str]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach import routine_file
-from voicecoach.routine import Sides
-from voicecoach.routine_file import (
+from voicecoach.files import routine_file
+from voicecoach.core.routine import Sides
+from voicecoach.files.routine_file import (
     Problem,
     RoutineFileError,
     RoutineRef,

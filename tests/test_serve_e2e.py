@@ -25,7 +25,7 @@ from speech import FLITE_VOICES, Voice, pad, synthesize, write_wav
 from test_cli import run_cli
 from virtual_audio import VirtualAudio
 
-from voicecoach.history import History
+from voicecoach.store.history import History
 
 _SLT, _RMS = FLITE_VOICES[0], FLITE_VOICES[2]
 """The person's voices (flite; the narrator is eSpeak-NG). In trials on this virtual microphone with the serve

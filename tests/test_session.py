@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sessionkit import Drive, says
 
-from voicecoach.events import Command, Finish, Log, Say, StopSpeech
-from voicecoach.plan import Kind
-from voicecoach.session import Phase, State
+from voicecoach.core.events import Command, Finish, Log, Say, StopSpeech
+from voicecoach.core.plan import Kind
+from voicecoach.core.session import Phase, State
 
 
 def start_first_hold() -> Drive:

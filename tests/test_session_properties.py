@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sessionkit import Drive, says
 
-from voicecoach.events import Command, StopSpeech
-from voicecoach.session import State
+from voicecoach.core.events import Command, StopSpeech
+from voicecoach.core.session import State
 
 _OPS = st.one_of(
     st.tuples(st.just("tick"), st.floats(min_value=0.0, max_value=30.0)),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from voicecoach.settings import NarratorSettings
-from voicecoach.tts import CachedSynthesizer, Pyttsx3Synthesizer, TtsError
+from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer, TtsError
 
 pytestmark = pytest.mark.skipif(
     ctypes.util.find_library("espeak-ng") is None, reason="eSpeak-NG not installed (apt-get install espeak-ng)"

@@ -24,11 +24,11 @@ import numpy as np
 import pytest
 import soxr
 
-from voicecoach import recognizer_vosk
-from voicecoach.commands import Vocabulary, load_vocabulary
-from voicecoach.events import Command
-from voicecoach.recognizer import Hypothesis, RecognizerError
-from voicecoach.recognizer_vosk import (
+from voicecoach.listening import vosk as recognizer_vosk
+from voicecoach.core.commands import Vocabulary, load_vocabulary
+from voicecoach.core.events import Command
+from voicecoach.listening.recognizer import Hypothesis, RecognizerError
+from voicecoach.listening.vosk import (
     Grammar,
     VoskRecognizer,
     build_grammar,
@@ -129,7 +129,7 @@ def test_phrase_with_a_word_missing_from_the_model_is_dropped_and_reported(
 ) -> None:
     assert not model_has_word(ko_model, "멈춰요")  # the model has 멈춰 but not this polite form
     vocab = Vocabulary("ko", {Command.STOP: ("정지", "멈춰요", "그만 멈춰요")}, decoys=("정시", "아휴"))
-    with caplog.at_level(logging.WARNING, logger="voicecoach.recognizer_vosk"):
+    with caplog.at_level(logging.WARNING, logger="voicecoach.listening.vosk"):
         rec = VoskRecognizer(ko_model, vocab)
     assert rec.dropped_phrases == ("그만 멈춰요", "멈춰요")
     assert rec.grammar.dropped_decoys == ("아휴",)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voicecoach.audio import PlayedBuffer
-from voicecoach.wavfile import read_wav
+from voicecoach.audio.devices import PlayedBuffer
+from voicecoach.audio.wavfile import read_wav
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from voicecoach.routine import Exercise, Routine, Side, Sides
+from voicecoach.core.routine import Exercise, Routine, Side, Sides
 
 _WORDS_PER_S = 2.7
 """eSpeak-NG's default rate (175 words a minute) less pauses at punctuation."""

@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from voicecoach.progression import ProgressionSettings
+from voicecoach.core.progression import ProgressionSettings
 from voicecoach.settings import ENGINES, MicSettings, NarratorSettings, RecognizerSettings
 
 _LOGGER = logging.getLogger(__name__)

@@ -10,14 +10,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
-from voicecoach.clock import Clock, EventQueue, RealClock, VirtualClock
-from voicecoach.commands import Vocabulary
-from voicecoach.events import SpeechFinished, Utterance
-from voicecoach.plan import estimate_speech_s
-from voicecoach.player import Player
-from voicecoach.recording import prepare_session
-from voicecoach.routine import Routine
-from voicecoach.transcript import stdout_transcript
+from voicecoach.runtime.clock import Clock, EventQueue, RealClock, VirtualClock
+from voicecoach.core.commands import Vocabulary
+from voicecoach.core.events import SpeechFinished, Utterance
+from voicecoach.core.plan import estimate_speech_s
+from voicecoach.runtime.player import Player
+from voicecoach.store.recording import prepare_session
+from voicecoach.core.routine import Routine
+from voicecoach.runtime.transcript import stdout_transcript
 
 _SCRIPT_ITEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\S.*?)\s*$")
 

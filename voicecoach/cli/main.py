@@ -9,16 +9,17 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from voicecoach import __version__, live
-from voicecoach.commands import VocabularyError, load_vocabulary
-from voicecoach.config import ConfigError, apply_config, load_config
-from voicecoach.history import HistoryError
-from voicecoach.plan import build_plan, exercise_estimate_s, segment_estimate_s
-from voicecoach.progression import ProgressionSettings
-from voicecoach.routine import Routine
-from voicecoach.routine_check import Finding, Level, check_routine
-from voicecoach.routine_file import RoutineFileError, find_routine, list_routines, load_routine_file
-from voicecoach.simulate import ScriptError
+from voicecoach import __version__
+from voicecoach.runtime import live
+from voicecoach.core.commands import VocabularyError, load_vocabulary
+from voicecoach.files.config import ConfigError, apply_config, load_config
+from voicecoach.store.history import HistoryError
+from voicecoach.core.plan import build_plan, exercise_estimate_s, segment_estimate_s
+from voicecoach.core.progression import ProgressionSettings
+from voicecoach.core.routine import Routine
+from voicecoach.files.routine_check import Finding, Level, check_routine
+from voicecoach.files.routine_file import RoutineFileError, find_routine, list_routines, load_routine_file
+from voicecoach.runtime.dry_run import ScriptError
 
 _LOGGER = logging.getLogger(__name__)
 _EXIT_USER_ERROR = 2
@@ -199,7 +200,7 @@ def _clock(seconds: float) -> str:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check everything voice mode needs; exit 0 when all checks pass, 1 otherwise."""
-    from voicecoach.doctor import check_config, format_checks, run_checks
+    from voicecoach.cli.doctor import check_config, format_checks, run_checks
 
     config, config_checks = check_config(args.config)
     checks = [*config_checks, *run_checks(config)]
@@ -209,7 +210,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Print the last sessions as a table."""
-    from voicecoach.history import History, default_path, format_sessions
+    from voicecoach.store.history import History, default_path, format_sessions
 
     if not default_path().exists():
         print(f"No sessions yet ({default_path()} does not exist).")
@@ -228,7 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     routine = load_routine_file(find_routine(args.routine))
     vocabulary = load_vocabulary(routine.language)
     if args.simulate:
-        from voicecoach.simulate import run_dry
+        from voicecoach.runtime.dry_run import run_dry
 
         return run_dry(routine, vocabulary, args)
     return live.run_live(routine, vocabulary, args)

@@ -12,10 +12,10 @@ from typing import Protocol
 
 import numpy as np
 
-from voicecoach.commands import Match, Vocabulary, normalize
-from voicecoach.events import Command, CommandHeard
-from voicecoach.recognizer import Hypothesis, Recognizer
-from voicecoach.wavfile import read_wav, resample
+from voicecoach.core.commands import Match, Vocabulary, normalize
+from voicecoach.core.events import Command, CommandHeard
+from voicecoach.listening.recognizer import Hypothesis, Recognizer
+from voicecoach.audio.wavfile import read_wav, resample
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from voicecoach.clock import EventQueue, RealClock
-from voicecoach.commands import Vocabulary, load_vocabulary, normalize
-from voicecoach.events import Command, CommandHeard, DeviceProblem
-from voicecoach.player import Player, SpeechDone
-from voicecoach.progression import ProgressionSettings
-from voicecoach.recognizer import Recognizer, RecognizerError
-from voicecoach.recording import prepare_session
-from voicecoach.routine import Routine
+from voicecoach.runtime.clock import EventQueue, RealClock
+from voicecoach.core.commands import Vocabulary, load_vocabulary, normalize
+from voicecoach.core.events import Command, CommandHeard, DeviceProblem
+from voicecoach.runtime.player import Player, SpeechDone
+from voicecoach.core.progression import ProgressionSettings
+from voicecoach.listening.recognizer import Recognizer, RecognizerError
+from voicecoach.store.recording import prepare_session
+from voicecoach.core.routine import Routine
 from voicecoach.settings import (
     MicSettings,
     RecognizerSettings,
@@ -31,7 +31,7 @@ from voicecoach.settings import (
     narrator_settings,
     recognizer_settings,
 )
-from voicecoach.transcript import stdout_transcript
+from voicecoach.runtime.transcript import stdout_transcript
 
 _LOGGER = logging.getLogger(__name__)
 _MIC_SILENT_S = 3.0
@@ -55,7 +55,7 @@ def make_recognizer(settings: RecognizerSettings, vocabulary: Vocabulary) -> Rec
     engine = settings.engine
     model = settings.model_dir
     if engine in ("auto", "vosk") and model is None:
-        from voicecoach.recognizer_vosk import find_model
+        from voicecoach.listening.vosk import find_model
 
         model = find_model() if settings.language == "en" else None
     if engine == "auto":
@@ -64,12 +64,12 @@ def make_recognizer(settings: RecognizerSettings, vocabulary: Vocabulary) -> Rec
     if engine == "vosk":
         if model is None:
             raise LiveError("no Vosk model is installed: run `voicecoach model download`, or use --engine pocketsphinx")
-        from voicecoach.recognizer_vosk import VoskRecognizer
+        from voicecoach.listening.vosk import VoskRecognizer
 
         return VoskRecognizer(model, vocabulary)
     if settings.language != "en":
         raise LiveError(f"pocketsphinx has only an English model; for {settings.language!r} use --engine vosk --model")
-    from voicecoach.recognizer_pocketsphinx import PocketSphinxRecognizer
+    from voicecoach.listening.pocketsphinx import PocketSphinxRecognizer
 
     return PocketSphinxRecognizer(vocabulary)
 
@@ -115,7 +115,7 @@ class CleanMicrophone:
     """Microphone blocks with the narrator's own playback cancelled (the speaker's playback log is the reference)."""
 
     def __init__(self, mic: Any, speaker: Any, enabled: bool = True) -> None:
-        from voicecoach.echo import (
+        from voicecoach.echo.speex import (
             AlignerSettings,
             EchoCancellerUnavailable,
             EchoSettings,
@@ -189,11 +189,11 @@ class VoiceRig:
 
 def open_rig(args: argparse.Namespace, vocabulary: Vocabulary, events: EventQueue, language: str) -> VoiceRig:
     """Open speaker, microphone, narrator, recognizer and listener; the listener posts into events."""
-    from voicecoach.audio import Speaker
-    from voicecoach.listener import Listener
-    from voicecoach.narrator import SoundNarrator
-    from voicecoach.own_voice import OwnVoice
-    from voicecoach.tts import CachedSynthesizer, Pyttsx3Synthesizer
+    from voicecoach.audio.devices import Speaker
+    from voicecoach.listening.listener import Listener
+    from voicecoach.narration.narrator import SoundNarrator
+    from voicecoach.listening.own_voice import OwnVoice
+    from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer
 
     voice = narrator_settings(args)
     mic_config = mic_settings(args)
@@ -217,7 +217,7 @@ def open_rig(args: argparse.Namespace, vocabulary: Vocabulary, events: EventQueu
 
 
 def _open_mic(config: MicSettings, speaker: Any) -> Any:
-    from voicecoach.audio import Microphone
+    from voicecoach.audio.devices import Microphone
 
     try:
         return Microphone(config.input_device, config.sample_rate, config.sample_rate * config.block_ms // 1000)
@@ -235,8 +235,8 @@ def _device_reporter(events: EventQueue) -> Any:
 
 def run_live(routine: Routine, vocabulary: Vocabulary, args: argparse.Namespace) -> int:
     """`voicecoach run ROUTINE`: speak and listen on the audio devices until the routine ends."""
-    from voicecoach.audio import AudioDeviceError
-    from voicecoach.tts import TtsError
+    from voicecoach.audio.devices import AudioDeviceError
+    from voicecoach.narration.synthesis import TtsError
 
     events = EventQueue(RealClock())
     try:
@@ -300,7 +300,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     """Print the audio devices."""
-    from voicecoach.audio import AudioDeviceError, format_devices, list_devices
+    from voicecoach.audio.devices import AudioDeviceError, format_devices, list_devices
 
     try:
         print(format_devices(list_devices()))
@@ -323,8 +323,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def _listen_file(path: Path, recognizer: Recognizer, vocabulary: Vocabulary) -> int:
-    from voicecoach.listener import spot_file
-    from voicecoach.wavfile import AudioFileError
+    from voicecoach.listening.listener import spot_file
+    from voicecoach.audio.wavfile import AudioFileError
 
     try:
         result = spot_file(path, recognizer, vocabulary)
@@ -338,8 +338,8 @@ def _listen_file(path: Path, recognizer: Recognizer, vocabulary: Vocabulary) -> 
 
 
 def _listen_live(args: argparse.Namespace, recognizer: Recognizer, vocabulary: Vocabulary) -> int:
-    from voicecoach.audio import AudioDeviceError, Microphone
-    from voicecoach.listener import Listener
+    from voicecoach.audio.devices import AudioDeviceError, Microphone
+    from voicecoach.listening.listener import Listener
 
     config = mic_settings(args)
     try:
@@ -366,7 +366,7 @@ def _heard_line(heard: CommandHeard) -> str:
 
 def cmd_model_download(args: argparse.Namespace) -> int:
     """Download, verify and install the Vosk English model."""
-    from voicecoach.model_download import ModelDownloadError, download_model, print_progress
+    from voicecoach.listening.model_download import ModelDownloadError, download_model, print_progress
 
     try:
         path = download_model(args.url, args.dest, expected_sha256=args.sha256, progress=print_progress(),
@@ -379,7 +379,7 @@ def cmd_model_download(args: argparse.Namespace) -> int:
 
 def cmd_model_status(args: argparse.Namespace) -> int:
     """Say where models are looked for and what is installed."""
-    from voicecoach.recognizer_vosk import DEFAULT_MODEL_NAME, find_model, model_search_dirs
+    from voicecoach.listening.vosk import DEFAULT_MODEL_NAME, find_model, model_search_dirs
 
     for folder in model_search_dirs():
         print(f"looks in: {folder}")
@@ -391,7 +391,7 @@ def cmd_model_status(args: argparse.Namespace) -> int:
 
 def routine_starters(vocabulary: Vocabulary) -> tuple[Vocabulary, dict[str, str]]:
     """The vocabulary with 'start NAME' for every routine, and each such phrase's routine name."""
-    from voicecoach.routine_file import list_routines
+    from voicecoach.files.routine_file import list_routines
 
     by_phrase = {f"start {ref.name.replace('-', ' ')}": ref.name for ref in list_routines()}
     return vocabulary.extended(Command.START, list(by_phrase)), by_phrase
@@ -434,10 +434,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """The serve loop: idle until 'start', play the routine, idle again (until --once's routine ends)."""
-    from voicecoach.audio import AudioDeviceError
-    from voicecoach.config import DEFAULT_ROUTINE
-    from voicecoach.routine_file import RoutineFileError, find_routine, load_routine_file
-    from voicecoach.tts import TtsError
+    from voicecoach.audio.devices import AudioDeviceError
+    from voicecoach.files.config import DEFAULT_ROUTINE
+    from voicecoach.files.routine_file import RoutineFileError, find_routine, load_routine_file
+    from voicecoach.narration.synthesis import TtsError
 
     default = args.routine or DEFAULT_ROUTINE
     load_routine_file(find_routine(default))  # a broken default is a start-up error, not a surprise at "start"

@@ -25,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voicecoach.commands import Vocabulary
-from voicecoach.recognizer import Hypothesis, RecognizerError
+from voicecoach.core.commands import Vocabulary
+from voicecoach.listening.recognizer import Hypothesis, RecognizerError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -422,7 +422,7 @@ def _ranked_common_words(count: int, vocabulary_words: set[str]) -> list[tuple[i
 
 def stored_common_words() -> list[tuple[int, str]]:
     """The package's list of the dictionary's words ranked by the language model, best first."""
-    text = resources.files("voicecoach").joinpath(COMMON_WORDS_FILE).read_text("utf-8")
+    text = resources.files("voicecoach.listening").joinpath(COMMON_WORDS_FILE).read_text("utf-8")
     pairs = (line.split() for line in text.splitlines() if line and not line.startswith("#"))
     return [(int(score), word) for word, score in pairs]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicecoach.config import Config, ConfigError, config_path, load_config
+from voicecoach.files.config import Config, ConfigError, config_path, load_config
 from voicecoach.settings import NarratorSettings, RecognizerSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def _python() -> Check:
 
 
 def _portaudio() -> Check:
-    from voicecoach.audio import AudioDeviceError, list_devices
+    from voicecoach.audio.devices import AudioDeviceError, list_devices
 
     name = "portaudio"
     try:
@@ -144,7 +144,7 @@ def _portaudio() -> Check:
 
 
 def _device(spec: str | None, kind: str, config: Config) -> Check:
-    from voicecoach.audio import AudioDeviceError, list_devices, resolve_device
+    from voicecoach.audio.devices import AudioDeviceError, list_devices, resolve_device
 
     name = f"{kind} device"
     key = "input_device" if kind == "input" else "output_device"
@@ -165,7 +165,7 @@ def _device(spec: str | None, kind: str, config: Config) -> Check:
 
 
 def _narrator(settings: NarratorSettings, config: Config) -> Check:
-    from voicecoach.tts import Pyttsx3Synthesizer, TtsError
+    from voicecoach.narration.synthesis import Pyttsx3Synthesizer, TtsError
 
     name = "narrator"
     started = time.perf_counter()
@@ -190,7 +190,7 @@ def _narrator(settings: NarratorSettings, config: Config) -> Check:
 
 
 def _vosk(settings: RecognizerSettings, config: Config) -> Check:
-    from voicecoach.recognizer_vosk import find_model, is_model_dir, model_search_dirs
+    from voicecoach.listening.vosk import find_model, is_model_dir, model_search_dirs
 
     name = "vosk model"
     if settings.engine == "pocketsphinx":
@@ -234,7 +234,7 @@ def _pocketsphinx() -> Check:
 
 
 def _echo(enabled: bool) -> Check:
-    from voicecoach.echo import EchoCancellerUnavailable, SpeexEchoCanceller
+    from voicecoach.echo.speex import EchoCancellerUnavailable, SpeexEchoCanceller
 
     name = "echo canceller"
     silence = np.zeros(_ECHO_TEST_SAMPLES, dtype=np.int16)
@@ -250,7 +250,7 @@ def _echo(enabled: bool) -> Check:
 
 
 def _history() -> Check:
-    from voicecoach.history import History, HistoryError, default_path
+    from voicecoach.store.history import History, HistoryError, default_path
 
     name = "history"
     path = default_path()
@@ -264,7 +264,7 @@ def _history() -> Check:
 
 
 def _disk() -> Check:
-    from voicecoach.history import data_dir
+    from voicecoach.store.history import data_dir
 
     name = "disk space"
     folder = data_dir()
@@ -278,7 +278,7 @@ def _disk() -> Check:
 
 
 def _routine(routine: str, config: Config) -> Check:
-    from voicecoach.routine_file import RoutineFileError, find_routine, load_routine_file
+    from voicecoach.files.routine_file import RoutineFileError, find_routine, load_routine_file
 
     name = "routine"
     try:

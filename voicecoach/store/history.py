@@ -24,8 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from voicecoach.routine import Routine
-from voicecoach.session import Session
+from voicecoach.core.routine import Routine
+from voicecoach.core.session import Session
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from voicecoach.events import Command
+from voicecoach.core.events import Command
 
 _WORD = re.compile(r"[a-z0-9\u00c0-\uffff]+")
 

@@ -6,7 +6,7 @@ import enum
 import math
 from dataclasses import dataclass, field
 
-from voicecoach.events import (
+from voicecoach.core.events import (
     Action,
     Begin,
     Command,
@@ -20,8 +20,8 @@ from voicecoach.events import (
     StopSpeech,
     Tick,
 )
-from voicecoach.plan import Kind, Segment, build_plan, segment_estimate_s
-from voicecoach.routine import Routine
+from voicecoach.core.plan import Kind, Segment, build_plan, segment_estimate_s
+from voicecoach.core.routine import Routine
 
 _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _STOP_LINE = "Okay, I have stopped. Rest as long as you like. Say resume, next, or end workout."

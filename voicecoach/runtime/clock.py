@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from voicecoach.events import Event
+from voicecoach.core.events import Event
 
 
 class Clock(Protocol):

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from voicecoach.routine import Exercise, Routine, Sides
+from voicecoach.core.routine import Exercise, Routine, Sides
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from voicecoach.clock import EventQueue
-from voicecoach.commands import Vocabulary
-from voicecoach.events import (
+from voicecoach.runtime.clock import EventQueue
+from voicecoach.core.commands import Vocabulary
+from voicecoach.core.events import (
     Action,
     Begin,
     Chime,
@@ -24,8 +24,8 @@ from voicecoach.events import (
     Tick,
     Utterance,
 )
-from voicecoach.session import Session
-from voicecoach.transcript import Transcript
+from voicecoach.core.session import Session
+from voicecoach.runtime.transcript import Transcript
 
 _LOGGER = logging.getLogger(__name__)
 _IDLE_WAKE_S = 0.5

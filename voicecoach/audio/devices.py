@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from voicecoach.wavfile import resample
+from voicecoach.audio.wavfile import resample
 
 _LOGGER = logging.getLogger(__name__)
 

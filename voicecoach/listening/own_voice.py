@@ -13,9 +13,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from voicecoach.commands import Vocabulary, normalize
-from voicecoach.events import CommandHeard
-from voicecoach.tts import WordTiming, spread_words
+from voicecoach.core.commands import Vocabulary, normalize
+from voicecoach.core.events import CommandHeard
+from voicecoach.narration.synthesis import WordTiming, spread_words
 
 _BEFORE_S = 0.2
 """A command detected up to this long before the narrator's phrase began sounding can still be its echo: the start

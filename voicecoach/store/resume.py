@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from voicecoach.events import Action, Finish
-from voicecoach.session import Session
+from voicecoach.core.events import Action, Finish
+from voicecoach.core.session import Session
 
 _LOGGER = logging.getLogger(__name__)
 _FILE_NAME = "position.json"

@@ -24,10 +24,10 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from voicecoach.commands import Match, Vocabulary, load_vocabulary
-from voicecoach.events import Command
-from voicecoach.routine import Routine
-from voicecoach.routine_file import Problem, RoutineFileError, load_routine_file
+from voicecoach.core.commands import Match, Vocabulary, load_vocabulary
+from voicecoach.core.events import Command
+from voicecoach.core.routine import Routine
+from voicecoach.files.routine_file import Problem, RoutineFileError, load_routine_file
 
 _LOGGER = logging.getLogger(__name__)
 

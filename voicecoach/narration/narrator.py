@@ -12,10 +12,10 @@ from typing import Protocol
 
 import numpy as np
 
-from voicecoach.audio import AudioDeviceError
-from voicecoach.events import Chime, Say, StopSpeech
-from voicecoach.own_voice import OwnVoice
-from voicecoach.tts import CachedSynthesizer, Speech, Synthesizer, TtsError, speech_for
+from voicecoach.audio.devices import AudioDeviceError
+from voicecoach.core.events import Chime, Say, StopSpeech
+from voicecoach.listening.own_voice import OwnVoice
+from voicecoach.narration.synthesis import CachedSynthesizer, Speech, Synthesizer, TtsError, speech_for
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voicecoach.commands import Vocabulary
-from voicecoach.recognizer import Hypothesis, RecognizerError
+from voicecoach.core.commands import Vocabulary
+from voicecoach.listening.recognizer import Hypothesis, RecognizerError
 
 _LOGGER = logging.getLogger(__name__)
 

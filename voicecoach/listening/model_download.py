@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
 
-from voicecoach.recognizer_vosk import DEFAULT_MODEL_NAME, default_model_dir, is_model_dir
+from voicecoach.listening.vosk import DEFAULT_MODEL_NAME, default_model_dir, is_model_dir
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Speech out: synthesis, the phrase cache, the narrator that plays and stops."""
