@@ -17,21 +17,13 @@ import sys
 import time
 import wave
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from test_echo import BLOCK, RATE, EchoScene, echo_scene, energy_db, to_int16  # noqa: E402
-
-from voicecoach.echo.speex import (  # noqa: E402
-    AlignerSettings,
-    EchoSettings,
-    ReferenceAligner,
-    SpeexEchoCanceller,
-    estimate_delay,
-)
+from voicecoach.echo.aligner import AlignerSettings, ReferenceAligner
+from voicecoach.echo.delay import estimate_delay
+from voicecoach.echo.scenes import BLOCK, RATE, EchoScene, echo_scene, energy_db, to_int16
+from voicecoach.echo.speex import EchoSettings, SpeexEchoCanceller
 
 _FILTERS_MS = (100, 200, 400)
 _DELAYS_S = (0.012, 0.037, 0.075)

@@ -32,10 +32,10 @@ _BLOCK = 320
 
 def routine_audio() -> Iterator[np.ndarray]:
     """The lower-back routine as the microphone would hear the narrator in a quiet room, piece by piece (16 kHz)."""
+    from voicecoach.audio.wavfile import resample
     from voicecoach.core.plan import Kind, build_plan
     from voicecoach.files.routine_file import find_routine, load_routine_file
     from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer
-    from voicecoach.audio.wavfile import resample
 
     plain = Pyttsx3Synthesizer()
     cached = CachedSynthesizer(plain)
@@ -93,7 +93,7 @@ def make_engine(engine: str) -> tuple[object, object, str]:
 
 def child(engine: str, soak_minutes: float) -> dict[str, object]:
     """Run in a fresh process: load, listen to the routine (again and again for a soak); report figures."""
-    from voicecoach.listening.listener import CommandSpotter
+    from voicecoach.listening.rules import CommandSpotter
 
     base_mb = rss_mb()
     stages = [stage("python+numpy")]

@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from virtual_audio import (  # noqa: E402
+from voicecoach.audio.devices import PlayedBuffer, Speaker  # noqa: E402
+from voicecoach.audio.virtual_server import (  # noqa: E402
     SPEAKER_RATE,
     MonitorCapture,
     VirtualAudio,
@@ -33,8 +34,6 @@ from virtual_audio import (  # noqa: E402
     last_loud,
     recording_start_s,
 )
-
-from voicecoach.audio.devices import PlayedBuffer, Speaker  # noqa: E402
 
 _TONE_HZ = 1000.0
 _PEAK = 8000

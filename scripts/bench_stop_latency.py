@@ -31,17 +31,17 @@ import numpy as np
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(_ROOT / "tests"), str(_ROOT)]
 
-from speech import FLITE_VOICES, HELD_OUT_VOICES, Voice, pad, synthesize, write_wav  # noqa: E402
-from virtual_audio import MonitorCapture, VirtualAudio  # noqa: E402
+from voicecoach.runtime.live import open_rig  # noqa: E402
 
+from voicecoach.audio.virtual_server import MonitorCapture, VirtualAudio  # noqa: E402
 from voicecoach.cli.main import _parser  # noqa: E402
-from voicecoach.runtime.clock import EventQueue, RealClock  # noqa: E402
 from voicecoach.core.commands import load_vocabulary  # noqa: E402
 from voicecoach.core.events import Command, CommandHeard  # noqa: E402
-from voicecoach.runtime.live import open_rig  # noqa: E402
-from voicecoach.runtime.player import Player  # noqa: E402
 from voicecoach.core.routine import Exercise, Routine  # noqa: E402
 from voicecoach.core.session import Session, State  # noqa: E402
+from voicecoach.narration.stand_in_voices import FLITE_VOICES, HELD_OUT_VOICES, Voice, pad, synthesize, write_wav  # noqa: E402
+from voicecoach.runtime.clock import EventQueue, RealClock  # noqa: E402
+from voicecoach.runtime.player import Player  # noqa: E402
 from voicecoach.runtime.transcript import Transcript  # noqa: E402
 
 _STEP = (

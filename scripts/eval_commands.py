@@ -434,8 +434,9 @@ def listen(
 ) -> tuple[list[Detection], float]:
     """Run the microphone signal through CleanMicrophone, the recognizer, the spotter and the own-voice filter;
     the detections and the CPU seconds spent."""
-    from voicecoach.listening.listener import CommandSpotter
     from voicecoach.runtime.live import CleanMicrophone
+
+    from voicecoach.listening.rules import CommandSpotter
 
     own = _own_voice(narration if echo else [], vocabulary)
     mic = _TimelineMic(mic_samples)
@@ -558,6 +559,7 @@ class Job:
 def make_recognizer(engine: str, model: str | None, vocabulary: Any) -> Any:
     """The engine as voice mode makes it."""
     from voicecoach.runtime.live import make_recognizer as live_recognizer
+
     from voicecoach.settings import RecognizerSettings
 
     settings = RecognizerSettings(engine=engine, model_dir=Path(model) if model else None,
@@ -568,7 +570,7 @@ def make_recognizer(engine: str, model: str | None, vocabulary: Any) -> Any:
 def run_job(job: Job) -> tuple[Job, Score]:
     """Both passes for one engine and condition (in a worker process)."""
     from voicecoach.core.commands import load_vocabulary
-    from voicecoach.listening.listener import SpotterSettings
+    from voicecoach.listening.rules import SpotterSettings
 
     logging.basicConfig(level=logging.WARNING)
     vocabulary = load_vocabulary(job.language)
@@ -715,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _spotter_override(text: str, parser: argparse.ArgumentParser) -> tuple[str, float]:
     """'FIELD=VALUE' for a SpotterSettings field."""
-    from voicecoach.listening.listener import SpotterSettings
+    from voicecoach.listening.rules import SpotterSettings
 
     name, _, value = text.partition("=")
     fields = {f.name for f in dataclasses.fields(SpotterSettings)}

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from virtual_audio import VirtualAudio, missing_tools
+
+from voicecoach.audio.virtual_server import VirtualAudio, missing_tools
 
 
 @pytest.fixture(scope="session")

@@ -8,16 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from speech import write_wav
-from virtual_audio import (
-    SPEAKER_RATE,
-    VirtualAudio,
-    first_loud,
-    last_loud,
-    peak_frequency_hz,
-    recording_start_s,
-    rms,
-)
 
 from voicecoach.audio.devices import (
     AudioDeviceError,
@@ -28,7 +18,17 @@ from voicecoach.audio.devices import (
     list_devices,
     resolve_device,
 )
+from voicecoach.audio.virtual_server import (
+    SPEAKER_RATE,
+    VirtualAudio,
+    first_loud,
+    last_loud,
+    peak_frequency_hz,
+    recording_start_s,
+    rms,
+)
 from voicecoach.audio.wavfile import read_wav
+from voicecoach.narration.stand_in_voices import write_wav
 
 
 def tone(frequency_hz: float, seconds: float, rate: int, peak: int = 8000) -> np.ndarray:

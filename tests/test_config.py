@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from voicecoach.cli.options import add_voice_options, build_settings
+from voicecoach.core.progression import ProgressionSettings
 from voicecoach.files.config import (
     _SCHEMA,
     DEFAULT_ROUTINE,
     Config,
     ConfigError,
-    apply_config,
     config_path,
     key_lines,
     load_config,
     parse_config,
 )
-from voicecoach.core.progression import ProgressionSettings
-from voicecoach.settings import MicSettings, NarratorSettings, RecognizerSettings, add_voice_options
+from voicecoach.settings import MicSettings, NarratorSettings, RecognizerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = """\
@@ -296,45 +296,51 @@ NOT_GIVEN = {"engine": None, "model": None, "input_device": None, "output_device
 def test_the_config_fills_options_not_given(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, FULL))
     given = argparse.Namespace(**NOT_GIVEN, no_echo_cancel=False, progression=ProgressionSettings())
-    args = apply_config(given, config)
-    assert (args.engine, args.model) == ("vosk", tmp_path / "models" / "vosk-model-small-en-us-0.15")
-    assert (args.input_device, args.output_device) == ("USB PnP", "3")
-    assert (args.voice, args.rate, args.volume) == ("en+f3", 140, 0.8)
-    assert args.no_echo_cancel is True and args.progression is None, "the file turned both off"
+    settings = build_settings(given, config)
+    voice = settings.voice
+    assert (voice.listening.recognizer.engine, voice.listening.recognizer.model_dir) == (
+        "vosk", tmp_path / "models" / "vosk-model-small-en-us-0.15")
+    assert (voice.mic.input_device, voice.narrator.output_device) == ("USB PnP", "3")
+    assert (voice.narrator.voice, voice.narrator.rate_wpm, voice.narrator.volume) == ("en+f3", 140, 0.8)
+    assert voice.listening.echo_cancel is False and settings.progression is None, "the file turned both off"
 
 
 def test_options_given_on_the_command_line_win(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, FULL))
     given = {"engine": "pocketsphinx", "model": Path("/m"), "input_device": "hw:1", "output_device": "0",
              "voice": "en-us", "rate": 200, "volume": 0.0}  # fmt: skip
-    args = apply_config(argparse.Namespace(**given), config)
-    assert vars(args) == given
+    voice = build_settings(argparse.Namespace(**given), config).voice
+    assert voice.listening.recognizer == RecognizerSettings("pocketsphinx", Path("/m"), config.recognizer.language)
+    assert voice.mic.input_device == "hw:1"
+    assert voice.narrator == NarratorSettings("en-us", 200, 0.0, "0")
 
 
 def test_without_a_config_file_the_built_in_defaults_apply() -> None:
-    args = apply_config(argparse.Namespace(**NOT_GIVEN, language=None, routine=None), Config())
-    assert (args.engine, args.model, args.input_device, args.output_device) == ("auto", None, None, None)
-    assert (args.voice, args.rate, args.volume) == (None, NarratorSettings().rate_wpm, NarratorSettings().volume)
-    assert (args.language, args.routine) == ("en", DEFAULT_ROUTINE)
+    settings = build_settings(argparse.Namespace(**NOT_GIVEN, language=None, routine=None), Config())
+    voice = settings.voice
+    assert (voice.listening.recognizer.engine, voice.listening.recognizer.model_dir) == ("auto", None)
+    assert (voice.mic.input_device, voice.narrator.output_device) == (None, None)
+    assert voice.narrator == NarratorSettings()
+    assert (voice.listening.recognizer.language, settings.routine) == ("en", DEFAULT_ROUTINE)
 
 
-def test_apply_config_leaves_its_input_and_other_commands_alone() -> None:
+def test_build_settings_leaves_its_input_alone_and_other_commands_get_defaults() -> None:
     original = argparse.Namespace(rate=None, limit=15)
-    args = apply_config(original, Config(narrator=NarratorSettings(rate_wpm=100)))
-    assert (args.rate, args.limit) == (100, 15) and original.rate is None
-    assert not hasattr(apply_config(argparse.Namespace(), Config()), "rate")
+    settings = build_settings(original, Config(narrator=NarratorSettings(rate_wpm=100)))
+    assert (settings.voice.narrator.rate_wpm, original.limit) == (100, 15) and original.rate is None
+    assert build_settings(argparse.Namespace(), Config()).voice.narrator == NarratorSettings()
 
 
 def test_flags_that_turn_features_off_stay_off() -> None:
-    args = argparse.Namespace(no_echo_cancel=True, progression=None)
-    assert vars(apply_config(args, Config())) == {"no_echo_cancel": True, "progression": None}
+    settings = build_settings(argparse.Namespace(no_echo_cancel=True, progression=None), Config())
+    assert (settings.voice.listening.echo_cancel, settings.progression) == (False, None)
 
 
 def test_the_progression_settings_come_from_the_file(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "[progression]\nstep_s = 3\nsessions_per_step = 1\n"))
-    args = apply_config(argparse.Namespace(progression=ProgressionSettings()), config)
-    assert args.progression == ProgressionSettings(step_s=3.0, sessions_per_step=1)
-    assert apply_config(argparse.Namespace(progression=ProgressionSettings()), Config()).progression == (
+    settings = build_settings(argparse.Namespace(progression=ProgressionSettings()), config)
+    assert settings.progression == ProgressionSettings(step_s=3.0, sessions_per_step=1)
+    assert build_settings(argparse.Namespace(progression=ProgressionSettings()), Config()).progression == (
         ProgressionSettings()
     )
 
@@ -343,8 +349,15 @@ def test_the_real_voice_options_let_the_config_through(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     add_voice_options(parser)
     config = load_config(write(tmp_path, FULL))
-    args = apply_config(parser.parse_args(["--rate", "300"]), config)
-    assert (args.rate, args.volume, args.engine, args.voice) == (300, 0.8, "vosk", "en+f3")
+    voice = build_settings(parser.parse_args(["--rate", "300"]), config).voice
+    assert (voice.narrator.rate_wpm, voice.narrator.volume) == (300, 0.8)
+    assert (voice.listening.recognizer.engine, voice.narrator.voice) == ("vosk", "en+f3")
+
+
+def test_one_rate_limit_everywhere() -> None:
+    with pytest.raises(ValueError, match="80 to 400"):
+        NarratorSettings(rate_wpm=401)
+    assert "80 to 400" in _rate_expectation()
 
 
 # --- the example file -----------------------------------------------------------------------------
@@ -365,3 +378,10 @@ def test_the_example_documents_every_key_with_a_valid_value(tmp_path: Path) -> N
     defaults = Config()
     assert config.narrator.rate_wpm == defaults.narrator.rate_wpm and config.progression == defaults.progression
     assert config.recognizer.engine == "auto" and config.routine == defaults.routine and config.echo_cancel
+
+
+def _rate_expectation() -> str:
+    """What a config problem says a valid rate is."""
+    from voicecoach.files.config import _SCHEMA
+
+    return _SCHEMA["voice"]["rate"].expected

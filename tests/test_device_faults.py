@@ -6,16 +6,16 @@ import threading
 import time
 
 import numpy as np
-from sessionkit import small_routine
+from support.sessionkit import small_routine
 
 from voicecoach.audio.devices import AudioDeviceError, MicBlock
-from voicecoach.runtime.clock import EventQueue, RealClock
 from voicecoach.core.commands import load_vocabulary
 from voicecoach.core.events import Begin, Command, CommandHeard, DeviceProblem, Say, StopSpeech
-from voicecoach.runtime.live import MicWatch
-from voicecoach.narration.narrator import SoundNarrator
-from voicecoach.runtime.player import Player, SpeechDone
 from voicecoach.core.session import Session, State
+from voicecoach.narration.narrator import SoundNarrator
+from voicecoach.runtime.clock import EventQueue, RealClock
+from voicecoach.runtime.mic_watch import MicWatch
+from voicecoach.runtime.player import Player, SpeechDone
 from voicecoach.runtime.transcript import Transcript
 
 

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from virtual_audio import VirtualAudio
 
+from voicecoach.audio.virtual_server import VirtualAudio
 from voicecoach.cli import doctor
-from voicecoach.files.config import Config
 from voicecoach.cli.doctor import Check, check_config, format_checks, run_checks
+from voicecoach.files.config import Config
 from voicecoach.settings import MicSettings, NarratorSettings, RecognizerSettings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import speech
+
+from voicecoach.narration import stand_in_voices as speech
 
 _SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "eval_commands.py"
 

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sessionkit import small_routine
+from support.sessionkit import small_routine
 
+from voicecoach.core.session import Session
 from voicecoach.store.history import (
     SCHEMA_VERSION,
     ExerciseResult,
@@ -25,7 +26,6 @@ from voicecoach.store.history import (
     exercise_results,
     format_sessions,
 )
-from voicecoach.core.session import Session
 
 T0 = datetime(2024, 5, 1, 7, 30, tzinfo=UTC)
 TWIST = ExerciseResult("Twist", hold_s=10, holds_total=2, holds_done=2, longest_hold_s=10)

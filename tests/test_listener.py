@@ -7,10 +7,13 @@ import threading
 
 import pytest
 
+from voicecoach.audio.devices import MicBlock
 from voicecoach.core.commands import Vocabulary, load_vocabulary
 from voicecoach.core.events import Command, CommandHeard
-from voicecoach.listening.listener import CommandSpotter, Listener, SpotterSettings, spot_samples
+from voicecoach.listening.listener import Listener
+from voicecoach.listening.pipeline import ListeningPipeline
 from voicecoach.listening.recognizer import Hypothesis
+from voicecoach.listening.rules import CommandSpotter, SpotterSettings
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +120,17 @@ class FakeSource:
     def __init__(self) -> None:
         self.blocks: queue.Queue[bytes] = queue.Queue()
 
-    def read(self, timeout: float) -> bytes | None:
+    def read_block(self, timeout_s: float | None = None) -> MicBlock | None:
         """The next block or None."""
         try:
-            return self.blocks.get(timeout=timeout)
+            return MicBlock(self.blocks.get(timeout=timeout_s), 0.0)
         except queue.Empty:
             return None
+
+
+def _pipeline(recognizer: ScriptedRecognizer, vocabulary: Vocabulary) -> ListeningPipeline:
+    """The real pipeline around a scripted engine (no echo cancelling: the blocks are silence)."""
+    return ListeningPipeline(recognizer, vocabulary, echo_cancel=False)
 
 
 class ScriptedRecognizer:
@@ -164,7 +172,7 @@ def _collect(
         if len(heard) >= want:
             done.set()
 
-    listener = Listener(source, recognizer, vocabulary, on_command, read_timeout_s=0.01)
+    listener = Listener(source, _pipeline(recognizer, vocabulary), on_command, read_timeout_s=0.01)
     listener.start()
     for _ in range(blocks):
         source.blocks.put(b"\x00\x00" * 320)
@@ -206,7 +214,7 @@ def test_listener_survives_callback_errors(vocabulary: Vocabulary) -> None:
             done.set()
         raise ValueError("player is busy")
 
-    listener = Listener(source, recognizer, vocabulary, on_command, read_timeout_s=0.01)
+    listener = Listener(source, _pipeline(recognizer, vocabulary), on_command, read_timeout_s=0.01)
     listener.start()
     source.blocks.put(b"\x00\x00")
     source.blocks.put(b"\x00\x00")
@@ -217,7 +225,8 @@ def test_listener_survives_callback_errors(vocabulary: Vocabulary) -> None:
 
 
 def test_listener_stop_without_audio_returns_promptly(vocabulary: Vocabulary) -> None:
-    listener = Listener(FakeSource(), ScriptedRecognizer([]), vocabulary, lambda _: None, read_timeout_s=0.01)
+    listener = Listener(FakeSource(), _pipeline(ScriptedRecognizer([]), vocabulary), lambda _: None,
+                        read_timeout_s=0.01)
     listener.start()
     listener.stop(timeout_s=1.0)
     assert not listener.running
@@ -227,7 +236,7 @@ def test_spot_samples_feeds_blocks_and_flushes(vocabulary: Vocabulary) -> None:
     import numpy as np
 
     recognizer = ScriptedRecognizer([[P("stop", 0.02)], [P("stop", 0.04)]])
-    result = spot_samples(np.zeros(16000, np.int16), 16000, recognizer, vocabulary, block_ms=20)
+    result = _pipeline(recognizer, vocabulary).run_samples(np.zeros(16000, np.int16), 16000, block_ms=20)
     assert len(recognizer.fed) == 50
     assert all(len(b) == 640 for b in recognizer.fed)
     assert [c.command for c in result.commands] == [Command.STOP]

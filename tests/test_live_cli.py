@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from speech import FLITE_VOICES, concat, pad, synthesize, write_wav
 from test_cli import run_cli
-from virtual_audio import VirtualAudio
 
+from voicecoach.audio.virtual_server import VirtualAudio
 from voicecoach.audio.wavfile import resample
+from voicecoach.narration.stand_in_voices import FLITE_VOICES, concat, pad, synthesize, write_wav
 
 
 def test_listen_to_a_wav_file_of_another_rate_prints_each_command_with_its_time(

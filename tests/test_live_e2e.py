@@ -10,21 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from speech import FLITE_VOICES, Voice, pad, synthesize, write_wav
-from virtual_audio import VirtualAudio, recording_start_s, rms
 
-from voicecoach.cli.main import _parser
-from voicecoach.runtime.clock import EventQueue, RealClock
+from voicecoach.audio.virtual_server import VirtualAudio, recording_start_s, rms
+from voicecoach.audio.wavfile import resample
 from voicecoach.core.commands import load_vocabulary
 from voicecoach.core.events import Command, CommandHeard
-from voicecoach.runtime.live import VoiceRig, open_rig
-from voicecoach.runtime.player import Player
 from voicecoach.core.routine import Exercise, Routine
 from voicecoach.core.session import Phase, Session, State
-from voicecoach.settings import NarratorSettings
-from voicecoach.runtime.transcript import Transcript
+from voicecoach.narration.stand_in_voices import FLITE_VOICES, Voice, pad, synthesize, write_wav
 from voicecoach.narration.synthesis import Pyttsx3Synthesizer
-from voicecoach.audio.wavfile import resample
+from voicecoach.runtime.clock import EventQueue, RealClock
+from voicecoach.runtime.player import Player
+from voicecoach.runtime.rig import VoiceRig, open_rig
+from voicecoach.runtime.transcript import Transcript
+from voicecoach.settings import ListeningSettings, NarratorSettings, RecognizerSettings, VoiceSettings
 
 _LONG_STEP = (
     "Lie face up on the mat with both knees bent and your feet flat, then let your arms rest by your sides, "
@@ -37,6 +36,9 @@ _PERSON = FLITE_VOICES[0]
 _OTHER_PERSON = FLITE_VOICES[2]
 """A second person (flite rms) says 'pause': PocketSphinx often decodes slt's 'pause' as 'cause' or 'us' after a
 quiet spell (4 of 6 live), rms's reliably. Accuracy per voice is the eval script's job, not this test's."""
+
+ENGINE = "pocketsphinx"
+"""The engine the end-to-end voice tests listen with."""
 
 
 def long_routine(hold_s: float = 30.0, step: str = _LONG_STEP) -> Routine:
@@ -81,10 +83,11 @@ def live(virtual_audio: VirtualAudio) -> Iterator[Callable[[Routine], LiveRun]]:
     started: list[LiveRun] = []
 
     def start(routine: Routine) -> LiveRun:
-        args = _parser().parse_args(["run", "x", "--engine", "pocketsphinx", "--rate", "170"])
+        settings = VoiceSettings(narrator=NarratorSettings(rate_wpm=170),
+                                 listening=ListeningSettings(RecognizerSettings(engine=ENGINE)))  # fmt: skip
         vocabulary = load_vocabulary("en")
         events = EventQueue(RealClock())
-        rig = open_rig(args, vocabulary, events, "en")
+        rig = open_rig(settings, vocabulary, events)
         session = Session(routine)
         transcript = Transcript()
         player = Player(session, rig.narrator, events, vocabulary, transcript)

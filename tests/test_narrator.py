@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
-from virtual_audio import SPEAKER_RATE, VirtualAudio, last_loud, recording_start_s, rms
 
 from voicecoach.audio.devices import Speaker
+from voicecoach.audio.virtual_server import SPEAKER_RATE, VirtualAudio, last_loud, recording_start_s, rms
 from voicecoach.core.events import Chime, Say, StopSpeech
 from voicecoach.narration.narrator import RecordingNarrator, SoundNarrator, chime_samples
-from voicecoach.settings import NarratorSettings
 from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer
+from voicecoach.settings import NarratorSettings
 
 _LONG = (
     "Sit tall on the floor with your legs straight out in front of you, then slowly fold forward from the hips "

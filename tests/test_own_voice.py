@@ -11,10 +11,10 @@ import pytest
 
 from voicecoach.core.commands import load_vocabulary
 from voicecoach.core.events import Command, CommandHeard
-from voicecoach.narration.narrator import SoundNarrator
 from voicecoach.listening.own_voice import OwnVoice
-from voicecoach.settings import NarratorSettings
+from voicecoach.narration.narrator import SoundNarrator
 from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer, Speech, WordTiming, spread_words
+from voicecoach.settings import NarratorSettings
 
 needs_espeak = pytest.mark.skipif(
     ctypes.util.find_library("espeak-ng") is None, reason="eSpeak-NG not installed (apt-get install espeak-ng)"
@@ -233,7 +233,7 @@ def narrate(synthesizer: object, text: str, cacheable: bool = False) -> Narratio
     """Start saying text; the OwnVoice, narrator, speaker, and time.monotonic() just before play."""
     own = OwnVoice(VOCABULARY)
     speaker = HoldingSpeaker()
-    narrator = SoundNarrator(synthesizer, speaker, lambda _: None, own_voice=own)  # type: ignore[arg-type]
+    narrator = SoundNarrator(synthesizer, speaker, lambda _: None, observer=own)  # type: ignore[arg-type]
     before_s = time.monotonic()
     narrator.say(1, text, cacheable)
     assert speaker.started.wait(5.0)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from speech import RATE, Voice, available, concat, pad, synthesize, write_wav
 
 from voicecoach.core.commands import Vocabulary, load_vocabulary
 from voicecoach.core.events import Command
-from voicecoach.listening.listener import SpotResult, spot_file, spot_samples
+from voicecoach.listening.pipeline import ListeningPipeline
+from voicecoach.listening.pipeline import PipelineRun as SpotResult
 from voicecoach.listening.pocketsphinx import (
     COMMON_WORDS_FILE,
     COMMON_WORDS_STORED,
@@ -26,6 +26,7 @@ from voicecoach.listening.pocketsphinx import (
     stored_common_words,
     write_dictionary,
 )
+from voicecoach.narration.stand_in_voices import RATE, Voice, available, concat, pad, synthesize, write_wav
 
 ESPEAK_US = Voice("espeak-ng", "en-us")
 ESPEAK_US_F2 = Voice("espeak-ng", "en-us+f2")
@@ -53,6 +54,17 @@ PARAGRAPH = (
     "The weather was lovely this morning, warm and bright with a soft breeze. "
     "I made a pot of soup with carrots, onions and a little garlic, and we ate it in the garden while the birds sang."
 )
+
+
+def spot_samples(samples: np.ndarray, rate: int, recognizer: PocketSphinxRecognizer, vocabulary: Vocabulary
+                 ) -> SpotResult:  # fmt: skip
+    """Samples through the listening pipeline around this engine (nothing played: no echo to cancel)."""
+    return ListeningPipeline(recognizer, vocabulary, echo_cancel=False).run_samples(samples, rate)
+
+
+def spot_file(path: Path, recognizer: PocketSphinxRecognizer, vocabulary: Vocabulary) -> SpotResult:
+    """A WAV file through the listening pipeline around this engine."""
+    return ListeningPipeline(recognizer, vocabulary, echo_cancel=False).run_file(path)
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_cli import records, run_cli
 
-from voicecoach.store.history import ExerciseHistoryRow, ExerciseResult, History
 from voicecoach.core.progression import Cause, HoldChange, ProgressionSettings, hold_range, plan_holds, spoken_change
 from voicecoach.core.routine import Exercise, Routine
+from voicecoach.store.history import ExerciseHistoryRow, ExerciseResult, History
 
 T0 = datetime(2024, 5, 1, 7, 30, tzinfo=UTC)
 BRIDGE = Exercise("Bridge", "lying face up", ("Lift your hips.",), hold_s=15, reps=2, max_hold_s=30)

@@ -15,9 +15,9 @@ import pytest
 from test_cli import records, run_cli
 
 from voicecoach.core.plan import Kind
-from voicecoach.store.resume import Position, PositionStore
-from voicecoach.files.routine_file import find_routine, load_routine_file
 from voicecoach.core.session import Session
+from voicecoach.files.routine_file import find_routine, load_routine_file
+from voicecoach.store.resume import Position, PositionStore
 
 
 def start_dry_run(data: Path) -> subprocess.Popen[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from voicecoach.files import routine_file
 from voicecoach.core.routine import Sides
+from voicecoach.files import routine_file
 from voicecoach.files.routine_file import (
     Problem,
     RoutineFileError,

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from speech import FLITE_VOICES, Voice, pad, synthesize, write_wav
 from test_cli import run_cli
-from virtual_audio import VirtualAudio
 
+from voicecoach.audio.virtual_server import VirtualAudio
+from voicecoach.narration.stand_in_voices import FLITE_VOICES, Voice, pad, synthesize, write_wav
 from voicecoach.store.history import History
 
 _SLT, _RMS = FLITE_VOICES[0], FLITE_VOICES[2]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sessionkit import Drive, says
+from support.sessionkit import Drive, says
 
 from voicecoach.core.events import Command, Finish, Log, Say, StopSpeech
 from voicecoach.core.plan import Kind

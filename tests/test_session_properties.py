@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sessionkit import Drive, says
+from support.sessionkit import Drive, says
 
 from voicecoach.core.events import Command, StopSpeech
 from voicecoach.core.session import State

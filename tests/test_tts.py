@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from voicecoach.settings import NarratorSettings
 from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer, TtsError
+from voicecoach.settings import NarratorSettings
 
 pytestmark = pytest.mark.skipif(
     ctypes.util.find_library("espeak-ng") is None, reason="eSpeak-NG not installed (apt-get install espeak-ng)"

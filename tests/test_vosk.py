@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 import soxr
 
-from voicecoach.listening import vosk as recognizer_vosk
 from voicecoach.core.commands import Vocabulary, load_vocabulary
 from voicecoach.core.events import Command
+from voicecoach.listening import vosk as recognizer_vosk
 from voicecoach.listening.recognizer import Hypothesis, RecognizerError
 from voicecoach.listening.vosk import (
     Grammar,

@@ -1,14 +1,21 @@
-"""Settings per concern, built once at start-up and passed in through constructors."""
+"""Settings per concern: frozen dataclasses built once at start-up (config file under the command line) and passed
+in through constructors. Each limit is stated once, here."""
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from voicecoach.core.progression import ProgressionSettings
+from voicecoach.listening.rules import SpotterSettings
+
 Engine = Literal["auto", "vosk", "pocketsphinx"]
 ENGINES: tuple[Engine, ...] = ("auto", "vosk", "pocketsphinx")
+MIN_RATE_WPM = 80
+MAX_RATE_WPM = 400
+"""The narrator's speech rate limits, words per minute (eSpeak-NG goes higher, but gets hard to follow)."""
+DEFAULT_RATE_WPM = 165
 
 
 @dataclass(frozen=True)
@@ -17,12 +24,19 @@ class NarratorSettings:
 
     voice: str | None = None
     """eSpeak-NG voice id or name substring; None: the engine's default."""
-    rate_wpm: int = 165
+    rate_wpm: int = DEFAULT_RATE_WPM
     """Words per minute."""
     volume: float = 1.0
     """0 to 1."""
     output_device: str | None = None
     """Device index or name substring; None: the default output."""
+
+    def __post_init__(self) -> None:
+        if not MIN_RATE_WPM <= self.rate_wpm <= MAX_RATE_WPM:
+            raise ValueError(f"--rate: {self.rate_wpm} is out of range (expected words per minute from "
+                             f"{MIN_RATE_WPM} to {MAX_RATE_WPM})")  # fmt: skip
+        if not 0.0 <= self.volume <= 1.0:
+            raise ValueError(f"--volume: {self.volume} is out of range (expected 0 to 1)")
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,11 @@ class MicSettings:
     block_ms: int = 20
     """Milliseconds of audio per callback block."""
 
+    @property
+    def block_frames(self) -> int:
+        """Frames per callback block."""
+        return self.sample_rate * self.block_ms // 1000
+
 
 @dataclass(frozen=True)
 class RecognizerSettings:
@@ -47,35 +66,41 @@ class RecognizerSettings:
     language: str = "en"
 
 
-def add_voice_options(parser: argparse.ArgumentParser) -> None:
-    """Options for commands that speak or listen."""
-    group = parser.add_argument_group("voice")
-    group.add_argument("--engine", choices=ENGINES,
-                       help="speech recognizer (default auto: vosk when its model is installed, else pocketsphinx)")
-    group.add_argument("--model", type=Path, help="Vosk model folder")
-    group.add_argument("--input-device", help="microphone: index or name substring (see: voicecoach devices)")
-    group.add_argument("--output-device", help="speaker: index or name substring")
-    group.add_argument("--voice", help="eSpeak-NG voice, e.g. en-us or en+f3")
-    group.add_argument("--rate", type=int, help="speech rate in words per minute, 80 to 400 (default 165)")
-    group.add_argument("--volume", type=float, help="narrator volume, 0 to 1 (default 1)")
+@dataclass(frozen=True)
+class ListeningSettings:
+    """How the listening pipeline listens."""
+
+    recognizer: RecognizerSettings = field(default_factory=RecognizerSettings)
+    echo_cancel: bool = True
+    """Cancel the narrator's own playback in the microphone signal."""
+    rules: SpotterSettings = field(default_factory=SpotterSettings)
 
 
-def narrator_settings(args: argparse.Namespace) -> NarratorSettings:
-    """NarratorSettings from parsed options, validated."""
-    rate = NarratorSettings.rate_wpm if args.rate is None else args.rate
-    volume = NarratorSettings.volume if args.volume is None else args.volume
-    if not 80 <= rate <= 400:
-        raise ValueError(f"--rate: {rate} is out of range (expected words per minute from 80 to 400)")
-    if not 0.0 <= volume <= 1.0:
-        raise ValueError(f"--volume: {volume} is out of range (expected 0 to 1)")
-    return NarratorSettings(args.voice, rate, volume, args.output_device)
+@dataclass(frozen=True)
+class VoiceSettings:
+    """Everything voice mode needs: narrator, microphone, listening."""
+
+    narrator: NarratorSettings = field(default_factory=NarratorSettings)
+    mic: MicSettings = field(default_factory=MicSettings)
+    listening: ListeningSettings = field(default_factory=ListeningSettings)
 
 
-def mic_settings(args: argparse.Namespace) -> MicSettings:
-    """MicSettings from parsed options."""
-    return MicSettings(input_device=args.input_device)
+@dataclass(frozen=True)
+class AppSettings:
+    """All settings of one command run: the config file's, under what the command line gave."""
 
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    progression: ProgressionSettings | None = field(default_factory=ProgressionSettings)
+    """None: hold times as the routine file has them."""
+    history: bool = True
+    """Record sessions in the history."""
+    routine: str = "lower-back"
+    """The routine 'start' alone begins."""
+    config_path: Path | None = None
+    """The config file these came from; None: built-in defaults only."""
 
-def recognizer_settings(args: argparse.Namespace, language: str) -> RecognizerSettings:
-    """RecognizerSettings from parsed options."""
-    return RecognizerSettings(args.engine or "auto", args.model, language)
+    def for_language(self, language: str) -> AppSettings:
+        """These settings, listening for a routine in this language."""
+        listening = self.voice.listening
+        recognizer = replace(listening.recognizer, language=language)
+        return replace(self, voice=replace(self.voice, listening=replace(listening, recognizer=recognizer)))

@@ -210,6 +210,8 @@ class _Playback:
         self.done = threading.Event()
         self.finished = False
         """True if it played to its end, False if it was aborted."""
+        self.cancelled = False
+        """Set by abort() without any lock: the callback sends silence from its next block."""
 
 
 class Speaker:
@@ -238,6 +240,8 @@ class Speaker:
         self._log: collections.deque[PlayedBuffer] = collections.deque()
         self._history_s = history_s
         self._playback: _Playback | None = None
+        self._aborts = 0
+        """abort() calls so far: a play() that an abort() overtook silences itself before it returns."""
         self.underflows = 0
         """Callbacks in which PortAudio reported an output underflow."""
         with _device_errors("Cannot open the speaker") as sd:
@@ -262,6 +266,7 @@ class Speaker:
             raise ValueError(f"expected 1-D int16 samples, got {samples.ndim}-D {samples.dtype}")
         playback = _Playback(np.array(resample(samples, sample_rate, self.sample_rate), dtype=np.int16))
         playback.samples.flags.writeable = False
+        aborts_before = self._aborts
         with self._lock:
             self._abort_locked()
             try:
@@ -271,6 +276,8 @@ class Speaker:
                     self._stream.abort()  # a stream that stopped itself is inactive but not yet stopped
                     self._playback = playback
                     self._stream.start()
+                if self._aborts != aborts_before:  # abort() came while this play() held the lock (a reopen)
+                    self._abort_locked()
             except AudioDeviceError:
                 self._broken = True
                 self._complete(playback, time.monotonic())
@@ -305,9 +312,17 @@ class Speaker:
         return playback.finished
 
     def abort(self) -> None:
-        """Silence now and drop the rest of the buffer; safe from any thread, also while another waits."""
-        with self._lock:
-            self._abort_locked()
+        """Silence now and drop the rest of the buffer; safe from any thread, and never waits for a play() or a
+        device reopen in progress (that play() sees the abort and silences itself before it returns)."""
+        self._aborts += 1
+        playback = self._playback
+        if playback is not None:
+            playback.cancelled = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._abort_locked()
+            finally:
+                self._lock.release()
 
     def played(self) -> list[PlayedBuffer]:
         """The buffers played in about the last minute, oldest first (the one in flight: as handed over so far)."""
@@ -347,7 +362,7 @@ class Speaker:
         if status.output_underflow:
             self.underflows += 1
         playback = self._playback
-        if playback is None:
+        if playback is None or playback.cancelled:
             outdata.fill(0)
             raise self._callback_abort
         position = playback.position

@@ -13,6 +13,7 @@ _LOGGER = logging.getLogger(__name__)
 
 _INT16_MAX = 32767
 _WAVE_FORMAT_PCM = 1
+_WAVE_FORMAT_FLOAT = 3
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 
 
@@ -21,17 +22,28 @@ class AudioFileError(ValueError):
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read a PCM WAV (8/16/24/32-bit, any channels) as mono int16 samples and its sample rate in Hz."""
+    """Read a WAV (integer PCM 8/16/24/32-bit or float 32/64-bit, any channels) as mono int16 and its rate in Hz."""
+    frames, rate = _read_frames(path)
+    mono = frames.mean(axis=1) if frames.shape[1] > 1 else frames[:, 0]
+    return _to_int16(mono), rate
+
+
+def read_wav_channels(path: str | Path) -> tuple[list[np.ndarray], int]:
+    """Read a WAV as one int16 array per channel, and its rate in Hz."""
+    frames, rate = _read_frames(path)
+    return [_to_int16(frames[:, channel]) for channel in range(frames.shape[1])], rate
+
+
+def _read_frames(path: str | Path) -> tuple[np.ndarray, int]:
+    """Samples as float64 in the int16 range, one column per channel, and the rate."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise AudioFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     fmt, raw = _chunks(data, str(path))
-    samples = _decode(raw, fmt.width, str(path))
+    samples = _decode_float(raw, fmt.width) if fmt.floating else _decode(raw, fmt.width, str(path))
     usable = len(samples) - len(samples) % fmt.channels
-    frames = samples[:usable].reshape(-1, fmt.channels)
-    mono = frames.mean(axis=1) if fmt.channels > 1 else frames[:, 0]
-    return _to_int16(mono), fmt.rate
+    return samples[:usable].reshape(-1, fmt.channels), fmt.rate
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,8 @@ class _Format:
     """Hz."""
     width: int
     """Bytes per sample."""
+    floating: bool = False
+    """IEEE float samples (-1 to 1) rather than integers."""
 
 
 def _chunks(data: bytes, where: str) -> tuple[_Format, bytes]:
@@ -71,10 +85,14 @@ def _parse_format(body: bytes, where: str) -> _Format:
     tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", body)
     if tag == _WAVE_FORMAT_EXTENSIBLE and len(body) >= 26:
         tag = struct.unpack_from("<H", body, 24)[0]
-    if tag != _WAVE_FORMAT_PCM:
-        raise AudioFileError(f"{where}: WAV format tag {tag} (expected integer PCM)")
+    if tag not in (_WAVE_FORMAT_PCM, _WAVE_FORMAT_FLOAT):
+        raise AudioFileError(f"{where}: WAV format tag {tag} (expected integer PCM or IEEE float)")
     if channels < 1 or rate <= 0:
         raise AudioFileError(f"{where}: {channels} channels at {rate} Hz (expected at least 1 channel)")
+    if tag == _WAVE_FORMAT_FLOAT:
+        if bits not in (32, 64):
+            raise AudioFileError(f"{where}: {bits}-bit float samples (expected 32 or 64-bit float)")
+        return _Format(channels, rate, bits // 8, floating=True)
     if bits not in (8, 16, 24, 32):
         raise AudioFileError(f"{where}: {bits}-bit samples (expected 8, 16, 24 or 32-bit PCM)")
     return _Format(channels, rate, bits // 8)
@@ -94,6 +112,12 @@ def _decode(raw: bytes, width: int, where: str) -> np.ndarray:
     if width == 4:
         return np.frombuffer(raw, dtype="<i4").astype(np.float64) / 65536.0
     raise AudioFileError(f"{where}: {8 * width}-bit samples (expected 8, 16, 24 or 32-bit PCM)")
+
+
+def _decode_float(raw: bytes, width: int) -> np.ndarray:
+    """IEEE float bytes (full scale 1.0) as float64 in the int16 range."""
+    values = np.frombuffer(raw, dtype="<f4" if width == 4 else "<f8").astype(np.float64)
+    return np.nan_to_num(values) * 32768.0
 
 
 def _to_int16(samples: np.ndarray) -> np.ndarray:

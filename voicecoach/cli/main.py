@@ -10,16 +10,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from voicecoach import __version__
-from voicecoach.runtime import live
+from voicecoach.cli import voice
+from voicecoach.cli.options import add_voice_options, build_settings
 from voicecoach.core.commands import VocabularyError, load_vocabulary
-from voicecoach.files.config import ConfigError, apply_config, load_config
-from voicecoach.store.history import HistoryError
 from voicecoach.core.plan import build_plan, exercise_estimate_s, segment_estimate_s
 from voicecoach.core.progression import ProgressionSettings
 from voicecoach.core.routine import Routine
+from voicecoach.files.config import ConfigError, load_config
 from voicecoach.files.routine_check import Finding, Level, check_routine
 from voicecoach.files.routine_file import RoutineFileError, find_routine, list_routines, load_routine_file
 from voicecoach.runtime.dry_run import ScriptError
+from voicecoach.runtime.rig import LiveError
+from voicecoach.settings import AppSettings
+from voicecoach.store.history import HistoryError
 
 _LOGGER = logging.getLogger(__name__)
 _EXIT_USER_ERROR = 2
@@ -32,25 +35,26 @@ class UserError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m voicecoach`."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    handler: Callable[[argparse.Namespace, AppSettings], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return _EXIT_USER_ERROR
     try:
-        if hasattr(args, "rate"):  # the commands that speak or listen take their defaults from the config file
-            args = apply_config(args, load_config(args.config))
-        return handler(args)
+        settings = AppSettings()
+        if hasattr(args, "rate"):  # the commands that speak or listen take their settings from the config file too
+            settings = build_settings(args, load_config(args.config))
+        return handler(args, settings)
     except (RoutineFileError, ConfigError) as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return _EXIT_USER_ERROR
-    except (UserError, VocabularyError, ScriptError, HistoryError, live.LiveError) as exc:
+    except (UserError, VocabularyError, ScriptError, HistoryError, LiveError) as exc:
         print(f"voicecoach: {exc}", file=sys.stderr)
         return _EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -58,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
     parser = argparse.ArgumentParser(prog="voicecoach", description="Hands-free, voice-guided stretching routines.")
     parser.add_argument("--debug", action="store_true", help="show debug logs and tracebacks")
     parser.add_argument("--version", action="version", version=f"voicecoach {__version__}")
@@ -85,13 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="play a routine (by voice, or --simulate for a dry run)")
     p.add_argument("routine", help="routine name or YAML file")
     _add_run_options(p)
-    live.add_run_options(p)
+    add_voice_options(p)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("doctor", help="check the devices, engines and files voice mode needs")
     p.set_defaults(handler=cmd_doctor)
 
-    live.add_commands(sub)
+    voice.add_commands(sub)
     return parser
 
 
@@ -117,7 +122,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 # --- list / show / check ----------------------------------------------------------------------
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace, settings: AppSettings) -> int:
     """Print every routine with where it comes from."""
     refs = list_routines()
     if not refs:
@@ -136,7 +141,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+def cmd_show(args: argparse.Namespace, settings: AppSettings) -> int:
     """Print a routine's exercises with hold, reps, sides, rest and estimated time."""
     routine = load_routine_file(find_routine(args.routine))
     print(f"{routine.name}: {routine.title}")
@@ -158,7 +163,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def cmd_check(args: argparse.Namespace, settings: AppSettings) -> int:
     """Validate each routine; print problems, warnings and notes one per line.
 
     Exit 2 if any routine has problems, else 1 if --strict and any has warnings, else 0.
@@ -198,7 +203,7 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{rest:02d}"
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
+def cmd_doctor(args: argparse.Namespace, settings: AppSettings) -> int:
     """Check everything voice mode needs; exit 0 when all checks pass, 1 otherwise."""
     from voicecoach.cli.doctor import check_config, format_checks, run_checks
 
@@ -208,7 +213,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
-def cmd_history(args: argparse.Namespace) -> int:
+def cmd_history(args: argparse.Namespace, settings: AppSettings) -> int:
     """Print the last sessions as a table."""
     from voicecoach.store.history import History, default_path, format_sessions
 
@@ -224,15 +229,17 @@ def cmd_history(args: argparse.Namespace) -> int:
 # --- run --------------------------------------------------------------------------------------
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, settings: AppSettings) -> int:
     """Play a routine: a dry run with --simulate, else by voice on the audio devices."""
     routine = load_routine_file(find_routine(args.routine))
     vocabulary = load_vocabulary(routine.language)
     if args.simulate:
         from voicecoach.runtime.dry_run import run_dry
 
-        return run_dry(routine, vocabulary, args)
-    return live.run_live(routine, vocabulary, args)
+        return run_dry(routine, vocabulary, args, settings)
+    from voicecoach.runtime.serve import run_live
+
+    return run_live(routine, vocabulary, settings.for_language(routine.language), json_lines=args.json)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,8 +31,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from voicecoach.store.history import ExerciseHistoryRow
 from voicecoach.core.routine import Exercise, Routine
+from voicecoach.store.history import ExerciseHistoryRow
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ The file is optional: when the default location has none, every setting is the b
 explicitly (the argument of load_config, or `$VOICECOACH_CONFIG`) must exist: a typo there should not silently fall
 back to defaults.
 
-Precedence: an option given on the command line, then the config file, then the built-in default. apply_config
+Precedence: an option given on the command line, then the config file, then the built-in default. cli.options.build_settings
 relies on options that default to None, so that "not given" can be told apart from "given the default value".
 
 Every problem in a file is reported at once, one line each: `FILE:LINE: key: what is wrong (what was expected)`.
@@ -15,7 +15,6 @@ and `key =` lines (good enough for a hand-written file; a key it cannot place is
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import logging
 import math
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from voicecoach.core.progression import ProgressionSettings
-from voicecoach.settings import ENGINES, MicSettings, NarratorSettings, RecognizerSettings
+from voicecoach.settings import ENGINES, MAX_RATE_WPM, MIN_RATE_WPM, MicSettings, NarratorSettings, RecognizerSettings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -38,7 +37,6 @@ _XDG_CONFIG_ENV = "XDG_CONFIG_HOME"
 _FILE_NAME = "config.toml"
 _FILE_FIELD = "(file)"
 DEFAULT_ROUTINE = "lower-back"
-_MIN_RATE_WPM, _MAX_RATE_WPM = 80, 400
 _VOCAB_PACKAGE = "voicecoach.vocab"
 
 
@@ -207,7 +205,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
     },
     "voice": {
         "voice": _Key("an eSpeak-NG voice such as en-us or en+f3", _text, "narrator", "voice"),
-        "rate": _Key(f"words per minute from {_MIN_RATE_WPM} to {_MAX_RATE_WPM}", _whole(_MIN_RATE_WPM, _MAX_RATE_WPM),
+        "rate": _Key(f"words per minute from {MIN_RATE_WPM} to {MAX_RATE_WPM}", _whole(MIN_RATE_WPM, MAX_RATE_WPM),
                      "narrator", "rate_wpm"),
         "volume": _Key("a number from 0 to 1", _number(0.0, 1.0), "narrator", "volume"),
     },
@@ -429,34 +427,3 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
             lines.setdefault(section + _key_parts(assignment.group(1)), number)
         open_quotes = next((quotes for quotes in _MULTILINE_QUOTES if line.count(quotes) % 2), None)
     return lines
-
-
-# --- the command line ---------------------------------------------------------------------------
-
-_OPTION_VALUES: tuple[tuple[str, Callable[[Config], object]], ...] = (
-    ("engine", lambda config: config.recognizer.engine),
-    ("model", lambda config: config.recognizer.model_dir),
-    ("language", lambda config: config.recognizer.language),
-    ("input_device", lambda config: config.mic.input_device),
-    ("output_device", lambda config: config.narrator.output_device),
-    ("voice", lambda config: config.narrator.voice),
-    ("rate", lambda config: config.narrator.rate_wpm),
-    ("volume", lambda config: config.narrator.volume),
-    ("routine", lambda config: config.routine),
-)
-"""Options (argparse dests) that default to None, and the config value that fills them when not given."""
-
-
-def apply_config(args: argparse.Namespace, config: Config) -> argparse.Namespace:
-    """A copy of args with every option not given on the command line (None) taken from the config."""
-    merged = argparse.Namespace(**vars(args))
-    for option, value_of in _OPTION_VALUES:
-        if hasattr(merged, option) and getattr(merged, option) is None:
-            setattr(merged, option, value_of(config))
-    # Flags that can only turn a feature off: the config may turn it off too, never back on.
-    if getattr(merged, "no_echo_cancel", None) is False and not config.echo_cancel:
-        merged.no_echo_cancel = True
-    # Progression: None (--no-progression) stays off; settings become the config's, or None if it turns them off.
-    if isinstance(getattr(merged, "progression", None), ProgressionSettings):
-        merged.progression = config.progression if config.progression.enabled else None
-    return merged

@@ -14,8 +14,7 @@ import numpy as np
 
 from voicecoach.audio.devices import AudioDeviceError
 from voicecoach.core.events import Chime, Say, StopSpeech
-from voicecoach.listening.own_voice import OwnVoice
-from voicecoach.narration.synthesis import CachedSynthesizer, Speech, Synthesizer, TtsError, speech_for
+from voicecoach.narration.synthesis import CachedSynthesizer, Speech, Synthesizer, TtsError, WordTiming, speech_for
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -52,6 +51,18 @@ class AudioOutput(Protocol):
         ...
 
 
+class PlaybackObserver(Protocol):
+    """Told what the narrator sounded and when (the listening pipeline's own-voice filter is one)."""
+
+    def record(self, start_s: float, text: str, words: tuple[WordTiming, ...], duration_s: float) -> None:
+        """An utterance started playing at start_s (time.monotonic()), with its word timings."""
+        ...
+
+    def cut(self, at_s: float) -> None:
+        """Whatever was playing stopped at at_s."""
+        ...
+
+
 def chime_samples(name: str, sample_rate: int) -> np.ndarray:
     """A soft ~120 ms chime (sine partials in sequence, faded in and out) as int16 mono."""
     if name not in _CHIMES_HZ:
@@ -84,8 +95,10 @@ class _Item:
 class SoundNarrator:
     """Synthesizes and plays utterances in order on one worker thread; stop() cuts them off at once.
 
-    Given an OwnVoice, it records there every utterance it plays, with its word timings, on the time.monotonic()
+    Given a PlaybackObserver, it tells it every utterance it plays, with its word timings, on the time.monotonic()
     timeline, starting when play() returned (within a few ms of the DAC time the speaker logs for the first sample).
+    The lock guards only the queue counters, never a device call: stop() never waits behind play() (which may be
+    reopening a replugged device).
     """
 
     def __init__(
@@ -94,14 +107,14 @@ class SoundNarrator:
         speaker: AudioOutput,
         on_finished: Callable[[int], None],
         on_error: Callable[[str], None] | None = None,
-        own_voice: OwnVoice | None = None,
+        observer: PlaybackObserver | None = None,
     ) -> None:
         self._cache = synthesizer if isinstance(synthesizer, CachedSynthesizer) else CachedSynthesizer(synthesizer)
         self._plain: Synthesizer = self._cache.inner
         self._speaker = speaker
         self._on_finished = on_finished
         self._on_error = on_error
-        self._own_voice = own_voice
+        self._observer = observer
         self._lock = threading.Lock()
         self._generation = 0
         self._pending = 0
@@ -125,9 +138,9 @@ class SoundNarrator:
         with self._lock:
             self._generation += 1
             self._pending = 0
-            self._speaker.abort()
-            if self._own_voice is not None:
-                self._own_voice.cut(time.monotonic())
+        self._speaker.abort()
+        if self._observer is not None:
+            self._observer.cut(time.monotonic())
 
     def idle(self) -> bool:
         """True when nothing is playing or queued."""
@@ -173,15 +186,17 @@ class SoundNarrator:
             return False
         speech, rate = self._render(item)
         duration_s = len(speech.samples) / rate
-        with self._lock:
-            if item.generation != self._generation:
-                return False
-            self._speaker.play(speech.samples, rate)
-            if self._own_voice is not None and item.chime is None:
-                self._own_voice.record(time.monotonic(), item.text, speech.words, duration_s)
+        if item.generation != self._generation:
+            return False
+        self._speaker.play(speech.samples, rate)
+        if item.generation != self._generation:  # stop() came while play() was starting (or reopening) the device
+            self._speaker.abort()
+            return False
+        if self._observer is not None and item.chime is None:
+            self._observer.record(time.monotonic(), item.text, speech.words, duration_s)
         finished = self._speaker.wait(duration_s + _WAIT_MARGIN_S)
-        if not finished and self._own_voice is not None:
-            self._own_voice.cut(time.monotonic())  # stop() already cut it, unless the speaker aborted by itself
+        if not finished and self._observer is not None:
+            self._observer.cut(time.monotonic())  # stop() already cut it, unless the speaker aborted by itself
         return finished
 
     def _call_on_finished(self, utterance_id: int) -> None:

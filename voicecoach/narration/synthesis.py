@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from voicecoach.settings import NarratorSettings
+from voicecoach.settings import MAX_RATE_WPM, MIN_RATE_WPM, NarratorSettings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ _ESPEAK_SAMPLE_RATE = 22050
 _SYNTHESIS_TIMEOUT_S = 30.0
 _WAV_COMPLETE_TIMEOUT_S = 2.0
 _SETTLE_TIMEOUT_S = 5.0
-_MIN_RATE_WPM, _MAX_RATE_WPM = 80, 450
-"""eSpeak-NG's speaking-rate range."""
 _DEFAULT_CACHE_ENTRIES = 256
 _ESPEAK_WORD_EVENT = 1
 _ESPEAK_LIST_TERMINATED = 0
@@ -334,8 +332,8 @@ def _sounding(samples: np.ndarray, start: int, end: int) -> tuple[int, int]:
 
 def _check_settings(settings: NarratorSettings) -> None:
     """Rate and volume within eSpeak-NG's ranges (ValueError otherwise)."""
-    if not _MIN_RATE_WPM <= settings.rate_wpm <= _MAX_RATE_WPM:
-        raise ValueError(f"rate_wpm must be {_MIN_RATE_WPM} to {_MAX_RATE_WPM}, got {settings.rate_wpm}")
+    if not MIN_RATE_WPM <= settings.rate_wpm <= MAX_RATE_WPM:
+        raise ValueError(f"rate_wpm must be {MIN_RATE_WPM} to {MAX_RATE_WPM}, got {settings.rate_wpm}")
     if not 0.0 <= settings.volume <= 1.0:
         raise ValueError(f"volume must be 0 to 1, got {settings.volume}")
 

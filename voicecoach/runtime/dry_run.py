@@ -10,14 +10,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
-from voicecoach.runtime.clock import Clock, EventQueue, RealClock, VirtualClock
 from voicecoach.core.commands import Vocabulary
 from voicecoach.core.events import SpeechFinished, Utterance
 from voicecoach.core.plan import estimate_speech_s
-from voicecoach.runtime.player import Player
-from voicecoach.store.recording import prepare_session
 from voicecoach.core.routine import Routine
+from voicecoach.runtime.clock import Clock, EventQueue, RealClock, VirtualClock
+from voicecoach.runtime.player import Player
 from voicecoach.runtime.transcript import stdout_transcript
+from voicecoach.settings import AppSettings
+from voicecoach.store.recording import prepare_session
 
 _SCRIPT_ITEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\S.*?)\s*$")
 
@@ -106,7 +107,7 @@ def read_typed_lines(stream: TextIO, events: EventQueue) -> threading.Thread:
     return thread
 
 
-def run_dry(routine: Routine, vocabulary: Vocabulary, args: argparse.Namespace) -> int:
+def run_dry(routine: Routine, vocabulary: Vocabulary, args: argparse.Namespace, settings: AppSettings) -> int:
     """`voicecoach run --simulate`: virtual time for scripted commands, real time when typed at a terminal."""
     script = _script_from(args)
     clock: Clock = VirtualClock() if script is not None else RealClock(args.speed or 1.0)
@@ -116,7 +117,7 @@ def run_dry(routine: Routine, vocabulary: Vocabulary, args: argparse.Namespace) 
     else:
         print("Dry run: type what you would say (next, pause, too much, ...), one per line.", file=sys.stderr)
         read_typed_lines(sys.stdin, events)
-    progression = args.progression if args.record else None
+    progression = settings.progression if args.record else None
     session, observers, close = prepare_session(routine, record=args.record, progression=progression)
     try:
         Player(session, SimulatedNarrator(events), events, vocabulary, stdout_transcript(args.json), observers).run()

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from voicecoach.runtime.clock import EventQueue
 from voicecoach.core.commands import Vocabulary
 from voicecoach.core.events import (
     Action,
@@ -25,6 +24,7 @@ from voicecoach.core.events import (
     Utterance,
 )
 from voicecoach.core.session import Session
+from voicecoach.runtime.clock import EventQueue
 from voicecoach.runtime.transcript import Transcript
 
 _LOGGER = logging.getLogger(__name__)

@@ -8,11 +8,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from voicecoach.core.events import Action, Finish, Log
-from voicecoach.store.history import RECORDED_EVENT_KINDS, History, HistoryError, data_dir, exercise_results
 from voicecoach.core.progression import HoldChange, ProgressionSettings, plan_holds
-from voicecoach.store.resume import Position, PositionSaver, PositionStore
 from voicecoach.core.routine import Routine
 from voicecoach.core.session import ExerciseRecord, Session
+from voicecoach.store.history import RECORDED_EVENT_KINDS, History, HistoryError, data_dir, exercise_results
+from voicecoach.store.resume import Position, PositionSaver, PositionStore
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Test helpers: fixtures' parts, synthetic speech, the virtual audio server, session drivers."""

@@ -1,0 +1,154 @@
+"""The commands that need audio devices or engines: devices, listen, serve, model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+
+from voicecoach.cli.options import add_voice_options
+from voicecoach.core.commands import load_vocabulary
+from voicecoach.core.events import CommandHeard
+from voicecoach.runtime.rig import LiveError
+from voicecoach.settings import AppSettings
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the commands that need audio devices or engines."""
+    p = sub.add_parser("devices", help="list audio devices")
+    p.set_defaults(handler=cmd_devices)
+
+    p = sub.add_parser("listen", help="print each command heard, live from the microphone or from a WAV file")
+    p.add_argument("--wav", type=Path, help="a WAV file (any sample rate, int16 or float), decoded faster than real "
+                   "time; a two-channel file is (microphone, what the speaker played)")  # fmt: skip
+    p.add_argument("--reference", type=Path, metavar="PLAYED.wav",
+                   help="with --wav: what the speaker played, starting at the same instant (echo reference)")
+    p.add_argument("--language", help="command vocabulary (en, ko; default en)")
+    add_voice_options(p)
+    p.set_defaults(handler=cmd_listen)
+
+    p = sub.add_parser("serve", help="wait listening; say 'start' (or 'start lower back') to begin a routine")
+    p.add_argument("--routine", help="the routine 'start' alone begins (default: the config file's, else lower-back)")
+    p.add_argument("--once", action="store_true", help="exit after one routine")
+    add_voice_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object per line")
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("model", help="speech models")
+    model_sub = p.add_subparsers(metavar="ACTION")
+    d = model_sub.add_parser("download", help="download and install the Vosk English model")
+    d.add_argument("--url", help="where to fetch the zip from (default: the Vosk models site)")
+    d.add_argument("--sha256", help="expected SHA-256 of the zip")
+    d.add_argument("--force", action="store_true", help="replace an installed model")
+    d.add_argument("--dest", type=Path, help="models folder (default: the first model folder)")
+    d.set_defaults(handler=cmd_model_download)
+    s = model_sub.add_parser("status", help="where models are looked for, and which are installed")
+    s.set_defaults(handler=cmd_model_status)
+
+
+def cmd_devices(args: argparse.Namespace, settings: AppSettings) -> int:
+    """Print the audio devices."""
+    from voicecoach.audio.devices import AudioDeviceError, format_devices, list_devices
+
+    try:
+        print(format_devices(list_devices()))
+    except AudioDeviceError as exc:
+        raise LiveError(str(exc)) from None
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: AppSettings) -> int:
+    """Idle listening; a routine on 'start'."""
+    from voicecoach.runtime.serve import serve
+
+    return serve(settings, once=args.once, json_lines=args.json)
+
+
+def cmd_listen(args: argparse.Namespace, settings: AppSettings) -> int:
+    """Print one line per command heard, with its audio time."""
+    from voicecoach.listening.recognizer import RecognizerError
+    from voicecoach.runtime.rig import open_pipeline
+
+    if args.reference is not None and args.wav is None:
+        raise LiveError("--reference goes with --wav (a recording of the microphone)")
+    listening = settings.voice.listening
+    vocabulary = load_vocabulary(listening.recognizer.language)
+    try:
+        pipeline = open_pipeline(listening, vocabulary)
+    except RecognizerError as exc:
+        raise LiveError(str(exc)) from None
+    if args.wav is not None:
+        return _listen_file(args.wav, args.reference, pipeline)
+    return _listen_live(settings, pipeline)
+
+
+def _listen_file(path: Path, reference: Path | None, pipeline: object) -> int:
+    from voicecoach.audio.wavfile import AudioFileError
+
+    try:
+        result = pipeline.run_file(path, reference)  # type: ignore[attr-defined]
+    except (AudioFileError, OSError) as exc:
+        raise LiveError(str(exc)) from None
+    for heard in result.commands:
+        print(heard_line(heard))
+    rtf = result.real_time_factor
+    count = len(result.commands)
+    print(f"# {count} command{'s' if count != 1 else ''}; {pipeline.name}, real-time factor {rtf:.3f}",  # type: ignore[attr-defined]
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _listen_live(settings: AppSettings, pipeline: object) -> int:
+    from voicecoach.audio.devices import AudioDeviceError
+    from voicecoach.listening.listener import Listener
+    from voicecoach.runtime.rig import open_mic
+
+    try:
+        mic = open_mic(settings.voice.mic)
+    except AudioDeviceError as exc:
+        raise LiveError(str(exc)) from None
+    done = threading.Event()
+    listener = Listener(mic, pipeline, lambda heard: print(heard_line(heard), flush=True))  # type: ignore[arg-type]
+    print(f"Listening with {pipeline.name}; say a command (Ctrl-C to end).", file=sys.stderr)  # type: ignore[attr-defined]
+    try:
+        mic.start()
+        listener.start()
+        done.wait()
+    finally:
+        listener.stop()
+        mic.close()
+    return 0
+
+
+def heard_line(heard: CommandHeard) -> str:
+    """`   12.34s  stop      'stop' (confidence 0.97)`: the line scripts read."""
+    at = f"{heard.audio_time_s:8.2f}s" if heard.audio_time_s is not None else "       -"
+    return f"{at}  {heard.command.value:<9} {heard.text!r} (confidence {heard.confidence:.2f})"
+
+
+def cmd_model_download(args: argparse.Namespace, settings: AppSettings) -> int:
+    """Download, verify and install the Vosk English model."""
+    from voicecoach.listening.model_download import ModelDownloadError, download_model, print_progress
+
+    try:
+        path = download_model(args.url, args.dest, expected_sha256=args.sha256, progress=print_progress(),
+                              force=args.force)  # fmt: skip
+    except ModelDownloadError as exc:
+        raise LiveError(str(exc)) from None
+    print(f"Model ready: {path}")
+    return 0
+
+
+def cmd_model_status(args: argparse.Namespace, settings: AppSettings) -> int:
+    """Say where models are looked for and what is installed."""
+    from voicecoach.listening.vosk import DEFAULT_MODEL_NAME, find_model, model_search_dirs
+
+    for folder in model_search_dirs():
+        print(f"looks in: {folder}")
+    found = find_model()
+    print(f"{DEFAULT_MODEL_NAME}: {found if found else 'not installed (voicecoach model download)'}")
+    print("pocketsphinx: English model bundled with the pocketsphinx package (no download)")
+    return 0
+
+

@@ -1,0 +1,35 @@
+"""Choosing and opening the recognizer engine the settings ask for."""
+
+from __future__ import annotations
+
+import logging
+
+from voicecoach.core.commands import Vocabulary
+from voicecoach.listening.recognizer import Recognizer, RecognizerError
+from voicecoach.settings import RecognizerSettings
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def make_recognizer(settings: RecognizerSettings, vocabulary: Vocabulary) -> Recognizer:
+    """The engine the settings ask for; auto is Vosk when its model is installed, else PocketSphinx."""
+    engine = settings.engine
+    model = settings.model_dir
+    if engine in ("auto", "vosk") and model is None:
+        from voicecoach.listening.vosk import find_model
+
+        model = find_model() if settings.language == "en" else None
+    if engine == "auto":
+        engine = "vosk" if model is not None else "pocketsphinx"
+        _LOGGER.info("engine auto: %s", engine)
+    if engine == "vosk":
+        if model is None:
+            raise RecognizerError("no Vosk model is installed: run `voicecoach model download`, or use --engine pocketsphinx")
+        from voicecoach.listening.vosk import VoskRecognizer
+
+        return VoskRecognizer(model, vocabulary)
+    if settings.language != "en":
+        raise RecognizerError(f"pocketsphinx has only an English model; for {settings.language!r} use --engine vosk --model")
+    from voicecoach.listening.pocketsphinx import PocketSphinxRecognizer
+
+    return PocketSphinxRecognizer(vocabulary)

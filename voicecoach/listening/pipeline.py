@@ -1,0 +1,163 @@
+"""The one listening pipeline: microphone blocks and the speaker's playback log in, CommandHeard out.
+
+    microphone block -> EchoRemover (aligned playback as reference) -> recognizer -> spotting rules
+                     -> own-voice filter (non-safety commands only) -> CommandHeard
+
+Everything that listens (run, serve, listen, the evaluation and the benchmarks) builds its chain here, with
+`ListeningPipeline.from_settings`, and feeds it with `process`; nothing else assembles these parts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voicecoach.audio.wavfile import read_wav, resample
+from voicecoach.core.commands import Vocabulary
+from voicecoach.core.events import CommandHeard
+from voicecoach.echo.aligner import PlayedAudio
+from voicecoach.echo.clean_mic import EchoRemover
+from voicecoach.listening.engines import make_recognizer
+from voicecoach.listening.own_voice import OwnVoice
+from voicecoach.listening.recognizer import Hypothesis, Recognizer
+from voicecoach.listening.rules import CommandSpotter, SpotterSettings
+from voicecoach.settings import ListeningSettings
+
+_LOGGER = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+"""Hz: what the echo canceller and every engine take."""
+_FILE_BLOCK_MS = 20
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """What a run over recorded audio found, and how fast."""
+
+    commands: tuple[CommandHeard, ...]
+    hypotheses: tuple[Hypothesis, ...]
+    audio_s: float
+    """Seconds of audio."""
+    cpu_s: float
+    """Seconds of this thread's CPU time spent in the pipeline."""
+
+    @property
+    def real_time_factor(self) -> float:
+        """CPU seconds per audio second."""
+        return self.cpu_s / self.audio_s if self.audio_s else 0.0
+
+
+class ListeningPipeline:
+    """Echo removal, recognizer, spotting rules and own-voice filter, fed one microphone block at a time."""
+
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        vocabulary: Vocabulary,
+        *,
+        echo_cancel: bool = True,
+        rules: SpotterSettings | None = None,
+        own_voice: OwnVoice | None = None,
+    ) -> None:
+        if recognizer.sample_rate != SAMPLE_RATE:
+            raise ValueError(f"{recognizer.name} takes {recognizer.sample_rate} Hz; the pipeline runs at {SAMPLE_RATE}")
+        self.recognizer = recognizer
+        self.vocabulary = vocabulary
+        self.own_voice = own_voice if own_voice is not None else OwnVoice(vocabulary)
+        """What the narrator reports its playback to (a narration.narrator.PlaybackObserver)."""
+        self._echo = EchoRemover(SAMPLE_RATE, enabled=echo_cancel)
+        self._rules = CommandSpotter(vocabulary, rules)
+        self.hypotheses: list[Hypothesis] = []
+        """Every hypothesis so far, when keep_hypotheses is on (file runs)."""
+        self.keep_hypotheses = False
+        self.ignored_own_voice = 0
+        """Commands dropped as the narrator's own words."""
+
+    @classmethod
+    def from_settings(cls, settings: ListeningSettings, vocabulary: Vocabulary) -> ListeningPipeline:
+        """The pipeline the settings describe (opens the engine and its model)."""
+        recognizer = make_recognizer(settings.recognizer, vocabulary)
+        return cls(recognizer, vocabulary, echo_cancel=settings.echo_cancel, rules=settings.rules)
+
+    @property
+    def name(self) -> str:
+        """The engine's name."""
+        return self.recognizer.name
+
+    def process(self, pcm: np.ndarray, capture_s: float, played: Iterable[PlayedAudio] = ()) -> list[CommandHeard]:
+        """One int16 16 kHz block captured at capture_s (monotonic), with the playback log; the commands heard."""
+        cleaned = self._echo.clean(np.asarray(pcm, dtype=np.int16), capture_s, played)
+        hyps = self.recognizer.accept(cleaned.astype("<i2").tobytes())
+        return self._commands(hyps, capture_s + len(pcm) / SAMPLE_RATE)
+
+    def flush(self, now_s: float) -> list[CommandHeard]:
+        """End of input: the commands in audio still pending in the engine."""
+        return self._commands(self.recognizer.flush(), now_s)
+
+    def _commands(self, hyps: list[Hypothesis], now_s: float) -> list[CommandHeard]:
+        """Spotting rules and the own-voice filter over new hypotheses."""
+        if self.keep_hypotheses:
+            self.hypotheses.extend(hyps)
+        heard: list[CommandHeard] = []
+        for hyp in hyps:
+            for command in self._rules.feed(hyp):
+                if self.own_voice.is_own_echo(command, now_s):
+                    self.ignored_own_voice += 1
+                    _LOGGER.info("ignored own voice: %s (%r)", command.command.value, command.text)
+                    continue
+                heard.append(command)
+        return heard
+
+    def run_samples(self, samples: np.ndarray, rate: int, reference: np.ndarray | None = None,
+                    block_ms: int = _FILE_BLOCK_MS) -> PipelineRun:  # fmt: skip
+        """Recorded audio (any rate) through the pipeline as fast as the CPU allows; reference, if given, is what
+        the speaker played, starting at the same instant (same rate as samples)."""
+        mic = resample(samples, rate, SAMPLE_RATE).astype(np.int16)
+        played: list[_Played] = []
+        if reference is not None:
+            played = [_Played(0.0, SAMPLE_RATE, resample(reference, rate, SAMPLE_RATE).astype(np.int16))]
+        block = max(1, SAMPLE_RATE * block_ms // 1000)
+        self.recognizer.reset()
+        self.keep_hypotheses = True
+        commands: list[CommandHeard] = []
+        start = time.thread_time()
+        for offset in range(0, len(mic), block):
+            commands += self.process(mic[offset : offset + block], offset / SAMPLE_RATE, played)
+        commands += self.flush(len(mic) / SAMPLE_RATE)
+        cpu_s = time.thread_time() - start
+        return PipelineRun(tuple(commands), tuple(self.hypotheses), len(mic) / SAMPLE_RATE, cpu_s)
+
+    def run_file(self, path: str | Path, reference: str | Path | None = None) -> PipelineRun:
+        """A WAV file through the pipeline; see run_samples. A two-channel file is (microphone, reference)."""
+        samples, rate, ref = _read_mic_and_reference(path, reference)
+        return self.run_samples(samples, rate, ref)
+
+
+@dataclass(frozen=True)
+class _Played:
+    """A reference known in full: played from start_s."""
+
+    start_s: float
+    sample_rate: int
+    samples: np.ndarray
+
+
+def _read_mic_and_reference(path: str | Path, reference: str | Path | None) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """The microphone samples, their rate and the reference (None without one), from one or two WAV files."""
+    from voicecoach.audio.wavfile import AudioFileError, read_wav_channels
+
+    channels, rate = read_wav_channels(path)
+    if reference is None:
+        return channels[0], rate, (channels[1] if len(channels) >= 2 else None)
+    if len(channels) >= 2:
+        raise AudioFileError(f"{path}: has {len(channels)} channels (microphone, reference); give --reference "
+                             "only with a one-channel microphone recording")  # fmt: skip
+    ref, ref_rate = read_wav(reference)
+    if len(ref) == 0:
+        raise AudioFileError(f"{reference}: the reference holds no audio")
+    return channels[0], rate, resample(ref, ref_rate, rate)

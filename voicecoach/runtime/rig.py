@@ -1,0 +1,93 @@
+"""Assembling voice mode: speaker, microphone, narrator and the listening pipeline on its listener thread."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from voicecoach.core.commands import Vocabulary
+from voicecoach.core.events import DeviceProblem
+from voicecoach.runtime.clock import EventQueue
+from voicecoach.runtime.player import SpeechDone
+from voicecoach.settings import ListeningSettings, MicSettings, VoiceSettings
+
+_LOGGER = logging.getLogger(__name__)
+_FIXED_PHRASES = ("One.", "Two.", "Three.", "Four.", "Five.", "Halfway.", "And release.", "Paused.")
+
+
+class LiveError(RuntimeError):
+    """Voice mode cannot start (device, engine, model): one clear line."""
+
+
+@dataclass
+class VoiceRig:
+    """Everything voice mode opens, closed together."""
+
+    speaker: Any
+    mic: Any
+    narrator: Any
+    listener: Any
+
+    def start(self) -> None:
+        """Start capturing and listening."""
+        self.mic.start()
+        self.listener.start()
+
+    def close(self) -> None:
+        """Stop listening and speaking; release the devices."""
+        for part in (self.listener, self.narrator):
+            try:
+                part.close() if hasattr(part, "close") else part.stop()
+            except Exception:
+                _LOGGER.exception("closing %r", part)
+        self.mic.close()
+        self.speaker.close()
+
+
+def open_rig(settings: VoiceSettings, vocabulary: Vocabulary, events: EventQueue) -> VoiceRig:
+    """Open speaker, microphone, narrator and the listening pipeline; what it hears is posted into events."""
+    from voicecoach.audio.devices import AudioDeviceError, Speaker
+    from voicecoach.listening.listener import Listener
+    from voicecoach.listening.recognizer import RecognizerError
+    from voicecoach.narration.narrator import SoundNarrator
+    from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer, TtsError
+    from voicecoach.runtime.mic_watch import MicWatch
+
+    try:
+        pipeline = open_pipeline(settings.listening, vocabulary)
+        speaker = Speaker(settings.narrator.output_device)
+        mic = open_mic(settings.mic, on_failure=speaker.close)
+        synthesizer = CachedSynthesizer(Pyttsx3Synthesizer(settings.narrator))
+        synthesizer.warm(_FIXED_PHRASES)
+    except (AudioDeviceError, TtsError, RecognizerError, ValueError) as exc:
+        raise LiveError(str(exc)) from None
+    narrator = SoundNarrator(synthesizer, speaker, SpeechDone(events), _device_reporter(events), pipeline.own_voice)
+    listener = Listener(MicWatch(mic, events.post), pipeline, events.post, played=speaker.played)
+    return VoiceRig(speaker, mic, narrator, listener)
+
+
+def open_pipeline(settings: ListeningSettings, vocabulary: Vocabulary) -> Any:
+    """The listening pipeline the settings ask for."""
+    from voicecoach.listening.pipeline import ListeningPipeline
+
+    return ListeningPipeline.from_settings(settings, vocabulary)
+
+
+def open_mic(settings: MicSettings, on_failure: Any = None) -> Any:
+    """The microphone the settings name; on_failure runs if it cannot be opened."""
+    from voicecoach.audio.devices import Microphone
+
+    try:
+        return Microphone(settings.input_device, settings.sample_rate, settings.block_frames)
+    except Exception:
+        if on_failure is not None:
+            on_failure()
+        raise
+
+
+def _device_reporter(events: EventQueue) -> Any:
+    def report(message: str) -> None:
+        events.post(DeviceProblem(message))
+
+    return report
