@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure the Speex echo canceller: ERLE and CPU per 10 ms frame, by filter length, with and without suppression.
 
-Scenes are the synthetic ones from tests/test_echo.py (speech-like reference, echo delayed and through a 50 ms room,
+Scenes are the synthetic ones of voicecoach.echo.scenes (speech-like reference, echo delayed and through a 50 ms room,
 noise 45 dB down); with espeak-ng installed, a synthesized narration is measured as the reference too.
 Run: .venv/bin/python scripts/bench_echo.py [--trials N]
 """

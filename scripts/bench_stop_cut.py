@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 
 from voicecoach.audio.devices import PlayedBuffer, Speaker  # noqa: E402
 from voicecoach.audio.virtual_server import (  # noqa: E402

@@ -28,13 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(_ROOT / "tests"), str(_ROOT)]
-
-from voicecoach.runtime.live import open_rig  # noqa: E402
-
 from voicecoach.audio.virtual_server import MonitorCapture, VirtualAudio  # noqa: E402
-from voicecoach.cli.main import _parser  # noqa: E402
 from voicecoach.core.commands import load_vocabulary  # noqa: E402
 from voicecoach.core.events import Command, CommandHeard  # noqa: E402
 from voicecoach.core.routine import Exercise, Routine  # noqa: E402
@@ -42,7 +36,9 @@ from voicecoach.core.session import Session, State  # noqa: E402
 from voicecoach.narration.stand_in_voices import FLITE_VOICES, HELD_OUT_VOICES, Voice, pad, synthesize, write_wav  # noqa: E402
 from voicecoach.runtime.clock import EventQueue, RealClock  # noqa: E402
 from voicecoach.runtime.player import Player  # noqa: E402
+from voicecoach.runtime.rig import open_rig  # noqa: E402
 from voicecoach.runtime.transcript import Transcript  # noqa: E402
+from voicecoach.settings import ENGINES, ListeningSettings, RecognizerSettings, VoiceSettings  # noqa: E402
 
 _STEP = (
     "Lie face up on the mat with both knees bent and your feet flat, then let your arms rest by your sides, "
@@ -168,7 +164,7 @@ def listener_cpu_s() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--engine", default="pocketsphinx", choices=["pocketsphinx", "vosk"])
+    parser.add_argument("--engine", default="pocketsphinx", choices=list(ENGINES))
     parser.add_argument("--model", help="Vosk model folder (with --engine vosk)")
     parser.add_argument("--echo-db", type=float, help="also feed the narration back into the microphone at this gain")
     parser.add_argument("--seed", type=int, default=1)
@@ -188,9 +184,9 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
           folder: Path) -> int:
     if options.echo_db is not None:
         _add_echo_path(options.echo_db)
-    argv = ["run", "x", "--engine", options.engine] + (["--model", options.model] if options.model else [])
+    recognizer = RecognizerSettings(engine=options.engine, model_dir=Path(options.model) if options.model else None)
     events = EventQueue(RealClock())
-    rig = open_rig(_parser().parse_args(argv), load_vocabulary("en"), events, "en")
+    rig = open_rig(VoiceSettings(listening=ListeningSettings(recognizer)), load_vocabulary("en"), events)
     tee = MicTee(rig.mic)
     monitor = MonitorCapture()
     rig.mic.start()

@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 
 _ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(_ROOT / "tests"))
 sys.path.insert(0, str(_ROOT))
 
 _LOGGER = logging.getLogger("eval_commands")
@@ -367,29 +366,6 @@ def microphone_signal(
 # --- running the product's listening chain -----------------------------------------------------
 
 
-@dataclass
-class _Block:
-    pcm: bytes
-    adc_s: float
-
-
-class _TimelineMic:
-    """The microphone signal as capture blocks with capture times (timeline seconds)."""
-
-    def __init__(self, samples: np.ndarray) -> None:
-        self._pcm = samples.astype("<i2").tobytes()
-        self.position = 0
-        """Samples handed out so far."""
-
-    def read_block(self, timeout_s: float | None = None) -> _Block | None:
-        start = self.position * 2
-        if start >= len(self._pcm):
-            return None
-        block = _Block(self._pcm[start : start + BLOCK * 2], self.position / RATE)
-        self.position += len(block.pcm) // 2
-        return block
-
-
 @dataclass(frozen=True)
 class _Played:
     start_s: float
@@ -432,47 +408,26 @@ def listen(
     vocabulary: Any,
     spotter_settings: Any = None,
 ) -> tuple[list[Detection], float]:
-    """Run the microphone signal through CleanMicrophone, the recognizer, the spotter and the own-voice filter;
-    the detections and the CPU seconds spent."""
-    from voicecoach.runtime.live import CleanMicrophone
+    """Run the microphone signal through the product's listening pipeline, the narration as its playback log and
+    its word timings given to the own-voice filter; the detections and the CPU seconds spent."""
+    from voicecoach.listening.pipeline import ListeningPipeline
 
-    from voicecoach.listening.rules import CommandSpotter
-
-    own = _own_voice(narration if echo else [], vocabulary)
-    mic = _TimelineMic(mic_samples)
+    pipeline = ListeningPipeline(recognizer, vocabulary, echo_cancel=True, rules=spotter_settings)
+    for spoken in narration if echo else []:
+        pipeline.own_voice.record(spoken.start_s + ECHO_DELAY_S, spoken.text, spoken.words,
+                                  len(spoken.samples) / spoken.rate)  # fmt: skip
     speaker = _TimelineSpeaker(narration, echo)
-    clean = CleanMicrophone(mic, speaker, enabled=True)
-    spotter = CommandSpotter(vocabulary, spotter_settings)
     recognizer.reset()
     detections = []
     cpu_start = time.thread_time()
-    while True:
-        speaker.now_s = mic.position / RATE
-        pcm = clean.read(0.0)
-        if pcm is None:
-            break
-        now_s = mic.position / RATE
-        for hyp in recognizer.accept(pcm):
-            for heard in spotter.feed(hyp):
-                dropped = own is not None and own(heard, now_s)
-                detections.append(Detection(heard.command.value, now_s, heard.text, dropped))
-    for hyp in recognizer.flush():
-        for heard in spotter.feed(hyp):
-            detections.append(Detection(heard.command.value, mic.position / RATE, heard.text))
+    for offset in range(0, len(mic_samples), BLOCK):
+        speaker.now_s = offset / RATE
+        block = mic_samples[offset : offset + BLOCK]
+        for heard in pipeline.process(block, offset / RATE, speaker.played()):
+            detections.append(Detection(heard.command.value, (offset + len(block)) / RATE, heard.text))
+    for heard in pipeline.flush(len(mic_samples) / RATE):
+        detections.append(Detection(heard.command.value, len(mic_samples) / RATE, heard.text))
     return detections, time.thread_time() - cpu_start
-
-
-def _own_voice(narration: list[Spoken], vocabulary: Any) -> Any:
-    """The product's own-voice filter fed with the narration's word timings: a function (heard, now_s) -> bool."""
-    try:
-        from voicecoach.listening.own_voice import OwnVoice
-    except ImportError:
-        _LOGGER.warning("voicecoach.listening.own_voice is missing: no own-voice filtering")
-        return None
-    own = OwnVoice(vocabulary)
-    for spoken in narration:
-        own.record(spoken.start_s + ECHO_DELAY_S, spoken.text, spoken.words, len(spoken.samples) / spoken.rate)
-    return own.is_own_echo
 
 
 # --- scoring -------------------------------------------------------------------------------------
@@ -558,8 +513,7 @@ class Job:
 
 def make_recognizer(engine: str, model: str | None, vocabulary: Any) -> Any:
     """The engine as voice mode makes it."""
-    from voicecoach.runtime.live import make_recognizer as live_recognizer
-
+    from voicecoach.listening.engines import make_recognizer as live_recognizer
     from voicecoach.settings import RecognizerSettings
 
     settings = RecognizerSettings(engine=engine, model_dir=Path(model) if model else None,

@@ -44,3 +44,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where every component must be installed: {reason}"
+
+
+_KINDS = ("unit", "engine", "audio")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test is of one kind: `audio` if it uses the virtual audio server, else `engine` where its module says
+    so (a real TTS engine, recognizer, canceller, spotter or a subprocess), else `unit` (pure, runs in seconds)."""
+    for item in items:
+        if "virtual_audio" in getattr(item, "fixturenames", ()):
+            kind = "audio"
+        elif item.get_closest_marker("engine") is not None:
+            kind = "engine"
+        else:
+            kind = "unit"
+        for other in _KINDS:
+            if other not in (kind, "engine") and item.get_closest_marker(other) is not None:
+                raise pytest.UsageError(f"{item.nodeid}: marked {other} but it is a {kind} test")
+        item.add_marker(kind)

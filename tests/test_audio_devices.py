@@ -30,6 +30,8 @@ from voicecoach.audio.virtual_server import (
 from voicecoach.audio.wavfile import read_wav
 from voicecoach.narration.stand_in_voices import write_wav
 
+pytestmark = pytest.mark.engine
+
 
 def tone(frequency_hz: float, seconds: float, rate: int, peak: int = 8000) -> np.ndarray:
     """A sine tone as int16."""

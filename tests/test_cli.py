@@ -13,6 +13,8 @@ import pytest
 from voicecoach.cli.main import main
 from voicecoach.core.plan import estimate_speech_s
 
+pytestmark = pytest.mark.engine
+
 _BAD_ROUTINE = """\
 name: bad
 title: Bad

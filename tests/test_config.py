@@ -355,8 +355,8 @@ def test_the_real_voice_options_let_the_config_through(tmp_path: Path) -> None:
 
 
 def test_one_rate_limit_everywhere() -> None:
-    with pytest.raises(ValueError, match="80 to 400"):
-        NarratorSettings(rate_wpm=401)
+    with pytest.raises(ValueError, match="--rate: 401 is out of range .expected words per minute from 80 to 400"):
+        build_settings(argparse.Namespace(rate=401), Config())
     assert "80 to 400" in _rate_expectation()
 
 

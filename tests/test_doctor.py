@@ -15,6 +15,8 @@ from voicecoach.cli.doctor import Check, check_config, format_checks, run_checks
 from voicecoach.files.config import Config
 from voicecoach.settings import MicSettings, NarratorSettings, RecognizerSettings
 
+pytestmark = pytest.mark.engine
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_SCRIPT = ROOT / "scripts" / "install-pi.sh"
 UNIT_TEMPLATE = ROOT / "scripts" / "voicecoach.service"

@@ -29,6 +29,8 @@ from voicecoach.echo.speex import (
     SpeexEchoCanceller,
 )
 
+pytestmark = pytest.mark.engine
+
 CONVERGED_S = 3.0
 """ERLE is measured after this much narration: Speex takes about 3 to 5 s to converge from scratch on these signals."""
 SEEDS = (1, 2, 3, 4, 5)

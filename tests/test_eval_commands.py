@@ -11,6 +11,8 @@ import pytest
 
 from voicecoach.narration import stand_in_voices as speech
 
+pytestmark = pytest.mark.engine
+
 _SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "eval_commands.py"
 
 

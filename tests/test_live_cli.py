@@ -12,13 +12,16 @@ from voicecoach.audio.virtual_server import VirtualAudio
 from voicecoach.audio.wavfile import resample
 from voicecoach.narration.stand_in_voices import FLITE_VOICES, concat, pad, synthesize, write_wav
 
+pytestmark = pytest.mark.engine
+
 
 def test_listen_to_a_wav_file_of_another_rate_prints_each_command_with_its_time(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     voice = FLITE_VOICES[0]
     speech = concat(pad(synthesize(voice, "next"), 0.5, 0.0), synthesize(voice, "too much"), gap_s=1.5)
-    stereo_44k = np.repeat(resample(pad(speech, 0.0, 1.0), 16000, 44100)[:, None], 2, axis=1)
+    mic_44k = resample(pad(speech, 0.0, 1.0), 16000, 44100)
+    stereo_44k = np.stack([mic_44k, np.zeros_like(mic_44k)], axis=1)  # (microphone, what was played: nothing)
     path = tmp_path / "commands.wav"
     write_wav_stereo(path, stereo_44k, 44100)
     code, out, err = run_cli(["listen", "--wav", str(path), "--engine", "pocketsphinx"], capsys)

@@ -25,6 +25,8 @@ from voicecoach.runtime.rig import VoiceRig, open_rig
 from voicecoach.runtime.transcript import Transcript
 from voicecoach.settings import ListeningSettings, NarratorSettings, RecognizerSettings, VoiceSettings
 
+pytestmark = pytest.mark.engine
+
 _LONG_STEP = (
     "Lie face up on the mat with both knees bent and your feet flat, then let your arms rest by your sides, "
     "soften your shoulders, and notice how your lower spine settles a little more with each slow breath out, "

@@ -24,6 +24,8 @@ from voicecoach.listening.model_download import (
 )
 from voicecoach.listening.vosk import is_model_dir
 
+pytestmark = pytest.mark.engine
+
 NAME = "vosk-model-small-test-0.1"
 _MODEL_FILES = {
     "am/final.mdl": os.urandom(400_000),  # incompressible, so the download takes several reads

@@ -17,6 +17,8 @@ from voicecoach.narration.narrator import RecordingNarrator, SoundNarrator, chim
 from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer
 from voicecoach.settings import NarratorSettings
 
+pytestmark = pytest.mark.engine
+
 _LONG = (
     "Sit tall on the floor with your legs straight out in front of you, then slowly fold forward from the hips "
     "and let your hands slide toward your feet while you keep breathing."

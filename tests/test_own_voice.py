@@ -16,6 +16,8 @@ from voicecoach.narration.narrator import SoundNarrator
 from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer, Speech, WordTiming, spread_words
 from voicecoach.settings import NarratorSettings
 
+pytestmark = pytest.mark.engine
+
 needs_espeak = pytest.mark.skipif(
     ctypes.util.find_library("espeak-ng") is None, reason="eSpeak-NG not installed (apt-get install espeak-ng)"
 )

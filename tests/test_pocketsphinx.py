@@ -28,6 +28,8 @@ from voicecoach.listening.pocketsphinx import (
 )
 from voicecoach.narration.stand_in_voices import RATE, Voice, available, concat, pad, synthesize, write_wav
 
+pytestmark = pytest.mark.engine
+
 ESPEAK_US = Voice("espeak-ng", "en-us")
 ESPEAK_US_F2 = Voice("espeak-ng", "en-us+f2")
 ESPEAK_GB = Voice("espeak-ng", "en-gb")

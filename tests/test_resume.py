@@ -19,6 +19,8 @@ from voicecoach.core.session import Session
 from voicecoach.files.routine_file import find_routine, load_routine_file
 from voicecoach.store.resume import Position, PositionStore
 
+pytestmark = pytest.mark.engine
+
 
 def start_dry_run(data: Path) -> subprocess.Popen[str]:
     """A real-time dry run, 40 times faster than life, recording history."""

@@ -27,6 +27,8 @@ from voicecoach.audio.virtual_server import VirtualAudio
 from voicecoach.narration.stand_in_voices import FLITE_VOICES, Voice, pad, synthesize, write_wav
 from voicecoach.store.history import History
 
+pytestmark = pytest.mark.engine
+
 _SLT, _RMS = FLITE_VOICES[0], FLITE_VOICES[2]
 """The person's voices (flite; the narrator is eSpeak-NG). In trials on this virtual microphone with the serve
 vocabulary PocketSphinx heard rms's "start" 14 of 15 times, slt's "start quick stretch" and "stop" 15 of 15, rms's

@@ -5,12 +5,9 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import pytest
 
 from voicecoach.narration.narrator import SoundNarrator
 from voicecoach.narration.synthesis import Speech
-
-pytestmark = pytest.mark.unit
 
 
 class _ToneSynthesizer:

@@ -11,9 +11,9 @@ import pytest
 from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer, TtsError
 from voicecoach.settings import NarratorSettings
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.engine, pytest.mark.skipif(
     ctypes.util.find_library("espeak-ng") is None, reason="eSpeak-NG not installed (apt-get install espeak-ng)"
-)
+)]
 
 _SENTENCE = "Now hold the stretch and breathe slowly."
 

@@ -38,6 +38,8 @@ from voicecoach.listening.vosk import (
     model_has_word,
 )
 
+pytestmark = pytest.mark.engine
+
 RATE = 16000
 CHUNK_BYTES = 640
 """20 ms of 16 kHz int16, the size of an audio callback block."""

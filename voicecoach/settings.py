@@ -31,13 +31,6 @@ class NarratorSettings:
     output_device: str | None = None
     """Device index or name substring; None: the default output."""
 
-    def __post_init__(self) -> None:
-        if not MIN_RATE_WPM <= self.rate_wpm <= MAX_RATE_WPM:
-            raise ValueError(f"--rate: {self.rate_wpm} is out of range (expected words per minute from "
-                             f"{MIN_RATE_WPM} to {MAX_RATE_WPM})")  # fmt: skip
-        if not 0.0 <= self.volume <= 1.0:
-            raise ValueError(f"--volume: {self.volume} is out of range (expected 0 to 1)")
-
 
 @dataclass(frozen=True)
 class MicSettings:

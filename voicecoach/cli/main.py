@@ -48,7 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = AppSettings()
         if hasattr(args, "rate"):  # the commands that speak or listen take their settings from the config file too
-            settings = build_settings(args, load_config(args.config))
+            try:
+                settings = build_settings(args, load_config(args.config))
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
         return handler(args, settings)
     except (RoutineFileError, ConfigError) as exc:
         for problem in exc.problems:

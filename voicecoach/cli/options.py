@@ -51,6 +51,8 @@ def build_settings(args: argparse.Namespace, config: Config, language: str | Non
         volume=_given(args, "volume", config.narrator.volume),
         output_device=_given(args, "output_device", config.narrator.output_device),
     )
+    _check_range("--rate", narrator.rate_wpm, MIN_RATE_WPM, MAX_RATE_WPM, "words per minute from ")
+    _check_range("--volume", narrator.volume, 0.0, 1.0, "")
     mic = MicSettings(input_device=_given(args, "input_device", config.mic.input_device))
     recognizer = RecognizerSettings(
         engine=_given(args, "engine", config.recognizer.engine),
@@ -68,3 +70,9 @@ def build_settings(args: argparse.Namespace, config: Config, language: str | Non
         routine=_given(args, "routine", config.routine),
         config_path=config.path,
     )
+
+
+def _check_range(option: str, value: float, low: float, high: float, unit: str) -> None:
+    """A ValueError naming the option when value is outside low..high."""
+    if not low <= value <= high:
+        raise ValueError(f"{option}: {value} is out of range (expected {unit}{low:g} to {high:g})")

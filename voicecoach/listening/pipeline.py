@@ -122,6 +122,8 @@ class ListeningPipeline:
         if reference is not None:
             played = [_Played(0.0, SAMPLE_RATE, resample(reference, rate, SAMPLE_RATE).astype(np.int16))]
         block = max(1, SAMPLE_RATE * block_ms // 1000)
+        audio_s = len(mic) / SAMPLE_RATE
+        mic = np.concatenate([mic, np.zeros(-len(mic) % block, dtype=np.int16)])  # whole blocks for the canceller
         self.recognizer.reset()
         self.keep_hypotheses = True
         commands: list[CommandHeard] = []
@@ -130,7 +132,7 @@ class ListeningPipeline:
             commands += self.process(mic[offset : offset + block], offset / SAMPLE_RATE, played)
         commands += self.flush(len(mic) / SAMPLE_RATE)
         cpu_s = time.thread_time() - start
-        return PipelineRun(tuple(commands), tuple(self.hypotheses), len(mic) / SAMPLE_RATE, cpu_s)
+        return PipelineRun(tuple(commands), tuple(self.hypotheses), audio_s, cpu_s)
 
     def run_file(self, path: str | Path, reference: str | Path | None = None) -> PipelineRun:
         """A WAV file through the pipeline; see run_samples. A two-channel file is (microphone, reference)."""
