@@ -23,9 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-
-from voicecoach.audio.devices import PlayedBuffer, Speaker  # noqa: E402
+from voicecoach.audio.speaker import PlayedBuffer, Speaker  # noqa: E402
 from voicecoach.audio.virtual_server import (  # noqa: E402
     SPEAKER_RATE,
     MonitorCapture,

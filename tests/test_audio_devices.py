@@ -9,15 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicecoach.audio.devices import (
-    AudioDeviceError,
-    MicBlock,
-    Microphone,
-    Speaker,
-    format_devices,
-    list_devices,
-    resolve_device,
-)
+from voicecoach.audio.devices import AudioDeviceError, format_devices, list_devices, resolve_device
+from voicecoach.audio.microphone import MicBlock, Microphone
+from voicecoach.audio.speaker import Speaker
 from voicecoach.audio.virtual_server import (
     SPEAKER_RATE,
     VirtualAudio,
@@ -174,3 +168,33 @@ def test_microphone_block_times_follow_the_clock(virtual_audio: VirtualAudio) ->
     assert 0.5 < blocks[-1].adc_s - blocks[0].adc_s < 1.5
     assert float(np.median(spans)) == pytest.approx(0.02, abs=0.005)
     assert microphone.dropped == 0
+
+
+def test_abort_does_not_wait_for_a_device_reopen_and_the_overtaken_play_is_silenced(
+    virtual_audio: VirtualAudio,
+) -> None:
+    with Speaker(sample_rate=SPEAKER_RATE) as speaker:
+        in_reopen, release = threading.Event(), threading.Event()
+        real_reopen = speaker._reopen_locked
+
+        def slow_reopen() -> None:
+            in_reopen.set()
+            release.wait(30.0)
+            real_reopen()
+
+        speaker._reopen_locked = slow_reopen  # type: ignore[method-assign]
+        speaker._broken = True  # as after an unplug: the next play() opens the device afresh
+        tone = (np.sin(np.arange(SPEAKER_RATE * 2) * 0.05) * 8000).astype(np.int16)
+        player = threading.Thread(target=speaker.play, args=(tone, SPEAKER_RATE))
+        player.start()
+        assert in_reopen.wait(10.0), "play() did not try to reopen the device"
+        aborter = threading.Thread(target=speaker.abort)
+        aborter.start()
+        aborter.join(10.0)
+        try:
+            assert not aborter.is_alive(), "abort() waited for the device reopen"
+            assert not release.is_set()
+        finally:
+            release.set()
+            player.join(10.0)
+        assert speaker.wait(5.0) is False, "the play() that the abort overtook went on playing"

@@ -8,7 +8,8 @@ import time
 import numpy as np
 from support.sessionkit import small_routine
 
-from voicecoach.audio.devices import AudioDeviceError, MicBlock
+from voicecoach.audio.devices import AudioDeviceError
+from voicecoach.audio.microphone import MicBlock
 from voicecoach.core.commands import load_vocabulary
 from voicecoach.core.events import Begin, Command, CommandHeard, DeviceProblem, Say, StopSpeech
 from voicecoach.core.session import Session, State

@@ -17,7 +17,7 @@ from support.sessionkit import small_routine
 from voicecoach.core.session import Session
 from voicecoach.store.history import (
     SCHEMA_VERSION,
-    ExerciseResult,
+    ExerciseRecord,
     History,
     HistoryError,
     SessionRow,
@@ -28,8 +28,8 @@ from voicecoach.store.history import (
 )
 
 T0 = datetime(2024, 5, 1, 7, 30, tzinfo=UTC)
-TWIST = ExerciseResult("Twist", hold_s=10, holds_total=2, holds_done=2, longest_hold_s=10)
-BRIDGE = ExerciseResult("Bridge", hold_s=20, holds_total=2, holds_done=1, longest_hold_s=20, too_much=1)
+TWIST = ExerciseRecord("Twist", hold_s=10, holds_total=2, holds_done=2, longest_hold_s=10)
+BRIDGE = ExerciseRecord("Bridge", hold_s=20, holds_total=2, holds_done=1, longest_hold_s=20, too_much=1)
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_reopening_keeps_the_data(path: Path) -> None:
 
 def test_recording_the_same_exercise_twice_keeps_one_row_with_the_latest_values(path: Path) -> None:
     with History.open(path) as history:
-        session_id = history.start_session("small", T0, [ExerciseResult("Twist", 10, 2)])
+        session_id = history.start_session("small", T0, [ExerciseRecord("Twist", 10, 2)])
         history.record_exercise(session_id, TWIST)
         history.record_exercise(session_id, TWIST)
         history.finish_session(session_id, T0 + timedelta(minutes=5), True, "done", [TWIST])
@@ -168,7 +168,7 @@ def test_the_same_event_and_the_same_start_are_stored_once(path: Path) -> None:
 
 
 def test_an_error_inside_a_write_leaves_nothing_of_it(path: Path) -> None:
-    broken = ExerciseResult("Bridge", hold_s=20, holds_total=2, holds_done=-1)
+    broken = ExerciseRecord("Bridge", hold_s=20, holds_total=2, holds_done=-1)
     with History.open(path) as history:
         with pytest.raises(HistoryError, match="cannot record the start"):
             history.start_session("small", T0, [TWIST, broken])
@@ -185,16 +185,17 @@ _KILLED_MID_WRITE = """
 import os, signal, sys
 from datetime import UTC, datetime
 from pathlib import Path
-from voicecoach.store.history import ExerciseResult, History
+from voicecoach.core.session import ExerciseRecord
+from voicecoach.store.history import History
 
 history = History.open(Path(sys.argv[1]))
 session_id = history.start_session("small", datetime(2024, 5, 1, 7, 30, tzinfo=UTC))
 print(session_id, flush=True)
 
 def results():
-    yield ExerciseResult("Twist", 10, 2, 2, 10.0)
+    yield ExerciseRecord("Twist", 10, 2, 2, 10.0)
     os.kill(os.getpid(), signal.SIGKILL)  # after the first row is written, before the commit
-    yield ExerciseResult("Bridge", 20, 2, 2, 20.0)
+    yield ExerciseRecord("Bridge", 20, 2, 2, 20.0)
 
 history.finish_session(session_id, datetime(2024, 5, 1, 7, 40, tzinfo=UTC), True, "done", results())
 """
@@ -261,7 +262,7 @@ def test_routine_history_and_exercise_results_from_a_session(path: Path) -> None
     session = Session(routine)
     session.records[1].holds_done = 2
     results = exercise_results(session)
-    assert results[1] == ExerciseResult("Bridge", 20.0, 2, 2, 0.0, False, 0)
+    assert results[1] == ExerciseRecord("Bridge", 20.0, 2, 2, 0.0, False, 0)
     with History.open(path) as history:
         session_id = history.start_session(routine.name, T0, exercise_results(Session(routine)))
         history.finish_session(session_id, T0 + timedelta(minutes=9), True, "done", results)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from voicecoach.audio.devices import MicBlock
+from voicecoach.audio.microphone import MicBlock
 from voicecoach.core.commands import Vocabulary, load_vocabulary
 from voicecoach.core.events import Command, CommandHeard
 from voicecoach.listening.listener import Listener

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from voicecoach.audio.devices import Speaker
+from voicecoach.audio.speaker import Speaker
 from voicecoach.audio.virtual_server import SPEAKER_RATE, VirtualAudio, last_loud, recording_start_s, rms
 from voicecoach.core.events import Chime, Say, StopSpeech
 from voicecoach.narration.narrator import RecordingNarrator, SoundNarrator, chime_samples

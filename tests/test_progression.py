@@ -15,7 +15,8 @@ from test_cli import records, run_cli
 
 from voicecoach.core.progression import Cause, HoldChange, ProgressionSettings, hold_range, plan_holds, spoken_change
 from voicecoach.core.routine import Exercise, Routine
-from voicecoach.store.history import ExerciseHistoryRow, ExerciseResult, History
+from voicecoach.core.session import ExerciseRecord
+from voicecoach.store.history import ExerciseHistoryRow, History
 
 T0 = datetime(2024, 5, 1, 7, 30, tzinfo=UTC)
 BRIDGE = Exercise("Bridge", "lying face up", ("Lift your hips.",), hold_s=15, reps=2, max_hold_s=30)
@@ -172,7 +173,7 @@ def test_progression_from_a_stored_history(tmp_path: Path) -> None:
     with History.open(tmp_path / "history.sqlite3") as history:
         for day in range(2):
             session_id = history.start_session(routine.name, T0 + timedelta(days=day))
-            results = [ExerciseResult("Bridge", 15, 2, 2, 15), ExerciseResult("Twist", 10, 1, 1, 10)]
+            results = [ExerciseRecord("Bridge", 15, 2, 2, 15), ExerciseRecord("Twist", 10, 1, 1, 10)]
             history.finish_session(session_id, T0 + timedelta(days=day, minutes=10), True, "done", results)
         history.record_event(session_id, 50.0, "too_much", "Twist", 4.0)
         planned, changes = plan_holds(routine, history.routine_history(routine))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicecoach.audio.devices import PlayedBuffer
+from voicecoach.audio.speaker import PlayedBuffer
 from voicecoach.audio.wavfile import read_wav
 
 _LOGGER = logging.getLogger(__name__)

@@ -52,14 +52,18 @@ class Phase(enum.Enum):
 
 @dataclass
 class ExerciseRecord:
-    """What happened to one exercise in this session."""
+    """What one exercise reached in one session (the session fills it in; the history keeps it)."""
 
     name: str
+    hold_s: float
+    """Seconds per hold, as planned for this session (after progression)."""
     holds_total: int
     holds_done: int = 0
     longest_hold_s: float = 0.0
+    """Seconds of the longest hold reached, complete or not."""
     skipped: bool = False
     too_much: int = 0
+    """How many times "too much" was said during this exercise."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ class Session:
         self.routine = routine
         self.plan: list[Segment] = build_plan(routine)
         self.records = records or [
-            ExerciseRecord(e.name, sum(1 for s in self.plan if s.exercise == i and s.kind is Kind.HOLD))
+            ExerciseRecord(e.name, e.hold_s, sum(1 for s in self.plan if s.exercise == i and s.kind is Kind.HOLD))
             for i, e in enumerate(routine.exercises)
         ]
         self._resume_at = resume_at if resume_at is not None and 0 < resume_at < len(self.plan) else None
@@ -344,7 +348,7 @@ class Session:
             return None
         if self._resume_at is not None:
             self._resume_at = None
-            self.records = [ExerciseRecord(r.name, r.holds_total) for r in self.records]
+            self.records = [ExerciseRecord(r.name, r.hold_s, r.holds_total) for r in self.records]
             return [StopSpeech(), Log("start_over", "starting over instead of resuming"), *self._begin()]
         return self._begin()
 

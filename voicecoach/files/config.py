@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from voicecoach.core.progression import ProgressionSettings
+from voicecoach.files.problems import FileProblems, Problem
 from voicecoach.settings import ENGINES, MAX_RATE_WPM, MIN_RATE_WPM, MicSettings, NarratorSettings, RecognizerSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -40,32 +41,8 @@ DEFAULT_ROUTINE = "lower-back"
 _VOCAB_PACKAGE = "voicecoach.vocab"
 
 
-class ConfigError(Exception):
+class ConfigError(FileProblems):
     """A config file that cannot be used; carries every problem found."""
-
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        super().__init__(problems)
-        self.problems = problems
-
-    def __str__(self) -> str:
-        """One line per problem."""
-        return "\n".join(str(problem) for problem in self.problems)
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong in a config file; `key` is dotted, such as `voice.rate`."""
-
-    file: str
-    line: int
-    """1-based line of the offending key; 0 when there is no line (e.g. the file cannot be read)."""
-    key: str
-    message: str
-    """What is wrong, then what was expected in parentheses."""
-
-    def __str__(self) -> str:
-        """The problem as `FILE:LINE: key: message`."""
-        return f"{self.file}:{self.line}: {self.key}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -265,16 +242,16 @@ def _read(path: Path) -> str:
         data = path.read_bytes()
     except FileNotFoundError:
         message = f"no such file (expected a TOML config file; unset ${_CONFIG_ENV} to use none)"
-        raise ConfigError([ConfigProblem(str(path), 0, _FILE_FIELD, message)]) from None
+        raise ConfigError([Problem(str(path), 0, _FILE_FIELD, message)]) from None
     except OSError as exc:
         message = f"cannot be read: {exc.strerror or exc} (expected a readable TOML file)"
-        raise ConfigError([ConfigProblem(str(path), 0, _FILE_FIELD, message)]) from None
+        raise ConfigError([Problem(str(path), 0, _FILE_FIELD, message)]) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         message = f"byte 0x{data[exc.start]:02x} is not UTF-8 (expected a UTF-8 text file)"
-        raise ConfigError([ConfigProblem(str(path), line, _FILE_FIELD, message)]) from None
+        raise ConfigError([Problem(str(path), line, _FILE_FIELD, message)]) from None
 
 
 def parse_config(text: str, source: Path) -> Config:
@@ -294,7 +271,7 @@ _LINE_COLUMN = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _AT_END = re.compile(r"\s*\(at end of document\)\s*$")
 
 
-def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str, source: str) -> ConfigProblem:
+def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str, source: str) -> Problem:
     """tomllib's account of a syntax error as a problem (its message carries the line and column)."""
     message = str(exc)
     where = _LINE_COLUMN.search(message)
@@ -305,7 +282,7 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str, source: str) -> Con
         line, at = (text.count("\n") + 1, " at the end of the file") if _AT_END.search(message) else (0, "")
         message = _AT_END.sub("", message)
     expected = '(expected TOML: [section] headers and key = value lines, text in "quotes")'
-    return ConfigProblem(source, line, _FILE_FIELD, f"{message[:1].lower()}{message[1:]}{at} {expected}")
+    return Problem(source, line, _FILE_FIELD, f"{message[:1].lower()}{message[1:]}{at} {expected}")
 
 
 class _Checker:
@@ -314,12 +291,12 @@ class _Checker:
     def __init__(self, source: str, lines: dict[tuple[str, ...], int]) -> None:
         self.source = source
         self.lines = lines
-        self.problems: list[ConfigProblem] = []
+        self.problems: list[Problem] = []
 
     def add(self, path: tuple[str, ...], label: str, message: str) -> None:
         """Record a problem at the line of the key path (or of its nearest enclosing key)."""
         line = next((self.lines[path[:n]] for n in range(len(path), 0, -1) if path[:n] in self.lines), 0)
-        self.problems.append(ConfigProblem(self.source, line, label, message))
+        self.problems.append(Problem(self.source, line, label, message))
 
     def check(self, data: dict[str, Any]) -> dict[tuple[str, str], object]:
         """The converted value of every valid key, by (section, key)."""

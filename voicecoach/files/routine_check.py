@@ -13,7 +13,6 @@ text, `# teaches: stop, too much`; those commands are then notes, as a reminder 
 
 from __future__ import annotations
 
-import enum
 import logging
 import re
 from collections.abc import Iterator
@@ -27,7 +26,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from voicecoach.core.commands import Match, Vocabulary, load_vocabulary
 from voicecoach.core.events import Command
 from voicecoach.core.routine import Routine
-from voicecoach.files.routine_file import Problem, RoutineFileError, load_routine_file
+from voicecoach.files.problems import Finding, Level, Problem
+from voicecoach.files.routine_file import RoutineFileError, load_routine_file
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,35 +43,6 @@ _TEACHES = re.compile(r"\s+#\s*teaches\s*:(?P<phrases>.*)$")
 """The opt-out comment, after a text on its line."""
 _BLOCK_HEADER = re.compile(r"[|>][-+1-9]*")
 """The indicator that starts a block scalar (`>-`, `|`): its comment is on the indicator's line."""
-
-
-class Level(enum.Enum):
-    """How much a finding matters."""
-
-    WARNING = "warning"
-    """The narrator could stop the session by itself; fails `check --strict`."""
-    NOTE = "note"
-    """Worth knowing, but handled at run time; never fails a check."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing to know about a routine file that loads; printed like a Problem, with its level."""
-
-    file: str
-    line: int
-    """1-based line of the text; 0 when there is none."""
-    field: str
-    level: Level
-    message: str
-    command: Command | None = None
-    """The command a phrase in the text would trigger; None for findings about something else."""
-    phrase: str = ""
-    """The command phrase as the recognizer would hear it (normalized)."""
-
-    def __str__(self) -> str:
-        """The finding as `FILE:LINE: field: level: message`."""
-        return f"{self.file}:{self.line}: {self.field}: {self.level.value}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -116,7 +87,7 @@ def command_words(source: str, texts: list[SpokenText], vocabulary: Vocabulary) 
                 '"# teaches:" names no command this text says '
                 '(expected the command phrases the text teaches, such as "# teaches: stop, too much")'
             )
-            findings.append(Finding(source, spoken.line, spoken.field, Level.NOTE, message))
+            findings.append(Finding(source, spoken.line, spoken.field, message, Level.NOTE))
     _LOGGER.debug("%s: %d spoken texts, %d findings", source, len(texts), len(findings))
     return sorted(findings, key=lambda finding: finding.line)
 
@@ -125,7 +96,7 @@ def _command_finding(source: str, spoken: SpokenText, match: Match, taught: bool
     """The finding for one command phrase in a spoken text: a warning for an untaught safety command."""
     level = Level.WARNING if match.command.is_safety and not taught else Level.NOTE
     message = f'says "{match.phrase}", the {match.command.name} command{_consequence(match.command, taught)}'
-    return Finding(source, spoken.line, spoken.field, level, message, match.command, match.phrase)
+    return Finding(source, spoken.line, spoken.field, message, level, match.command, match.phrase)
 
 
 def _consequence(command: Command, taught: bool) -> str:
@@ -158,7 +129,7 @@ def _no_vocabulary(source: str, root: MappingNode, language: str) -> Finding:
         f'"{language}" has no command vocabulary, so command words are not checked and voice mode cannot run it '
         f"(expected one of: {', '.join(known)})"
     )
-    return Finding(source, line, _LANGUAGE_FIELD, Level.WARNING, message)
+    return Finding(source, line, _LANGUAGE_FIELD, message, Level.WARNING)
 
 
 # --- the spoken texts of a routine file ---------------------------------------------------------

@@ -19,6 +19,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from voicecoach.core.routine import Exercise, Routine, Sides
+from voicecoach.files.problems import FileProblems, Problem
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -78,32 +79,8 @@ _SCALAR_KINDS = {
 # --- public types -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong in a routine file; `field` is a path such as `exercises[2].hold_s` (1-based)."""
-
-    file: str
-    line: int
-    """1-based line of the offending value; 0 when there is no line (e.g. the file cannot be read)."""
-    field: str
-    message: str
-    """What is wrong, then what was expected in parentheses."""
-
-    def __str__(self) -> str:
-        """The problem as `FILE:LINE: field: message`."""
-        return f"{self.file}:{self.line}: {self.field}: {self.message}"
-
-
-class RoutineFileError(Exception):
+class RoutineFileError(FileProblems):
     """A routine file, or a routine name, that cannot be used; carries every problem found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__(problems)
-        self.problems = problems
-
-    def __str__(self) -> str:
-        """One line per problem."""
-        return "\n".join(str(problem) for problem in self.problems)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ class VoiceRig:
 
 def open_rig(settings: VoiceSettings, vocabulary: Vocabulary, events: EventQueue) -> VoiceRig:
     """Open speaker, microphone, narrator and the listening pipeline; what it hears is posted into events."""
-    from voicecoach.audio.devices import AudioDeviceError, Speaker
+    from voicecoach.audio.devices import AudioDeviceError
+    from voicecoach.audio.speaker import Speaker
     from voicecoach.listening.listener import Listener
     from voicecoach.listening.recognizer import RecognizerError
     from voicecoach.narration.narrator import SoundNarrator
@@ -76,7 +77,7 @@ def open_pipeline(settings: ListeningSettings, vocabulary: Vocabulary) -> Any:
 
 def open_mic(settings: MicSettings, on_failure: Any = None) -> Any:
     """The microphone the settings name; on_failure runs if it cannot be opened."""
-    from voicecoach.audio.devices import Microphone
+    from voicecoach.audio.microphone import Microphone
 
     try:
         return Microphone(settings.input_device, settings.sample_rate, settings.block_frames)

@@ -18,14 +18,14 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from voicecoach.core.routine import Routine
-from voicecoach.core.session import Session
+from voicecoach.core.session import ExerciseRecord, Session
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,22 +42,6 @@ RECORDED_EVENT_KINDS = frozenset({"stop", "too_much", "device"})
 
 class HistoryError(Exception):
     """The history file cannot be opened, upgraded or written: one clear line for the user."""
-
-
-@dataclass(frozen=True)
-class ExerciseResult:
-    """What one exercise reached in one session (planned hold included)."""
-
-    name: str
-    hold_s: float
-    """Seconds per hold, as planned for this session (after progression)."""
-    holds_total: int
-    holds_done: int = 0
-    longest_hold_s: float = 0.0
-    """Seconds of the longest hold reached, complete or not."""
-    skipped: bool = False
-    too_much: int = 0
-    """How many times "too much" was said during this exercise."""
 
 
 @dataclass(frozen=True)
@@ -120,12 +104,9 @@ def default_path(environ: Mapping[str, str] | None = None) -> Path:
     return data_dir(environ) / _FILE_NAME
 
 
-def exercise_results(session: Session) -> list[ExerciseResult]:
-    """The session's exercise records as results, with the holds it planned (its routine's hold_s)."""
-    return [
-        ExerciseResult(r.name, e.hold_s, r.holds_total, r.holds_done, r.longest_hold_s, r.skipped, r.too_much)
-        for r, e in zip(session.records, session.routine.exercises, strict=True)
-    ]
+def exercise_results(session: Session) -> list[ExerciseRecord]:
+    """The session's exercise records, with the holds it planned (its routine's hold_s)."""
+    return [replace(r, hold_s=e.hold_s) for r, e in zip(session.records, session.routine.exercises, strict=True)]
 
 
 # --- schema -------------------------------------------------------------------------------------
@@ -221,7 +202,7 @@ class History:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def start_session(self, routine_name: str, started_at: datetime, exercises: Iterable[ExerciseResult] = ()) -> int:
+    def start_session(self, routine_name: str, started_at: datetime, exercises: Iterable[ExerciseRecord] = ()) -> int:
         """Record a session's start (and its planned exercises) in one transaction; return its id.
 
         Starting the same routine at the same instant again returns the same id.
@@ -258,7 +239,7 @@ class History:
                 (session_id, t_s, kind, exercise, value_s, detail),
             )
 
-    def record_exercise(self, session_id: int, result: ExerciseResult) -> None:
+    def record_exercise(self, session_id: int, result: ExerciseRecord) -> None:
         """Record (or update) what one exercise reached; recording it twice keeps one row."""
         with self._transaction(f"record {result.name!r} in session {session_id}") as db:
             _upsert_exercise(db, session_id, result)
@@ -269,7 +250,7 @@ class History:
         ended_at: datetime,
         completed: bool,
         summary: str,
-        exercises: Iterable[ExerciseResult] = (),
+        exercises: Iterable[ExerciseRecord] = (),
     ) -> None:
         """Record the end of a session, with its exercise results, in one transaction."""
         with self._transaction(f"record the end of session {session_id}") as db:
@@ -386,7 +367,7 @@ LIMIT :limit
 """
 
 
-def _upsert_exercise(db: sqlite3.Connection, session_id: int, result: ExerciseResult) -> None:
+def _upsert_exercise(db: sqlite3.Connection, session_id: int, result: ExerciseRecord) -> None:
     """Insert the exercise's row, or replace its values: the latest record wins, never a second row."""
     db.execute(
         """INSERT INTO exercises

@@ -118,7 +118,7 @@ def _resumed_session(routine: Routine, history: History, position: Position) -> 
     routine = replace(routine, exercises=exercises)
     fresh = Session(routine)
     records = [
-        ExerciseRecord(r.name, r.holds_total, rows[r.name].holds_done, rows[r.name].longest_hold_s,
+        ExerciseRecord(r.name, r.hold_s, r.holds_total, rows[r.name].holds_done, rows[r.name].longest_hold_s,
                        rows[r.name].skipped, rows[r.name].too_much) if r.name in rows else r
         for r in fresh.records
     ]  # fmt: skip

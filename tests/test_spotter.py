@@ -1,0 +1,177 @@
+"""The keyword spotter with its packaged head: real inference, streaming equals whole-clip scoring, the rules."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from voicecoach.listening.spotter.model import (
+    FRAME_S,
+    NONE_LABEL,
+    SAMPLE_RATE,
+    Detection,
+    SpotterModel,
+    SpotterModelError,
+    StreamingSpotter,
+    detect,
+    score_clip,
+    vocabulary_commands,
+)
+
+pytestmark = pytest.mark.engine
+
+_NARRATION = (
+    "Welcome. This session eases tension in your lower spine with ten gentle exercises. "
+    "Say stop or too much at any moment and I will fall silent. "
+    "Lie face up on your mat with your knees bent and your feet flat on the floor. "
+    "Rest for 15 seconds. Coming up: Standing torso twist."
+)
+"""Narration, teaching line included: in the narrator's voice none of it is a command."""
+
+
+def _espeak(text: str, voice: str, rate_wpm: int = 160) -> np.ndarray:
+    """int16 mono 16 kHz speech from eSpeak-NG, with 0.5 s of silence before and 1 s after."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
+    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate_wpm), "--stdout", text], capture_output=True,
+                         check=True).stdout  # fmt: skip
+    rate = int.from_bytes(wav[24:28], "little")
+    samples = np.frombuffer(wav[44 : 44 + (len(wav) - 44) // 2 * 2], dtype=np.int16).astype(np.float32)
+    import soxr
+
+    speech = soxr.resample(samples, rate, SAMPLE_RATE)
+    out = np.concatenate([np.zeros(SAMPLE_RATE // 2), speech, np.zeros(SAMPLE_RATE)])
+    return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+
+
+def _narrator(text: str) -> np.ndarray:
+    """The product's narrator voice (pyttsx3 default settings), 16 kHz."""
+    from voicecoach.narration.synthesis import Pyttsx3Synthesizer
+
+    synth = Pyttsx3Synthesizer()
+    import soxr
+
+    samples = soxr.resample(np.asarray(synth.synthesize(text), np.float32), synth.sample_rate, SAMPLE_RATE)
+    return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
+
+
+@pytest.fixture(scope="module")
+def model() -> SpotterModel:
+    return SpotterModel.load()
+
+
+def _stream(model: SpotterModel, samples: np.ndarray, block: int = 320, **kwargs: float) -> list[Detection]:
+    spotter = StreamingSpotter(model, **kwargs)  # type: ignore[arg-type]
+    found = []
+    for at in range(0, len(samples), block):
+        found += spotter.accept(samples[at : at + block])
+    return found
+
+
+def test_packaged_head_covers_the_vocabulary(model: SpotterModel) -> None:
+    commands = vocabulary_commands()
+    assert set(model.commands) == set(commands)
+    assert model.labels[-1] == NONE_LABEL
+    assert set(model.thresholds) == set(commands)
+    assert all(0.0 < t <= 1.0 for t in model.thresholds.values())
+    assert model.phrases["too_much"] == "too much"
+
+
+def test_missing_and_corrupt_heads_are_one_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SpotterModelError, match="not found"):
+        SpotterModel.load(tmp_path / "absent.npz")
+    corrupt = tmp_path / "head.npz"
+    corrupt.write_bytes(b"not a zip file")
+    with pytest.raises(SpotterModelError, match="not readable"):
+        SpotterModel.load(corrupt)
+    np.savez(tmp_path / "other.npz", labels=np.array(["stop"]))
+    with pytest.raises(SpotterModelError, match="not a spotter head"):
+        SpotterModel.load(tmp_path / "other.npz")
+
+
+@pytest.mark.parametrize("voice", ["en-us+m3", "en-gb-scotland+f2"])
+def test_synthesized_stop_gives_stop(model: SpotterModel, voice: str) -> None:
+    found = _stream(model, _espeak("stop", voice))
+    assert [d.command for d in found] == ["stop"], found
+    assert found[0].phrase == "stop" and 0.0 < found[0].score <= 1.0
+
+
+def test_synthesized_too_much_gives_too_much(model: SpotterModel) -> None:
+    found = _stream(model, _espeak("too much", "en-us+m3"))
+    assert [d.command for d in found] == ["too_much"], found
+
+
+def test_narration_in_the_narrators_voice_gives_nothing(model: SpotterModel) -> None:
+    assert _stream(model, _narrator(_NARRATION)) == []
+
+
+def test_streaming_over_20ms_blocks_equals_scoring_the_whole_clip(model: SpotterModel) -> None:
+    samples = _espeak("please stop now, that is too much", "en-us+f3")
+    whole = score_clip(model, samples)
+    assert whole.shape == (len(samples) // 1280, len(model.labels))
+    spotter = StreamingSpotter(model)
+    rows = []
+    for at in range(0, len(samples), 320):
+        spotter.accept(samples[at : at + 320])
+        if (at + 320) % 1280 == 0:
+            scores = spotter.scores()
+            rows.append([scores[c] for c in model.commands])
+    expected = whole[: len(rows), : len(model.commands)]
+    np.testing.assert_allclose(np.array(rows), expected, atol=1e-4)
+    np.testing.assert_allclose(whole.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_odd_block_sizes_give_the_same_detections(model: SpotterModel) -> None:
+    samples = _espeak("stop", "en-us+m3")
+    assert [(d.command, d.end_s) for d in _stream(model, samples, block=333)] == [
+        (d.command, d.end_s) for d in _stream(model, samples, block=1280)
+    ]
+
+
+def test_a_threshold_above_one_silences_a_command(model: SpotterModel) -> None:
+    assert _stream(model, _espeak("stop", "en-us+m3"), thresholds={"stop": 1.01}) == []  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown commands"):
+        StreamingSpotter(model, thresholds={"halt": 0.5})
+
+
+def _frames(model: SpotterModel, hot: dict[int, tuple[str, float]], count: int) -> np.ndarray:
+    """Fake per-frame probabilities: 'none' everywhere except the given frames."""
+    probabilities = np.zeros((count, len(model.labels)))
+    probabilities[:, model.labels.index(NONE_LABEL)] = 1.0
+    for frame, (command, score) in hot.items():
+        probabilities[frame] = 0.0
+        probabilities[frame, model.labels.index(command)] = score
+        probabilities[frame, model.labels.index(NONE_LABEL)] = 1.0 - score
+    return probabilities
+
+
+def test_refractory_time_holds_back_a_second_detection(model: SpotterModel) -> None:
+    frames = model.consecutive_frames
+    hot = {f: ("stop", 0.999) for f in range(10, 10 + frames)}
+    hot |= {f: ("stop", 0.999) for f in range(18, 18 + frames)}  # 8 frames = 0.64 s later
+    hot |= {f: ("pause", 0.999) for f in range(40, 40 + frames)}  # 2.4 s later
+    found = detect(model, _frames(model, hot, 60), refractory_s=1.0)
+    assert [d.command for d in found] == ["stop", "pause"]
+    assert found[0].end_s == pytest.approx((10 + frames) * FRAME_S)
+    assert [d.command for d in detect(model, _frames(model, hot, 60), refractory_s=0.2)] == ["stop", "stop", "pause"]
+
+
+def test_scores_below_threshold_or_too_brief_do_not_fire(model: SpotterModel) -> None:
+    low = {f: ("stop", model.thresholds["stop"] * 0.9) for f in range(10, 20)}
+    assert detect(model, _frames(model, low, 30)) == []
+    if model.consecutive_frames > 1:
+        brief = {10: ("stop", 0.999)}
+        assert detect(model, _frames(model, brief, 30)) == []
+
+
+def test_reset_starts_again_from_time_zero(model: SpotterModel) -> None:
+    samples = _espeak("stop", "en-us+m3")
+    spotter = StreamingSpotter(model)
+    first = spotter.accept(samples)
+    spotter.reset()
+    assert spotter.time_s == 0.0 and all(v == 0.0 for v in spotter.scores().values())
+    again = spotter.accept(samples)
+    assert [(d.command, d.end_s) for d in again] == [(d.command, d.end_s) for d in first]
