@@ -34,7 +34,8 @@ def routine_audio() -> Iterator[np.ndarray]:
     """The lower-back routine as the microphone would hear the narrator in a quiet room, piece by piece (16 kHz)."""
     from voicecoach.audio.wavfile import resample
     from voicecoach.core.plan import Kind, build_plan
-    from voicecoach.files.routine_file import find_routine, load_routine_file
+    from voicecoach.files.library import find_routine
+    from voicecoach.files.routine_file import load_routine_file
     from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer
 
     plain = Pyttsx3Synthesizer()

@@ -229,7 +229,8 @@ class NarrationVoice:
 def routine_lines(routine_name: str) -> Iterator[tuple[float, str]]:
     """(silence before, text) for everything the narrator says over the routine, in order, on its timeline."""
     from voicecoach.core.plan import Kind, build_plan
-    from voicecoach.files.routine_file import find_routine, load_routine_file
+    from voicecoach.files.library import find_routine
+    from voicecoach.files.routine_file import load_routine_file
 
     for segment in build_plan(load_routine_file(find_routine(routine_name))):
         if segment.text:

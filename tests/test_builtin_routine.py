@@ -8,7 +8,8 @@ import pytest
 
 from voicecoach.core.commands import load_vocabulary, normalize
 from voicecoach.core.routine import Routine, Sides
-from voicecoach.files.routine_file import find_routine, load_routine_file
+from voicecoach.files.library import find_routine
+from voicecoach.files.routine_file import load_routine_file
 
 _SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "lower_back_stretches.txt"
 _RUN = 5

@@ -24,8 +24,8 @@ from voicecoach.store.history import (
     data_dir,
     default_path,
     exercise_results,
-    format_sessions,
 )
+from voicecoach.store.history_table import format_sessions
 
 T0 = datetime(2024, 5, 1, 7, 30, tzinfo=UTC)
 TWIST = ExerciseRecord("Twist", hold_s=10, holds_total=2, holds_done=2, longest_hold_s=10)

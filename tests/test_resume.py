@@ -16,7 +16,8 @@ from test_cli import records, run_cli
 
 from voicecoach.core.plan import Kind
 from voicecoach.core.session import Session
-from voicecoach.files.routine_file import find_routine, load_routine_file
+from voicecoach.files.library import find_routine
+from voicecoach.files.routine_file import load_routine_file
 from voicecoach.store.resume import Position, PositionStore
 
 pytestmark = pytest.mark.engine

@@ -9,8 +9,8 @@ import pytest
 from voicecoach.cli.main import main
 from voicecoach.core.events import Command
 from voicecoach.core.plan import build_plan
+from voicecoach.files.library import find_routine
 from voicecoach.files.routine_check import Finding, Level, check_routine
-from voicecoach.files.routine_file import find_routine
 
 # Line numbers: 1 name, 2 title, 3 description, 4 intro, 5 first intro line, 6 exercises, 7 first exercise,
 # 8 position, 9 steps, 10 first step, 11 second step, 12 hold_s.

@@ -9,17 +9,9 @@ from pathlib import Path
 import pytest
 
 from voicecoach.core.routine import Sides
-from voicecoach.files import routine_file
-from voicecoach.files.routine_file import (
-    Problem,
-    RoutineFileError,
-    RoutineRef,
-    find_routine,
-    list_routines,
-    load_routine_file,
-    parse_routine,
-    user_routines_dir,
-)
+from voicecoach.files import library
+from voicecoach.files.library import RoutineRef, find_routine, list_routines, user_routines_dir
+from voicecoach.files.routine_file import Problem, RoutineFileError, load_routine_file, parse_routine
 
 _FAKE_PACKAGE = "fake_voicecoach_routines"
 
@@ -526,7 +518,7 @@ def fake_builtins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[P
     for name in ("stretch", "calm"):
         (package / f"{name}.yaml").write_text(MINIMAL)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setattr(routine_file, "_BUILTIN_PACKAGE", _FAKE_PACKAGE)
+    monkeypatch.setattr(library, "_BUILTIN_PACKAGE", _FAKE_PACKAGE)
     yield package
     sys.modules.pop(_FAKE_PACKAGE, None)
 

@@ -278,7 +278,8 @@ def _disk() -> Check:
 
 
 def _routine(routine: str, config: Config) -> Check:
-    from voicecoach.files.routine_file import RoutineFileError, find_routine, load_routine_file
+    from voicecoach.files.library import find_routine
+    from voicecoach.files.routine_file import RoutineFileError, load_routine_file
 
     name = "routine"
     try:

@@ -17,8 +17,9 @@ from voicecoach.core.plan import build_plan, exercise_estimate_s, segment_estima
 from voicecoach.core.progression import ProgressionSettings
 from voicecoach.core.routine import Routine
 from voicecoach.files.config import ConfigError, load_config
+from voicecoach.files.library import find_routine, list_routines
 from voicecoach.files.routine_check import Finding, Level, check_routine
-from voicecoach.files.routine_file import RoutineFileError, find_routine, list_routines, load_routine_file
+from voicecoach.files.routine_file import RoutineFileError, load_routine_file
 from voicecoach.runtime.dry_run import ScriptError
 from voicecoach.runtime.rig import LiveError
 from voicecoach.settings import AppSettings
@@ -218,7 +219,8 @@ def cmd_doctor(args: argparse.Namespace, settings: AppSettings) -> int:
 
 def cmd_history(args: argparse.Namespace, settings: AppSettings) -> int:
     """Print the last sessions as a table."""
-    from voicecoach.store.history import History, default_path, format_sessions
+    from voicecoach.store.history import History, default_path
+    from voicecoach.store.history_table import format_sessions
 
     if not default_path().exists():
         print(f"No sessions yet ({default_path()} does not exist).")

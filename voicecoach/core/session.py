@@ -1,4 +1,9 @@
-"""The routine as a pure state machine: events in, actions out; no I/O, no threads, no clock reads."""
+"""The routine as a pure state machine: events in, actions out; no I/O, no threads, no clock reads.
+
+Longer than most modules (about 450 lines) on purpose: every rule of the routine (steps, holds and countdowns,
+sides, reps, rests, pause and resume, next/back/repeat/skip, how long, the safety stop) acts on the same state, and
+splitting the handlers across files would hide which transitions exist. Each handler is a small method.
+"""
 
 from __future__ import annotations
 

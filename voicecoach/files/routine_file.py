@@ -1,4 +1,8 @@
-"""Routine files: load and check a routine written in YAML, and find the built-in and user routines.
+"""Routine files: load and check a routine written in YAML (finding them is files/library.py).
+
+Longer than most modules (about 530 lines): one checker walks the YAML node tree once, with a small function per
+kind of value, so that every problem carries its line; splitting the value checkers from the walk would only
+thread the checker through two files.
 
 Every problem in a file is reported at once, each as `FILE:LINE: field: what is wrong (what was expected)`.
 Field paths count list items from 1, as people do: `exercises[3].hold_s` is in the third exercise.
@@ -8,11 +12,9 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -23,14 +25,7 @@ from voicecoach.files.problems import FileProblems, Problem
 
 _LOGGER = logging.getLogger(__name__)
 
-_BUILTIN_PACKAGE = "voicecoach.routines"
-_BUILTIN_SUFFIX = ".yaml"
-_USER_SUFFIXES = (".yaml", ".yml")
-_ROUTINES_ENV = "VOICECOACH_ROUTINES"
-_XDG_DATA_ENV = "XDG_DATA_HOME"
-_COMMAND_LINE = "<command line>"
 _FILE_FIELD = "(file)"
-_ROUTINE_ARGUMENT_FIELD = "routine"
 
 _NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 _LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}")
@@ -83,17 +78,6 @@ class RoutineFileError(FileProblems):
     """A routine file, or a routine name, that cannot be used; carries every problem found."""
 
 
-@dataclass(frozen=True)
-class RoutineRef:
-    """A routine that can be named on the command line."""
-
-    name: str
-    """The file name without its suffix."""
-    path: Path
-    builtin: bool
-    """True for the routines that ship inside the package."""
-    shadows_builtin: bool = False
-    """True for a user routine that replaces the built-in routine of the same name."""
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -314,7 +298,7 @@ def _check_unique_names(checker: _Checker, items: Sequence[Node]) -> None:
         line = node.start_mark.line + 1
         if key in first_lines:
             first = first_lines[key]
-            message = f"{_quoted(node.value)} is used twice (expected a unique name; first at line {first})"
+            message = f"{quoted(node.value)} is used twice (expected a unique name; first at line {first})"
             checker.add(node, f"exercises[{index}].name", message)
         else:
             first_lines[key] = line
@@ -359,10 +343,10 @@ def _unknown_field_message(key: str, known: tuple[str, ...]) -> str:
     """Why a key is not accepted, with the closest known field."""
     if key == _MERGE_KEY:
         return "merge keys are not supported (expected the fields written out)"
-    return f"unknown field (expected one of: {', '.join(known)}{_suggestion(key, known)})"
+    return f"unknown field (expected one of: {', '.join(known)}{suggestion(key, known)})"
 
 
-def _suggestion(word: str, choices: Iterable[str]) -> str:
+def suggestion(word: str, choices: Iterable[str]) -> str:
     """'; did you mean X?' for the closest choice, or ''."""
     close = difflib.get_close_matches(word.lower(), list(choices), n=1)
     return f"; did you mean {close[0]}?" if close else ""
@@ -414,11 +398,11 @@ def _describe(node: Node) -> str:
     if node.tag == _NULL_TAG:
         return "an empty value"
     if node.tag == _STR_TAG:
-        return f"the text {_quoted(node.value)}"
+        return f"the text {quoted(node.value)}"
     return f"{_SCALAR_KINDS[node.tag]} {node.value}"
 
 
-def _quoted(text: str) -> str:
+def quoted(text: str) -> str:
     """Text in double quotes, shortened if long."""
     return f'"{text}"' if len(text) <= 40 else f'"{text[:37]}..."'
 
@@ -459,7 +443,7 @@ def _identifier(
     if node is None or text is None:
         return None
     if not pattern.fullmatch(text):
-        checker.add(node, fields.path(key), f"{_quoted(text)} is not valid (expected {rule})")
+        checker.add(node, fields.path(key), f"{quoted(text)} is not valid (expected {rule})")
         return None
     return text
 
@@ -497,7 +481,7 @@ def _one_of(checker: _Checker, node: Node, path: str, choices: tuple[str, ...]) 
         return None
     if text.lower() not in choices:
         checker.add(
-            node, path, f"{_quoted(text)} is not known (expected {expected}{_suggestion(text, choices)})"
+            node, path, f"{quoted(text)} is not known (expected {expected}{suggestion(text, choices)})"
         )
         return None
     return text.lower()
@@ -548,76 +532,3 @@ def _max_hold(checker: _Checker, fields: _Fields, hold_s: float | None) -> float
     return float(value) if value is not None else None
 
 
-# --- finding routines ---------------------------------------------------------------------------
-
-
-def user_routines_dir() -> Path:
-    """Where the user's own routines live: $VOICECOACH_ROUTINES, else the XDG data directory."""
-    override = os.environ.get(_ROUTINES_ENV)
-    if override:
-        return Path(override).expanduser()
-    data_home = os.environ.get(_XDG_DATA_ENV, "")
-    base = Path(data_home) if Path(data_home).is_absolute() else Path.home() / ".local" / "share"
-    return base / "voicecoach" / "routines"
-
-
-def list_routines() -> list[RoutineRef]:
-    """Built-in and user routines by name; a user routine replaces a built-in of the same name."""
-    builtin_names = set()
-    refs: dict[str, RoutineRef] = {}
-    for ref in _builtin_routines():
-        builtin_names.add(ref.name)
-        refs[ref.name] = ref
-    for ref in _user_routines(user_routines_dir()):
-        refs[ref.name] = replace(ref, shadows_builtin=ref.name in builtin_names)
-    return sorted(refs.values(), key=lambda ref: ref.name)
-
-
-def _builtin_routines() -> list[RoutineRef]:
-    """The routine files shipped as package data (installed as plain files)."""
-    refs = []
-    for entry in resources.files(_BUILTIN_PACKAGE).iterdir():
-        if entry.name.endswith(_BUILTIN_SUFFIX) and entry.is_file():
-            name = entry.name.removesuffix(_BUILTIN_SUFFIX)
-            refs.append(RoutineRef(name, Path(str(entry)), builtin=True))
-    return refs
-
-
-def _user_routines(directory: Path) -> list[RoutineRef]:
-    """The routine files in the user's directory; the first of two files with one name wins."""
-    try:
-        entries = sorted(directory.iterdir()) if directory.is_dir() else []
-    except OSError as exc:
-        _LOGGER.warning("Cannot list routines in %s: %s", directory, exc)
-        return []
-    refs: dict[str, RoutineRef] = {}
-    for entry in entries:
-        if entry.suffix not in _USER_SUFFIXES or entry.name.startswith(".") or not entry.is_file():
-            continue
-        if entry.stem in refs:
-            _LOGGER.warning("Ignoring %s: %s has the same name", entry, refs[entry.stem].path)
-            continue
-        refs[entry.stem] = RoutineRef(entry.stem, entry, builtin=False)
-    return list(refs.values())
-
-
-def find_routine(name_or_path: str) -> Path:
-    """The file for a path to an existing file, or for a routine name."""
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
-    refs = list_routines()
-    for ref in refs:
-        if ref.name == name_or_path:
-            return ref.path
-    message = _unknown_routine_message(name_or_path, [ref.name for ref in refs])
-    raise RoutineFileError([Problem(_COMMAND_LINE, 0, _ROUTINE_ARGUMENT_FIELD, message)])
-
-
-def _unknown_routine_message(name_or_path: str, known: list[str]) -> str:
-    """Why a command-line routine cannot be found, with the names that can."""
-    names = f"one of: {', '.join(known)}" if known else "a routine file (no routines are installed)"
-    if "/" in name_or_path or os.sep in name_or_path or Path(name_or_path).suffix in _USER_SUFFIXES:
-        return f"no such file {_quoted(name_or_path)} (expected a routine file or {names})"
-    suggestion = _suggestion(name_or_path, known)
-    return f"unknown routine {_quoted(name_or_path)} (expected a file path or {names}{suggestion})"

@@ -13,6 +13,9 @@ list shipped in the package (reading the bundled 27 MB language model to rank th
 The engine's own Endpointer hands speech over one 0.3 s window late, which would blow the stop latency budget, so
 utterances are cut here with its frame-level Vad and audio reaches the decoder the moment it arrives. Cepstral mean
 normalisation is 'live' and carries from utterance to utterance.
+
+Longer than most modules (about 530 lines): building the grammar (phrases, decoys, ranked common words, the
+phone loop, weights) is tied to the decoder settings it is tuned with; kept together so a tuning change is one file.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ Word timings come from eSpeak-NG itself: its word events carry the word's positi
 the audio (`audio_position`, ms from the first sample). pyttsx3 passes on only the text position, so the engine
 wraps pyttsx3's synth callback to read the events first. Each word's span is then narrowed to where it sounds:
 eSpeak-NG's pauses are digital silence, so leading and trailing zeros are cut off.
+
+Longer than most modules (about 420 lines): the one-thread pyttsx3 engine, its word events and the WAV it writes
+are one unit of fragile engine handling; the phrase cache at the end is small and shares its types.
 """
 
 from __future__ import annotations

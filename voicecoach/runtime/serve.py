@@ -36,7 +36,7 @@ def run_live(routine: Routine, vocabulary: Vocabulary, settings: AppSettings, js
 
 def routine_starters(vocabulary: Vocabulary) -> tuple[Vocabulary, dict[str, str]]:
     """The vocabulary with 'start NAME' for every routine, and each such phrase's routine name."""
-    from voicecoach.files.routine_file import list_routines
+    from voicecoach.files.library import list_routines
 
     by_phrase = {f"start {ref.name.replace('-', ' ')}": ref.name for ref in list_routines()}
     return vocabulary.extended(Command.START, list(by_phrase)), by_phrase
@@ -79,7 +79,8 @@ def serve(settings: AppSettings, once: bool = False, json_lines: bool = False) -
 
 def _serve(settings: AppSettings, once: bool, json_lines: bool) -> int:
     """The serve loop: idle until 'start', play the routine, idle again (until --once's routine ends)."""
-    from voicecoach.files.routine_file import RoutineFileError, find_routine, load_routine_file
+    from voicecoach.files.library import find_routine
+    from voicecoach.files.routine_file import RoutineFileError, load_routine_file
 
     default = settings.routine
     load_routine_file(find_routine(default))  # a broken default is a start-up error, not a surprise at "start"

@@ -9,6 +9,9 @@ row, and the same event twice is stored once.
 Suggested use by the player: `start_session(name, now, exercise_results(Session(routine)))` records the planned
 holds at once; `record_event` for each 'stop', 'too_much' and 'device' log as it happens;
 `finish_session(..., exercise_results(session))` at the end, in one transaction with the results.
+
+Longer than most modules (about 420 lines): the schema, its migration and every query sit together so that a
+schema change is one reviewable file; the table for the terminal is history_table.py.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -422,34 +425,3 @@ def _parse(text: object) -> datetime:
     return datetime.fromisoformat(str(text))
 
 
-# --- the table ----------------------------------------------------------------------------------
-
-_HEADERS = ("Date", "Routine", "Minutes", "Exercises", "Stops", "Too much")
-_RIGHT_ALIGNED = frozenset({2, 3, 4, 5})
-
-
-def format_sessions(rows: Sequence[SessionRow], zone: tzinfo | None = None) -> str:
-    """A readable table for `voicecoach history` (dates in `zone`, default the local time zone)."""
-    if not rows:
-        return "No sessions recorded yet."
-    cells = [_HEADERS] + [_cells(row, zone) for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(_HEADERS))]
-    lines = [
-        "  ".join(
-            c.rjust(w) if i in _RIGHT_ALIGNED else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in cells
-    ]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _cells(row: SessionRow, zone: tzinfo | None) -> tuple[str, ...]:
-    minutes = row.minutes
-    return (
-        row.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-        row.routine,
-        "-" if minutes is None else f"{minutes:.0f}",
-        f"{row.exercises_done}/{row.exercises_total}",
-        str(row.stops),
-        str(row.too_much),
-    )
