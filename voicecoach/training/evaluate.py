@@ -1,0 +1,140 @@
+"""Evaluation: per-clip detections with the runtime's own decision rule, thresholds chosen on validation, figures.
+
+A command clip is heard when the first detection within HIT_WINDOW_S of the phrase's end is its own command; a
+negative clip is a false command when anything fires in it. Narration pieces count false commands per hour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from voicecoach.listening.spotter.model import FRAME_S, NONE_LABEL, SpotterModel, detect
+from voicecoach.training.features import Features
+from voicecoach.training.train import WINDOW_FRAMES
+
+HIT_WINDOW_S = (-0.3, 1.2)
+"""A detection from this long before to this long after the phrase's end belongs to it."""
+THRESHOLD_GRID = np.round(np.concatenate([np.arange(0.30, 0.90, 0.05), np.arange(0.90, 0.995, 0.01)]), 3)
+FALSE_BUDGET = {"default": 0.002, "stop": 0.002, "too_much": 0.002}
+"""Most validation negative clips a command may fire on when its threshold is chosen."""
+_NEGATIVE_TAGS = ("human_word", "wake", "sentence", "tts_confusable")
+_NARRATION_TAGS = ("narr_other", "narr_routine", "narr_lower_back")
+
+
+def clip_probabilities(model: SpotterModel, table: np.ndarray, starts: np.ndarray, features: Features,
+                       clips: list[int]) -> dict[int, np.ndarray]:  # fmt: skip
+    """Per-frame class probabilities of each clip, through the numpy head the runtime uses."""
+    out = {}
+    offsets = np.arange(WINDOW_FRAMES)
+    for i in clips:
+        rows = starts[i] + np.arange(int(features.lengths[i]))
+        probabilities = [model.probabilities(table[rows[a : a + 4096, None] + offsets])
+                         for a in range(0, len(rows), 4096)]  # fmt: skip
+        out[i] = np.concatenate(probabilities) if probabilities else np.zeros((0, len(model.labels)))
+    return out
+
+
+def _run_peak(scores: np.ndarray, frames: int) -> np.ndarray:
+    """Per column, the highest value held for `frames` frames in a row."""
+    if len(scores) < frames:
+        return np.zeros(scores.shape[1])
+    view = np.lib.stride_tricks.sliding_window_view(scores, frames, axis=0)
+    return view.min(axis=2).max(axis=0)
+
+
+def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray], features: Features,
+                      frames: int) -> dict[str, float]:  # fmt: skip
+    """Per command, the lowest grid threshold that keeps validation negatives within budget and narration silent."""
+    columns = {c: model.labels.index(c) for c in model.commands}
+    neg_peaks, narr_peaks, other_cmd_peaks = [], [], []
+    for i, probs in probabilities.items():
+        meta = features.meta[i]
+        if meta["split"] != "val":
+            continue
+        peak = _run_peak(probs, frames)
+        if meta["tag"] in _NARRATION_TAGS:
+            narr_peaks.append(peak)
+        elif meta["label"] == NONE_LABEL:
+            neg_peaks.append(peak)
+        else:
+            other_cmd_peaks.append((meta["label"], peak))
+    thresholds = {}
+    for command, column in columns.items():
+        negatives = np.array([p[column] for p in neg_peaks] + [p[column] for lab, p in other_cmd_peaks
+                                                                if lab != command])  # fmt: skip
+        narration_max = max((p[column] for p in narr_peaks), default=0.0)
+        budget = FALSE_BUDGET.get(command, FALSE_BUDGET["default"])
+        chosen = float(THRESHOLD_GRID[-1])
+        for threshold in THRESHOLD_GRID:
+            if np.mean(negatives >= threshold) <= budget and narration_max < threshold:
+                chosen = float(threshold)
+                break
+        thresholds[command] = chosen
+    return thresholds
+
+
+def clip_outcome(model: SpotterModel, probs: np.ndarray, meta: dict[str, Any], word_end_s: float,
+                 thresholds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    """What the decision rule made of one clip."""
+    found = detect(model, probs, thresholds=thresholds)
+    if meta["label"] == NONE_LABEL:
+        return {"false": len(found), "commands": [d.command for d in found]}
+    near = [d for d in found if HIT_WINDOW_S[0] <= d.end_s - word_end_s <= HIT_WINDOW_S[1]]
+    hit = bool(near) and near[0].command == meta["label"]
+    return {"hit": hit, "heard": near[0].command if near else None,
+            "latency_frames": round((near[0].end_s - word_end_s) / FRAME_S) if hit else None}  # fmt: skip
+
+
+def _condition(meta: dict[str, Any], strength: str | None) -> str:
+    if meta.get("echo_db") is not None:
+        return f"echo {meta['echo_db']:+g} dB"
+    return "quiet" if strength in (None, "none") else "augmented"
+
+
+def figures(model: SpotterModel, probabilities: dict[int, np.ndarray], features: Features,
+            jobs: list[dict[str, Any]], thresholds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    """Recall per command and condition, false commands per clip and per hour, per split and source."""
+    recall: dict[tuple[str, str, str, str], list[bool]] = defaultdict(list)
+    heard_as: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    false_clips: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    hours: dict[tuple[str, str, str], float] = defaultdict(float)
+    false_words: dict[str, int] = defaultdict(int)
+    latencies: list[int] = []
+    for i, probs in probabilities.items():
+        meta, job = features.meta[i], jobs[i]
+        outcome = clip_outcome(model, probs, meta, float(features.word_end_s[i]), thresholds)
+        condition = _condition(meta, job.get("strength"))
+        if meta["label"] == NONE_LABEL:
+            key = (meta["split"], meta["tag"], condition)
+            false_clips[key].append(outcome["false"])
+            hours[key] += len(probs) * FRAME_S / 3600
+            for command in outcome["commands"]:
+                false_words[f"{job.get('text', job.get('path', ''))[-40:]} -> {command}"] += 1
+        else:
+            recall[(meta["split"], meta["tag"], meta["label"], condition)].append(outcome["hit"])
+            if not outcome["hit"]:
+                heard_as[(meta["split"], meta["label"])][str(outcome["heard"])] += 1
+            elif condition == "quiet":
+                latencies.append(outcome["latency_frames"])
+    return {
+        "recall": [{"split": s, "source": t, "command": c, "condition": k, "clips": len(v), "heard": int(sum(v)),
+                    "recall": float(np.mean(v))} for (s, t, c, k), v in sorted(recall.items())],  # fmt: skip
+        "false": [{"split": s, "source": t, "condition": k, "clips": len(v),
+                   "clips_firing": int(np.sum(np.array(v) > 0)),
+                   "false_commands": int(sum(v)), "hours": hours[(s, t, k)],
+                   "per_hour": float(sum(v) / hours[(s, t, k)]) if hours[(s, t, k)] else 0.0}
+                  for (s, t, k), v in sorted(false_clips.items())],  # fmt: skip
+        "misses": {f"{s}:{c}": dict(v) for (s, c), v in heard_as.items()},
+        "false_examples": dict(sorted(false_words.items(), key=lambda kv: -kv[1])[:30]),
+        "latency_frames_quiet": {"median": float(np.median(latencies)) if latencies else None,
+                                 "p95": float(np.percentile(latencies, 95)) if latencies else None},  # fmt: skip
+    }
+
+
+def with_rule(model: SpotterModel, thresholds: dict[str, float], frames: int) -> SpotterModel:
+    """The model with these thresholds and consecutive-frame rule."""
+    return dataclasses.replace(model, thresholds=dict(thresholds), consecutive_frames=frames)

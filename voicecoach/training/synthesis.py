@@ -1,0 +1,158 @@
+"""Speech synthesis for training: eSpeak-NG voices and variants, Flite, Festival, and the narrator's own voice.
+
+Every synthesized clip is cached on disk by a hash of (engine, voice, rate, pitch, text). Four voices are held out
+of training because the team evaluates on them (Flite awb and rms, Festival kal, Piper joe); this module also keeps
+the eSpeak-NG voices of the team's held-out tests (en-gb-scotland+m1, en-us+f2) and Flite kal16 for evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+SAMPLE_RATE = 16000
+
+_ESPEAK_BASES = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
+                 "en-us-nyc")  # fmt: skip
+_ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "Alex", "Andy", "Annie",
+                    "Denis", "Gene", "Jacky", "Lee", "Mario", "Michael", "Storm", "Tweaky", "anika", "grandma",
+                    "grandpa", "klatt", "klatt3", "croak", "whisper", "travis", "victor", "shelby", "norbert", "iven",
+                    "john", "max", "paul", "quincy", "rob")  # fmt: skip
+_FLITE_TRAIN = ("slt", "kal")
+_FESTIVAL_TRAIN = ("ked_diphone", "cmu_us_slt_arctic_hts")
+HELD_OUT_VOICES = (
+    ("flite", "awb"), ("flite", "rms"), ("flite", "kal16"), ("festival", "kal_diphone"),
+    ("espeak-ng", "en-gb-scotland+m1"), ("espeak-ng", "en-us+f2"),
+)  # fmt: skip
+"""Never trained on: the team's evaluation voices and those of its held-out tests."""
+NARRATOR_ESPEAK = "en"
+"""The narrator's voice as eSpeak-NG names it (pyttsx3's default), at 165 wpm: never a positive."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One synthesis setting."""
+
+    engine: str
+    """"espeak-ng", "flite", "festival" or "narrator"."""
+    name: str
+    rate_wpm: int = 0
+    """0: the engine's default."""
+    pitch: int = 50
+    """eSpeak-NG pitch, 0 to 99."""
+
+    @property
+    def label(self) -> str:
+        """A short readable id."""
+        return f"{self.engine}:{self.name}" + (f"@{self.rate_wpm}" if self.rate_wpm else "") + (
+            f"p{self.pitch}" if self.engine == "espeak-ng" else "")
+
+
+def training_voices(count: int, seed: int) -> list[Voice]:
+    """Seeded training voices: eSpeak-NG bases with variants, rates and pitches, then Flite and Festival voices."""
+    rng = random.Random(seed)
+    held = {name for engine, name in HELD_OUT_VOICES if engine == "espeak-ng"}
+    voices: list[Voice] = []
+    while len(voices) < count:
+        name = f"{rng.choice(_ESPEAK_BASES)}+{rng.choice(_ESPEAK_VARIANTS)}"
+        if name not in held:
+            voices.append(Voice("espeak-ng", name, rng.randrange(120, 231, 10), rng.randrange(25, 80, 5)))
+    for name in _FLITE_TRAIN:
+        voices.append(Voice("flite", name))
+    if shutil.which("text2wave"):
+        voices += [Voice("festival", name) for name in _FESTIVAL_TRAIN]
+    return voices
+
+
+def held_out_voices() -> list[Voice]:
+    """The evaluation-only voices that are installed here."""
+    voices = []
+    for engine, name in HELD_OUT_VOICES:
+        if engine == "festival" and not shutil.which("text2wave"):
+            continue
+        voices.append(Voice(engine, name))
+    return voices
+
+
+def _wav_samples(data: bytes) -> np.ndarray:
+    """int16 mono 16 kHz from WAV bytes (eSpeak-NG's streamed header has no valid length: read to the end)."""
+    rate = int.from_bytes(data[24:28], "little")
+    samples = np.frombuffer(data[44 : 44 + (len(data) - 44) // 2 * 2], dtype=np.int16)
+    if rate != SAMPLE_RATE:
+        samples = soxr.resample(samples.astype(np.float32), rate, SAMPLE_RATE)
+    return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
+
+
+def _run(argv: list[str], text_input: str | None = None) -> bytes:
+    result = subprocess.run(argv, input=text_input.encode() if text_input else None, capture_output=True,
+                            timeout=60, check=True)  # fmt: skip
+    return result.stdout
+
+
+def synthesize(voice: Voice, text: str) -> np.ndarray:
+    """int16 mono 16 kHz speech of the text in this voice."""
+    if voice.engine == "espeak-ng":
+        argv = ["espeak-ng", "-v", voice.name, "-p", str(voice.pitch), "--stdout"]
+        argv += ["-s", str(voice.rate_wpm)] if voice.rate_wpm else []
+        return _wav_samples(_run([*argv, text]))
+    if voice.engine == "narrator":
+        return _narrator(text)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.wav"
+        if voice.engine == "flite":
+            _run(["flite", "-voice", voice.name, "-t", text, "-o", str(out)])
+        elif voice.engine == "festival":
+            source = Path(tmp) / "text.txt"
+            source.write_text(text)
+            _run(["text2wave", "-eval", f"(voice_{voice.name})", str(source), "-o", str(out)])
+        else:
+            raise ValueError(f"unknown synthesis engine {voice.engine!r}")
+        return _wav_samples(out.read_bytes())
+
+
+_NARRATOR: list[object] = []
+
+
+def _narrator(text: str) -> np.ndarray:
+    """The product's narrator (pyttsx3 over eSpeak-NG, default settings: 165 wpm, default voice), at 16 kHz."""
+    if not _NARRATOR:
+        try:
+            from voicecoach.narration.synthesis import Pyttsx3Synthesizer
+        except ImportError:  # the layout before the reorganization
+            from voicecoach.tts import Pyttsx3Synthesizer  # type: ignore[no-redef]
+        _NARRATOR.append(Pyttsx3Synthesizer())
+    synth = _NARRATOR[0]
+    samples = np.asarray(synth.synthesize(text))  # type: ignore[attr-defined]
+    rate = int(synth.sample_rate)  # type: ignore[attr-defined]
+    if rate != SAMPLE_RATE:
+        samples = soxr.resample(samples.astype(np.float32), rate, SAMPLE_RATE)
+    return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
+
+
+NARRATOR = Voice("narrator", "pyttsx3-default", 165)
+
+
+def cache_key(voice: Voice, text: str) -> str:
+    """The cache file name of a synthesized clip."""
+    return hashlib.sha256(f"{voice.label}|{text}".encode()).hexdigest()[:24]
+
+
+def cached_synthesis(cache_dir: Path, voice: Voice, text: str) -> np.ndarray:
+    """The clip from the cache, synthesizing it first if needed."""
+    path = cache_dir / "synth" / cache_key(voice, text)[:2] / f"{cache_key(voice, text)}.npy"
+    if path.is_file():
+        return np.load(path)
+    samples = synthesize(voice, text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, samples)
+    tmp.replace(path)
+    return samples

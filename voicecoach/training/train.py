@@ -1,0 +1,170 @@
+"""Training the head: windows of embeddings with labels, a small convolutional network in torch, exported to numpy.
+
+Labels per window (the window ends at frame j, (j + 1) * 80 ms into the clip): a command clip's window is that
+command when it ends from POSITIVE_AFTER_S to POSITIVE_UNTIL_S after the phrase ends, "none" when it ends before the
+phrase starts, and unused in between or later (partly heard phrases teach nothing reliable). Every window of a
+negative clip is "none".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from voicecoach.listening.spotter.model import FRAME_S, NONE_LABEL, SpotterModel, _Layer
+from voicecoach.training.features import Features
+
+_LOGGER = logging.getLogger(__name__)
+
+WINDOW_FRAMES = 16
+"""Embeddings per head window (1.28 s; with the embedding's own 775 ms, about 2 s of audio)."""
+POSITIVE_AFTER_S = 0.0
+POSITIVE_UNTIL_S = 0.64
+_SOURCE_WEIGHTS = {"narr_routine": 3.0, "narr_other": 2.0, "tts_confusable": 2.0, "human_word": 1.5, "wake": 1.5,
+                   "sentence": 1.5}  # fmt: skip
+"""Loss weight of "none" windows by source: the narrator's own voice and the confusables weigh most."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that shapes a training run."""
+
+    seed: int = 1
+    epochs: int = 12
+    batch: int = 512
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    hidden: int = 96
+    dropout: float = 0.3
+    positive_share: float = 0.35
+    """Share of each batch drawn from command windows."""
+    steps_per_epoch: int = 350
+
+
+@dataclass
+class Windows:
+    """Every labelled window: (clip, frame) and its class index, in one split."""
+
+    rows: np.ndarray
+    """Row in the padded embedding table where the window starts."""
+    labels: np.ndarray
+    weights: np.ndarray
+    clip: np.ndarray
+    frame: np.ndarray
+
+
+def padded_table(features: Features, silence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings with WINDOW_FRAMES - 1 rows of silence before each clip, and each clip's first row in it."""
+    pad = WINDOW_FRAMES - 1
+    total = len(features.embeddings) + pad * len(features.lengths)
+    table = np.empty((total, features.embeddings.shape[1]), np.float32)
+    starts = features.offsets + pad * np.arange(len(features.lengths))
+    for i, (offset, length) in enumerate(zip(features.offsets, features.lengths, strict=True)):
+        table[starts[i] : starts[i] + pad] = silence
+        table[starts[i] + pad : starts[i] + pad + length] = features.embeddings[offset : offset + length]
+    return table, starts
+
+
+def label_windows(features: Features, starts: np.ndarray, labels: tuple[str, ...], split: str) -> Windows:
+    """The labelled windows of one split's clips."""
+    rows, classes, weights, clips, frames = [], [], [], [], []
+    none = labels.index(NONE_LABEL)
+    for i, meta in enumerate(features.meta):
+        if meta["split"] != split:
+            continue
+        length = int(features.lengths[i])
+        ends = (np.arange(length) + 1) * FRAME_S
+        if meta["label"] == NONE_LABEL:
+            keep = np.arange(length)
+            cls = np.full(length, none)
+            weight = np.full(length, _SOURCE_WEIGHTS.get(meta["tag"], 1.0))
+        else:
+            end_s, start_s = features.word_end_s[i], features.word_start_s[i]
+            positive = (ends >= end_s + POSITIVE_AFTER_S) & (ends <= end_s + POSITIVE_UNTIL_S)
+            before = ends <= start_s + 0.04
+            keep = np.nonzero(positive | before)[0]
+            cls = np.where(positive[keep], labels.index(meta["label"]), none)
+            weight = np.where(positive[keep], 1.0, 0.5)
+        rows.append(starts[i] + keep)
+        classes.append(cls)
+        weights.append(weight)
+        clips.append(np.full(len(keep), i))
+        frames.append(keep)
+    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    return Windows(cat(rows, np.int64), cat(classes, np.int64), cat(weights, np.float32), cat(clips, np.int64),
+                   cat(frames, np.int64))  # fmt: skip
+
+
+def _network(features: int, classes: int, config: TrainConfig):  # type: ignore[no-untyped-def]
+    import torch.nn as nn
+
+    return nn.Sequential(
+        nn.Conv1d(features, config.hidden, 3), nn.ReLU(),
+        nn.Conv1d(config.hidden, 64, 3), nn.ReLU(),
+        nn.Flatten(), nn.Dropout(config.dropout),
+        nn.Linear(64 * (WINDOW_FRAMES - 4), config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
+        nn.Linear(config.hidden, classes),
+    )  # fmt: skip
+
+
+def train_head(table: np.ndarray, train: Windows, labels: tuple[str, ...], phrases: dict[str, str],
+               config: TrainConfig, progress: bool = True) -> SpotterModel:  # fmt: skip
+    """A trained head (thresholds all 0.5 until evaluation chooses them)."""
+    import torch
+    from tqdm import tqdm
+
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(config.seed)
+    sample_rows = table[rng.choice(len(table), min(len(table), 200_000), replace=False)]
+    mean, scale = sample_rows.mean(axis=0), sample_rows.std(axis=0) + 1e-3
+    normed = torch.from_numpy((table - mean) / scale)
+    offsets = torch.arange(WINDOW_FRAMES)
+    none = labels.index(NONE_LABEL)
+    positives, negatives = np.nonzero(train.labels != none)[0], np.nonzero(train.labels == none)[0]
+    net = _network(table.shape[1], len(labels), config)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    total = config.epochs * config.steps_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    n_pos = int(config.batch * config.positive_share) if len(positives) else 0
+    bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
+    net.train()
+    for _step in range(total):
+        pick = np.concatenate([rng.choice(positives, n_pos), rng.choice(negatives, config.batch - n_pos)])
+        rows = torch.from_numpy(train.rows[pick])
+        x = normed[rows[:, None] + offsets].transpose(1, 2)
+        x = x + 0.05 * torch.randn_like(x)
+        y = torch.from_numpy(train.labels[pick])
+        w = torch.from_numpy(train.weights[pick])
+        loss = (torch.nn.functional.cross_entropy(net(x), y, reduction="none", label_smoothing=0.02) * w).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        bar.update()
+        if _step % 200 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    net.eval()
+    return _export(net, labels, phrases, mean, scale)
+
+
+def _export(net, labels: tuple[str, ...], phrases: dict[str, str], mean: np.ndarray,
+            scale: np.ndarray) -> SpotterModel:  # type: ignore[no-untyped-def]  # fmt: skip
+    import torch.nn as nn
+
+    layers = []
+    modules = list(net)
+    for i, module in enumerate(modules):
+        if isinstance(module, nn.Conv1d | nn.Linear):
+            relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
+            layers.append(_Layer(module.weight.detach().numpy().copy(), module.bias.detach().numpy().copy(), relu))
+    commands = [label for label in labels if label != NONE_LABEL]
+    return SpotterModel(labels=labels, phrases={c: phrases[c] for c in commands},
+                        thresholds={c: 0.5 for c in commands}, window_frames=WINDOW_FRAMES, consecutive_frames=1,
+                        mean=mean.astype(np.float32), scale=scale.astype(np.float32), layers=tuple(layers))  # fmt: skip
