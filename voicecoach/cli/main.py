@@ -12,7 +12,7 @@ from pathlib import Path
 from voicecoach import __version__
 from voicecoach.cli import voice
 from voicecoach.cli.options import add_voice_options, build_settings
-from voicecoach.core.commands import VocabularyError, load_vocabulary
+from voicecoach.core.commands import Vocabulary, VocabularyError, load_vocabulary
 from voicecoach.core.plan import build_plan, exercise_estimate_s, segment_estimate_s
 from voicecoach.core.progression import ProgressionSettings
 from voicecoach.core.routine import Routine
@@ -117,6 +117,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     sim.add_argument("--json", action="store_true", help="print one JSON object per line")
     sim.add_argument("--record", action="store_true",
                      help="keep a dry run in the history and apply progression (voice runs always do)")
+    room = p.add_argument_group("virtual living room (closed loop, virtual time, real narrator audio and listening)")
+    room.add_argument("--room", action="store_true",
+                      help="run in a simulated room: the narration echoes into a virtual microphone with --person")
+    room.add_argument("--person", type=Path, metavar="WAV", help="a recording of the person, from t = 0")
+    room.add_argument("--echo-db", type=float, default=0.0, help="narrator echo re the person's speech (default 0)")
+    room.add_argument("--snr-db", type=float, default=30.0, help="person's speech over room noise (default 30)")
+    room.add_argument("--ir", type=Path, metavar="WAV", help="room impulse response (default: a synthetic room)")
+    room.add_argument("--delay-ms", type=float, default=45.0, help="playback to microphone delay (default 45)")
+    room.add_argument("--auto-resume", type=float, metavar="S", help="say resume S seconds after each stop")
+    room.add_argument("--seed", type=int, default=0, help="room noise and synthetic room (default 0)")
     hist = p.add_argument_group("history and progression")
     hist.add_argument("--no-history", dest="history", action="store_false", help="do not record this session")
     hist.add_argument("--no-progression", dest="progression", action="store_const", const=None,
@@ -238,6 +248,8 @@ def cmd_run(args: argparse.Namespace, settings: AppSettings) -> int:
     """Play a routine: a dry run with --simulate, else by voice on the audio devices."""
     routine = load_routine_file(find_routine(args.routine))
     vocabulary = load_vocabulary(routine.language)
+    if args.room:
+        return _run_in_room(routine, vocabulary, args, settings.for_language(routine.language))
     if args.simulate:
         from voicecoach.runtime.dry_run import run_dry
 
@@ -245,6 +257,31 @@ def cmd_run(args: argparse.Namespace, settings: AppSettings) -> int:
     from voicecoach.runtime.serve import run_live
 
     return run_live(routine, vocabulary, settings.for_language(routine.language), json_lines=args.json)
+
+
+def _run_in_room(routine: Routine, vocabulary: Vocabulary, args: argparse.Namespace, settings: AppSettings) -> int:
+    """`run --room`: the routine in the simulated living room, faster than real time."""
+    from voicecoach.audio.acoustics import RoomSettings
+    from voicecoach.audio.wavfile import AudioFileError
+    from voicecoach.core.session import Session
+    from voicecoach.listening.recognizer import RecognizerError
+    from voicecoach.narration.speech_store import StoredSynthesizer
+    from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer, TtsError
+    from voicecoach.runtime.rig import open_pipeline
+    from voicecoach.runtime.room import RoomRun, run_room
+    from voicecoach.runtime.transcript import stdout_transcript
+
+    acoustics = RoomSettings(args.echo_db, args.snr_db, args.delay_ms, args.seed)
+    run = RoomRun(args.person, args.ir, args.auto_resume, acoustics)
+    try:
+        pipeline = open_pipeline(settings.voice.listening, vocabulary)
+        voice = settings.voice.narrator
+        stored = StoredSynthesizer(Pyttsx3Synthesizer(voice), f"pyttsx3 {voice.voice} {voice.rate_wpm} {voice.volume}")
+        synthesizer = CachedSynthesizer(stored)
+        run_room(Session(routine), vocabulary, pipeline, synthesizer, run, stdout_transcript(args.json))
+    except (AudioFileError, RecognizerError, TtsError) as exc:
+        raise UserError(str(exc)) from None
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

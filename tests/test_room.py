@@ -1,0 +1,99 @@
+"""The closed-loop living room: the real narrator's audio echoing into a virtual microphone with a person saying
+"stop", through the one listening pipeline, the session reacting."""
+
+from __future__ import annotations
+
+import ctypes.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voicecoach.audio.acoustics import RATE, RoomAcoustics, RoomSettings
+from voicecoach.core.commands import load_vocabulary
+from voicecoach.core.routine import Exercise, Routine, Sides
+from voicecoach.core.session import Session, State
+from voicecoach.listening.pipeline import ListeningPipeline
+from voicecoach.narration.speech_store import StoredSynthesizer
+from voicecoach.narration.stand_in_voices import FLITE_VOICES, synthesize, write_wav
+from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer
+from voicecoach.runtime.room import RoomRun, run_room
+from voicecoach.runtime.transcript import Transcript
+from voicecoach.settings import ListeningSettings, NarratorSettings, RecognizerSettings
+
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.skipif(ctypes.util.find_library("espeak-ng") is None, reason="eSpeak-NG not installed"),
+]
+
+ENGINE = "pocketsphinx"
+"""The engine the room tests listen with."""
+_LONG_STEP = ("Lie on your back with both knees bent and your feet flat, then slowly let your knees fall to one "
+              "side while your shoulders stay down on the mat and you breathe out.")  # fmt: skip
+STOP_AT_S = 3.0
+
+
+def _routine() -> Routine:
+    step = Exercise("Twist", "lying face up", (_LONG_STEP,), 10, 1, Sides.NONE, 0)
+    return Routine("room", "Room test", "For tests.", (step,), (), ())
+
+
+def _person(tmp_path: Path) -> tuple[Path, float]:
+    """A person (flite) saying stop at STOP_AT_S, in a 7 s recording; the file and the end of the word."""
+    word = synthesize(FLITE_VOICES[0], "stop")
+    track = np.zeros(RATE * 7, np.int16)
+    start = round(STOP_AT_S * RATE)
+    track[start : start + len(word)] = word
+    path = tmp_path / "person.wav"
+    write_wav(path, track, RATE)
+    loud = np.flatnonzero(np.abs(word) > 500)
+    return path, STOP_AT_S + loud[-1] / RATE
+
+
+def _run(tmp_path: Path, seed: int = 3) -> tuple[Session, Transcript, object]:
+    vocabulary = load_vocabulary("en")
+    pipeline = ListeningPipeline.from_settings(ListeningSettings(RecognizerSettings(engine=ENGINE)), vocabulary)
+    person, _ = _person(tmp_path)
+    stored = StoredSynthesizer(Pyttsx3Synthesizer(NarratorSettings(rate_wpm=165)), "test", tmp_path / "speech")
+    synthesizer = CachedSynthesizer(stored)
+    run = RoomRun(person=person, acoustics=RoomSettings(echo_db=-10.0, snr_db=30.0, seed=seed))
+    session, transcript = Session(_routine()), Transcript()
+    room = run_room(session, vocabulary, pipeline, synthesizer, run, transcript)
+    return session, transcript, room
+
+
+def test_a_stop_in_the_room_stops_the_session_and_cuts_the_narration(tmp_path: Path) -> None:
+    session, transcript, room = _run(tmp_path)
+    _, word_end_s = _person(tmp_path)
+    heard = [r for r in transcript.records if r["kind"] == "heard" and r.get("command") == "stop"]
+    assert heard, f"no stop heard: {transcript.records}"
+    assert word_end_s < heard[0]["t"] < word_end_s + 2.0
+    assert session.state is State.STOPPED
+    cut = [b for b in room.played if b.aborted]  # type: ignore[attr-defined]
+    assert len(cut) == 1, "the step being spoken was not cut"
+    assert abs(cut[0].start_s + cut[0].duration_s - heard[0]["t"]) < 0.05
+    quiet = [r for r in transcript.records if r["kind"] == "quiet"]
+    assert quiet and quiet[0]["t"] == pytest.approx(heard[0]["t"] + 0.045, abs=0.001)
+
+
+def test_the_same_seed_gives_the_same_events(tmp_path: Path) -> None:
+    first = _run(tmp_path, seed=5)[1].records
+    second = _run(tmp_path, seed=5)[1].records
+    assert first == second
+    assert any(r["kind"] == "heard" for r in first)
+
+
+def test_the_echo_comes_at_the_level_and_delay_asked_for() -> None:
+    rng = np.random.default_rng(0)
+    person = np.zeros(RATE * 2)
+    person[RATE // 2 : RATE] = rng.standard_normal(RATE // 2) * 3000  # speech level 3000
+    played = np.zeros(RATE * 2)
+    played[: RATE // 4] = rng.standard_normal(RATE // 4) * 6000  # the narrator at its level, 6000
+    acoustics = RoomAcoustics(RoomSettings(echo_db=-6.0, snr_db=None, delay_ms=45.0), person, 6000.0,
+                              np.array([1.0]))  # fmt: skip
+    mic = np.concatenate([acoustics.mic_block(i, 320, played) for i in range(0, RATE * 2, 320)]).astype(float)
+    delay = round(0.045 * RATE)
+    assert np.all(mic[:delay] == 0), "echo before the delay"
+    echo = mic[delay : delay + RATE // 4]
+    assert np.sqrt(np.mean(echo**2)) == pytest.approx(3000 * 10 ** (-6 / 20), rel=0.05)
+    assert np.all(mic[delay + RATE // 4 : RATE // 2] == 0), "echo after the playback ended"

@@ -1,0 +1,77 @@
+"""Synthesized speech kept on disk, so that a simulation replays the very same narration every run.
+
+eSpeak-NG through pyttsx3 does not give the same samples twice for the same text (lengths vary by a few ms from
+call to call), so the closed-loop room, which promises the same events for the same seed, synthesizes each text
+once and keeps it here. Keyed by a hash of the text and the voice settings; a damaged entry is synthesized again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from voicecoach.narration.synthesis import Speech, Synthesizer, WordTiming, speech_for
+
+_LOGGER = logging.getLogger(__name__)
+_CACHE_ENV = "VOICECOACH_SPEECH_CACHE"
+_XDG_CACHE_ENV = "XDG_CACHE_HOME"
+
+
+def default_store_dir() -> Path:
+    """$VOICECOACH_SPEECH_CACHE, else $XDG_CACHE_HOME/voicecoach/speech, else ~/.cache/voicecoach/speech."""
+    override = os.environ.get(_CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get(_XDG_CACHE_ENV, "")
+    root = Path(base) if Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "voicecoach" / "speech"
+
+
+class StoredSynthesizer:
+    """A synthesizer whose every text is synthesized once and then read back from disk."""
+
+    def __init__(self, inner: Synthesizer, identity: str, folder: Path | None = None) -> None:
+        self.inner = inner
+        self.sample_rate = inner.sample_rate
+        self._identity = identity
+        self._folder = folder or default_store_dir()
+
+    def synthesize(self, text: str) -> np.ndarray:
+        """The stored speech for this text."""
+        return self.synthesize_words(text).samples
+
+    def synthesize_words(self, text: str) -> Speech:
+        """The stored speech with its word timings (synthesized and stored on first use)."""
+        path = self._path(text)
+        try:
+            with np.load(path) as stored:
+                words = tuple(WordTiming(*w) for w in json.loads(str(stored["words"])))
+                return Speech(stored["samples"].astype(np.int16), words)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        speech = speech_for(self.inner, text)
+        self._save(path, speech)
+        return speech
+
+    def _path(self, text: str) -> Path:
+        key = hashlib.sha256(f"{self._identity}\n{self.sample_rate}\n{text}".encode()).hexdigest()[:32]
+        return self._folder / f"{key}.npz"
+
+    def _save(self, path: Path, speech: Speech) -> None:
+        """Write atomically; a store that cannot be written only costs speed."""
+        words = json.dumps([(w.text, w.start_s, w.end_s) for w in speech.words])
+        buffer = io.BytesIO()
+        np.savez(buffer, samples=speech.samples, words=np.array(words))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".tmp")
+            partial.write_bytes(buffer.getvalue())
+            partial.replace(path)
+        except OSError as exc:
+            _LOGGER.warning("speech store %s not writable: %s", path.parent, exc)

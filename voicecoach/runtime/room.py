@@ -1,0 +1,199 @@
+"""The closed-loop living room: the routine on virtual time, the real narrator's audio as it is actually played
+(cut when it stops) echoing into a virtual microphone with a recorded person and noise, block by block through the
+one listening pipeline, and the session reacting. Faster than real time, and the same seed gives the same events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from voicecoach.audio.acoustics import RATE, RoomAcoustics, RoomSettings, active_level
+from voicecoach.audio.speaker import PlayedBuffer
+from voicecoach.audio.wavfile import read_wav, resample
+from voicecoach.core.commands import Vocabulary
+from voicecoach.core.events import SpeechFinished, Tick, Utterance
+from voicecoach.core.session import Session
+from voicecoach.narration.synthesis import CachedSynthesizer, Synthesizer
+from voicecoach.runtime.clock import EventQueue
+from voicecoach.runtime.player import Player
+from voicecoach.runtime.transcript import Transcript
+
+_LOGGER = logging.getLogger(__name__)
+_BLOCK = 320
+"""20 ms microphone blocks."""
+_TAIL_S = 2.0
+"""The room keeps listening this long after the person's recording ends."""
+_LEVEL_PHRASE = "Breathe in slowly, and let your shoulders relax."
+"""Sets the narrator's speech level, once, so that cuts keep their level."""
+
+
+@dataclass(frozen=True)
+class RoomRun:
+    """What the room is given besides its acoustics."""
+
+    person: Path | None = None
+    """A recording of the person (any rate), placed on the routine's timeline from t = 0."""
+    impulse_response: Path | None = None
+    """A room impulse response WAV; None: a synthetic room."""
+    auto_resume_s: float | None = None
+    """Say "resume" this long after each stop, so every stop in a long recording is a fresh barge-in."""
+    acoustics: RoomSettings = field(default_factory=RoomSettings)
+
+
+class RoomClock:
+    """Virtual time that advances one microphone block at a time, running the room for each block."""
+
+    virtual = True
+
+    def __init__(self) -> None:
+        self._now_s = 0.0
+        self.room: Room | None = None
+
+    def now(self) -> float:
+        """The current room time."""
+        return self._now_s
+
+    def wait(self, cond: threading.Condition, timeout_s: float) -> None:
+        """Advance up to timeout_s in whole blocks; return early once the room heard something."""
+        end_s = self._now_s + max(0.0, timeout_s)
+        while self._now_s < end_s - 1e-9:
+            heard = self.room.advance() if self.room is not None else False
+            self._now_s = round(self._now_s + _BLOCK / RATE, 6)
+            if heard:
+                return
+
+
+class RoomNarrator:
+    """The narrator in the room: real synthesized speech placed on the playback timeline, cut at once by stop()."""
+
+    def __init__(self, synthesizer: Synthesizer, events: EventQueue, room: Room) -> None:
+        self._cache = synthesizer if isinstance(synthesizer, CachedSynthesizer) else CachedSynthesizer(synthesizer)
+        self._events = events
+        self._room = room
+        self._busy_until = 0
+        """Timeline sample where queued speech ends."""
+        self._pending: dict[int, int] = {}
+        """Utterance id -> the sample where it ends."""
+
+    def say(self, utterance_id: int, text: str, cacheable: bool) -> None:
+        """Place the utterance after whatever is queued; its end is a SpeechFinished event."""
+        speech = self._cache.synthesize_words(text)
+        samples = resample(speech.samples, self._cache.sample_rate, RATE)
+        start = max(self._room.position, self._busy_until)
+        self._room.play(start, samples, text, speech.words)
+        self._busy_until = start + len(samples)
+        self._pending[utterance_id] = self._busy_until
+        self._events.post(SpeechFinished(utterance_id), at_s=self._busy_until / RATE)
+
+    def stop(self) -> None:
+        """Silence now: cut what plays, drop what is queued."""
+        pending = set(self._pending)
+        self._events.cancel(lambda e: isinstance(e, SpeechFinished) and e.utterance_id in pending)
+        self._pending.clear()
+        self._busy_until = self._room.position
+        self._room.cut()
+
+    def chime(self, name: str) -> None:
+        """Chimes are not simulated (their echo is a tone the spotter never confuses with speech)."""
+
+    def idle(self) -> bool:
+        """True once the queued speech has played."""
+        return self._room.position >= self._busy_until
+
+
+class Room:
+    """The playback timeline, the acoustics and the listening pipeline, advanced one block at a time."""
+
+    def __init__(self, acoustics: RoomAcoustics, pipeline: object, events: EventQueue, transcript: Transcript,
+                 auto_resume_s: float | None) -> None:  # fmt: skip
+        self.acoustics = acoustics
+        self.pipeline = pipeline
+        self.events = events
+        self.transcript = transcript
+        self.auto_resume_s = auto_resume_s
+        self.position = 0
+        """Timeline samples processed so far (the start of the next block)."""
+        self.timeline = np.zeros(RATE * 60)
+        """What the speaker played, float at 16 kHz (grown as needed)."""
+        self.played: list[PlayedBuffer] = []
+        self.mic: list[np.ndarray] = []
+        """Every microphone block, for tests and evaluations."""
+        self._playing_until = 0
+
+    def play(self, start: int, samples: np.ndarray, text: str, words: tuple) -> None:  # type: ignore[type-arg]
+        """Put an utterance on the playback timeline at sample start."""
+        end = start + len(samples)
+        if end > len(self.timeline):
+            self.timeline = np.concatenate([self.timeline, np.zeros(max(end - len(self.timeline), RATE * 60))])
+        self.timeline[start:end] = samples
+        self.played.append(PlayedBuffer(start / RATE, RATE, samples.astype(np.int16)))
+        self._playing_until = max(self._playing_until, end)
+        self.pipeline.own_voice.record(start / RATE, text, words, len(samples) / RATE)  # type: ignore[attr-defined]
+
+    def cut(self) -> None:
+        """Everything after now is not played; say when the narration stops reaching the microphone."""
+        now = self.position
+        if self._playing_until <= now:
+            return
+        self.timeline[now : self._playing_until] = 0.0
+        self.played = [_cut(buffer, now / RATE) for buffer in self.played if buffer.start_s < now / RATE]
+        self._playing_until = now
+        self.pipeline.own_voice.cut(now / RATE)  # type: ignore[attr-defined]
+        quiet_s = self.acoustics.direct_end(now) / RATE
+        self.transcript.record(quiet_s, "quiet", "the narration stops reaching the microphone")
+        if self.auto_resume_s is not None:
+            self.events.post(Utterance("resume"), at_s=now / RATE + self.auto_resume_s)
+
+    def advance(self) -> bool:
+        """One microphone block through the pipeline; True if it heard a command (posted to the events)."""
+        start = self.position
+        block = self.acoustics.mic_block(start, _BLOCK, self.timeline[: self._playing_until])
+        self.mic.append(block)
+        self.position = start + _BLOCK
+        recent = [b for b in self.played if b.start_s + b.duration_s > start / RATE - 10.0]
+        heard = self.pipeline.process(block, start / RATE, recent)  # type: ignore[attr-defined]
+        for command in heard:
+            self.events.post(command)
+        return bool(heard)
+
+    def microphone(self) -> np.ndarray:
+        """Everything the virtual microphone heard, int16."""
+        return np.concatenate(self.mic) if self.mic else np.zeros(0, np.int16)
+
+
+def _cut(buffer: PlayedBuffer, at_s: float) -> PlayedBuffer:
+    """The buffer as heard up to at_s."""
+    keep = max(0, round((at_s - buffer.start_s) * buffer.sample_rate))
+    if keep >= len(buffer.samples):
+        return buffer
+    return PlayedBuffer(buffer.start_s, buffer.sample_rate, buffer.samples[:keep], aborted=True)
+
+
+def run_room(session: Session, vocabulary: Vocabulary, pipeline: object, synthesizer: Synthesizer, run: RoomRun,
+             transcript: Transcript, observers: list | None = None) -> Room:  # type: ignore[type-arg]  # fmt: skip
+    """Play the session in the room until it finishes (or the person's recording and the narration are over)."""
+    person = np.zeros(0, np.int16)
+    if run.person is not None:
+        samples, rate = read_wav(run.person)
+        person = resample(samples, rate, RATE)
+    response = None
+    if run.impulse_response is not None:
+        samples, rate = read_wav(run.impulse_response)
+        response = resample(samples, rate, RATE).astype(np.float64)
+    cache = synthesizer if isinstance(synthesizer, CachedSynthesizer) else CachedSynthesizer(synthesizer)
+    level_speech = cache.synthesize(_LEVEL_PHRASE)
+    narrator_level = active_level(resample(level_speech, cache.sample_rate, RATE))
+    acoustics = RoomAcoustics(run.acoustics, person, narrator_level, response)
+    clock = RoomClock()
+    events = EventQueue(clock)
+    room = Room(acoustics, pipeline, events, transcript, run.auto_resume_s)
+    clock.room = room
+    narrator = RoomNarrator(cache, events, room)
+    events.post(Tick(len(person) / RATE + _TAIL_S), at_s=len(person) / RATE + _TAIL_S)
+    Player(session, narrator, events, vocabulary, transcript, observers or []).run()
+    return room
