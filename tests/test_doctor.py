@@ -40,7 +40,7 @@ def checks(data_dir: Path) -> dict[str, Check]:
 
 
 def test_every_check_runs_once_in_order(checks: dict[str, Check]) -> None:
-    assert list(checks) == ["python", "portaudio", "input device", "output device", "narrator", "vosk model",
+    assert list(checks) == ["python", "portaudio", "input device", "output device", "narrator", "vosk model", "spotter",
                             "pocketsphinx", "echo canceller", "history", "disk space", "routine"]  # fmt: skip
     for check in checks.values():
         assert check.detail and "\n" not in check.detail and "\n" not in check.fix
@@ -107,7 +107,7 @@ def test_no_vosk_model_passes_with_a_tip_unless_vosk_is_required(monkeypatch: py
                                                                  tmp_path: Path) -> None:  # fmt: skip
     monkeypatch.setenv("VOICECOACH_MODELS", str(tmp_path / "none"))
     auto = doctor._vosk(RecognizerSettings(engine="auto"), Config())
-    assert auto.ok and auto.detail == "no Vosk model installed: pocketsphinx will be used"
+    assert auto.ok and auto.detail == "no Vosk model installed (not needed: the keyword spotter listens)"
     assert auto.fix == "install the Vosk model with `voicecoach model download`"
     required = doctor._vosk(RecognizerSettings(engine="vosk"), Config())
     assert not required.ok and "voicecoach model download" in required.fix

@@ -72,3 +72,56 @@ def test_a_missing_device_names_the_devices_that_exist(
     code, out, err = run_cli(["run", "lower-back", "--input-device", "Blue Yeti", "--engine", "pocketsphinx"], capsys)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "Blue Yeti" in err and "pulse" in err
+
+
+def test_listen_with_a_reference_that_is_missing_or_wrong_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mic = tmp_path / "mic.wav"
+    write_wav(mic, pad(synthesize(FLITE_VOICES[0], "next"), 0.5, 0.5), 16000)
+    code, _, err = run_cli(["listen", "--wav", str(mic), "--reference", str(tmp_path / "nope.wav"),
+                            "--engine", "pocketsphinx"], capsys)  # fmt: skip
+    assert code == 2 and "nope.wav: cannot read" in err and "Traceback" not in err
+    silent = tmp_path / "silent.wav"
+    write_wav(silent, np.zeros(0, np.int16), 16000)
+    code, _, err = run_cli(["listen", "--wav", str(mic), "--reference", str(silent), "--engine", "pocketsphinx"],
+                           capsys)  # fmt: skip
+    assert code == 2 and "silent.wav: the reference holds no audio" in err
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    code, _, err = run_cli(["listen", "--wav", str(mic), "--reference", str(text), "--engine", "pocketsphinx"],
+                           capsys)  # fmt: skip
+    assert code == 2 and "notes.wav: not a WAV file" in err
+    code, _, err = run_cli(["listen", "--reference", str(mic), "--engine", "pocketsphinx"], capsys)
+    assert code == 2 and "--reference goes with --wav" in err
+
+
+def test_listen_with_a_reference_cancels_the_narrators_echo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from voicecoach.echo.scenes import echo_scene
+
+    scene = echo_scene(seed=2, seconds=8.0, echo_db=0.0)  # speech-like narration and its echo through a room
+    person = pad(synthesize(FLITE_VOICES[0], "next"), 5.5, 0.0)[: len(scene.mic)]
+    mic = np.clip(scene.mic.astype(np.int32) + np.pad(person, (0, len(scene.mic) - len(person))), -32768, 32767)
+    mic_path, played_path = tmp_path / "mic.wav", tmp_path / "played.wav"
+    write_wav(mic_path, mic.astype(np.int16), 16000)
+    write_wav(played_path, scene.reference, 16000)
+    code, out, err = run_cli(["listen", "--wav", str(mic_path), "--reference", str(played_path),
+                              "--engine", "pocketsphinx"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert [line.split()[1] for line in out.splitlines()] == ["next"]
+
+
+def test_record_test_writes_the_microphone_and_what_was_played(
+    virtual_audio: VirtualAudio, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from voicecoach.audio.wavfile import read_wav_channels
+
+    out = tmp_path / "test.wav"
+    code, printed, err = run_cli(["record-test", str(out), "--seconds", "3"], capsys)
+    assert code == 0, err
+    assert f"listen --wav {out}" in printed
+    (mic, played), rate = read_wav_channels(out)
+    assert rate == 16000 and len(mic) == len(played) and len(mic) > 3 * rate
+    loud = np.flatnonzero(np.abs(played) > 1000)
+    assert len(loud) > rate, "the reference channel holds no narration"
+    assert np.abs(mic).max() < 100, "the virtual microphone hears nothing of the speaker (no loopback here)"

@@ -10,8 +10,8 @@ from typing import Literal
 from voicecoach.core.progression import ProgressionSettings
 from voicecoach.listening.rules import SpotterSettings
 
-Engine = Literal["auto", "vosk", "pocketsphinx"]
-ENGINES: tuple[Engine, ...] = ("auto", "vosk", "pocketsphinx")
+Engine = Literal["auto", "spotter", "vosk", "pocketsphinx"]
+ENGINES: tuple[Engine, ...] = ("auto", "spotter", "vosk", "pocketsphinx")
 MIN_RATE_WPM = 80
 MAX_RATE_WPM = 400
 """The narrator's speech rate limits, words per minute (eSpeak-NG goes higher, but gets hard to follow)."""

@@ -73,6 +73,7 @@ def run_checks(config: Config) -> list[Check]:
         ("output device", lambda: _device(config.narrator.output_device, "output", config)),
         ("narrator", lambda: _narrator(config.narrator, config)),
         ("vosk model", lambda: _vosk(config.recognizer, config)),
+        ("spotter", _spotter),
         ("pocketsphinx", _pocketsphinx),
         ("echo canceller", lambda: _echo(config.echo_cancel)),
         ("history", _history),
@@ -80,6 +81,10 @@ def run_checks(config: Config) -> list[Check]:
         ("routine", lambda: _routine(config.routine, config)),
     ]
     return [_guarded(name, check) for name, check in checks]
+
+
+RECORD_TEST_HINT = ("If it does not hear you: `voicecoach record-test test.wav` records a minute of narration and your "
+                    "voice; `voicecoach listen --wav test.wav` replays it, and the file can be handed over.")
 
 
 def format_checks(checks: list[Check]) -> str:
@@ -193,8 +198,8 @@ def _vosk(settings: RecognizerSettings, config: Config) -> Check:
     from voicecoach.listening.vosk import find_model, is_model_dir, model_search_dirs
 
     name = "vosk model"
-    if settings.engine == "pocketsphinx":
-        return Check(name, True, "not used: the engine is pocketsphinx")
+    if settings.engine in ("pocketsphinx", "spotter"):
+        return Check(name, True, f"not used: the engine is {settings.engine}")
     download = "install the Vosk model with `voicecoach model download`"
     model = settings.model_dir or (find_model() if settings.language == "en" else None)
     if model is None:
@@ -202,7 +207,7 @@ def _vosk(settings: RecognizerSettings, config: Config) -> Check:
         if settings.engine == "vosk" or settings.language != "en":
             fix = f"{download}, or set {_where(config, 'recognizer', 'model')} to a model for {settings.language!r}"
             return Check(name, False, f"no Vosk model found (looked in {looked})", fix)
-        return Check(name, True, "no Vosk model installed: pocketsphinx will be used", download)
+        return Check(name, True, "no Vosk model installed (not needed: the keyword spotter listens)", download)
     if not is_model_dir(model):
         fix = f"set {_where(config, 'recognizer', 'model')} to an unpacked Vosk model folder, or {download}"
         return Check(name, False, f"{model} is not a Vosk model folder (no am/final.mdl and conf/model.conf)", fix)
@@ -211,6 +216,17 @@ def _vosk(settings: RecognizerSettings, config: Config) -> Check:
     except (ImportError, OSError) as exc:
         return Check(name, False, f"the vosk package does not load: {exc}", "reinstall it: pip install vosk")
     return Check(name, True, f"{model.name} at {model} (vosk {metadata.version('vosk')})")
+
+
+def _spotter() -> Check:
+    name = "spotter"
+    try:
+        from voicecoach.listening.spotter.model import SpotterModel
+
+        model = SpotterModel.load()
+    except Exception as exc:  # a missing front end or head: say so, do not crash the doctor
+        return Check(name, False, f"the keyword spotter does not load: {exc}", "reinstall voicecoach (pip install .)")
+    return Check(name, True, f"keyword spotter loaded ({len(model.commands)} commands)")
 
 
 def _pocketsphinx() -> Check:

@@ -219,11 +219,12 @@ def _clock(seconds: float) -> str:
 
 def cmd_doctor(args: argparse.Namespace, settings: AppSettings) -> int:
     """Check everything voice mode needs; exit 0 when all checks pass, 1 otherwise."""
-    from voicecoach.cli.doctor import check_config, format_checks, run_checks
+    from voicecoach.cli.doctor import RECORD_TEST_HINT, check_config, format_checks, run_checks
 
     config, config_checks = check_config(args.config)
     checks = [*config_checks, *run_checks(config)]
     print(format_checks(checks))
+    print(RECORD_TEST_HINT)
     return 0 if all(check.ok for check in checks) else 1
 
 

@@ -25,7 +25,7 @@ def add_voice_options(parser: argparse.ArgumentParser) -> None:
     """Options for commands that speak or listen."""
     group = parser.add_argument_group("voice")
     group.add_argument("--engine", choices=ENGINES,
-                       help="speech recognizer (default auto: vosk when its model is installed, else pocketsphinx)")
+                       help="speech recognizer (default auto: the built-in keyword spotter for English, vosk for other languages)")
     group.add_argument("--model", type=Path, help="Vosk model folder")
     group.add_argument("--input-device", help="microphone: index or name substring (see: voicecoach devices)")
     group.add_argument("--output-device", help="speaker: index or name substring")

@@ -35,6 +35,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
     p.set_defaults(handler=cmd_serve)
 
+    p = sub.add_parser("record-test", help="play a minute of narration while recording the microphone, into a "
+                       "two-channel WAV (microphone, played) to replay with listen --wav or to hand over")
+    p.add_argument("out", type=Path, metavar="OUT.wav")
+    p.add_argument("--routine", help="whose narration to play (default lower-back)")
+    p.add_argument("--seconds", type=float, default=60.0, help="about how long (default 60)")
+    add_voice_options(p)
+    p.set_defaults(handler=cmd_record_test)
+
     p = sub.add_parser("model", help="speech models")
     model_sub = p.add_subparsers(metavar="ACTION")
     d = model_sub.add_parser("download", help="download and install the Vosk English model")
@@ -55,6 +63,26 @@ def cmd_devices(args: argparse.Namespace, settings: AppSettings) -> int:
         print(format_devices(list_devices()))
     except AudioDeviceError as exc:
         raise LiveError(str(exc)) from None
+    return 0
+
+
+def cmd_record_test(args: argparse.Namespace, settings: AppSettings) -> int:
+    """Play narration and record the microphone into one two-channel WAV."""
+    from voicecoach.audio.devices import AudioDeviceError
+    from voicecoach.files.library import find_routine
+    from voicecoach.files.routine_file import load_routine_file
+    from voicecoach.narration.synthesis import TtsError
+    from voicecoach.runtime.record_test import record_test
+
+    routine = load_routine_file(find_routine(args.routine or settings.routine))
+    print(f"Playing {args.seconds:g} s of narration and recording; say a few commands now (stop, next, pause).",
+          file=sys.stderr)  # fmt: skip
+    try:
+        seconds = record_test(args.out, routine, settings.voice, args.seconds)
+    except (AudioDeviceError, TtsError, OSError) as exc:
+        raise LiveError(str(exc)) from None
+    print(f"Wrote {args.out}: {seconds:.1f} s, channel 1 the microphone, channel 2 what the speaker played.")
+    print(f"Replay it: voicecoach listen --wav {args.out}")
     return 0
 
 

@@ -12,16 +12,20 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def make_recognizer(settings: RecognizerSettings, vocabulary: Vocabulary) -> Recognizer:
-    """The engine the settings ask for; auto is Vosk when its model is installed, else PocketSphinx."""
+    """The engine the settings ask for; auto is the built-in keyword spotter for English (no download), else Vosk."""
     engine = settings.engine
     model = settings.model_dir
-    if engine in ("auto", "vosk") and model is None:
+    if engine == "auto":
+        engine = "spotter" if settings.language == "en" else "vosk"
+        _LOGGER.info("engine auto: %s", engine)
+    if engine == "spotter":
+        from voicecoach.listening.spotter_engine import SpotterRecognizer
+
+        return SpotterRecognizer(vocabulary)
+    if engine == "vosk" and model is None:
         from voicecoach.listening.vosk import find_model
 
         model = find_model() if settings.language == "en" else None
-    if engine == "auto":
-        engine = "vosk" if model is not None else "pocketsphinx"
-        _LOGGER.info("engine auto: %s", engine)
     if engine == "vosk":
         if model is None:
             raise RecognizerError("no Vosk model is installed: run `voicecoach model download`, or use --engine pocketsphinx")
