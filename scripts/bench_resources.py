@@ -74,6 +74,11 @@ def make_engine(engine: str) -> tuple[object, object, str]:
     """A recognizer, its vocabulary, and a note on which model it uses."""
     from voicecoach.core.commands import load_vocabulary
 
+    if engine == "spotter":
+        from voicecoach.listening.spotter_engine import SpotterRecognizer
+
+        vocabulary = load_vocabulary("en")
+        return SpotterRecognizer(vocabulary), vocabulary, "packaged head on the openWakeWord front end"
     if engine == "pocketsphinx":
         from voicecoach.listening.pocketsphinx import PocketSphinxRecognizer
 
@@ -94,7 +99,7 @@ def make_engine(engine: str) -> tuple[object, object, str]:
 
 def child(engine: str, soak_minutes: float) -> dict[str, object]:
     """Run in a fresh process: load, listen to the routine (again and again for a soak); report figures."""
-    from voicecoach.listening.rules import CommandSpotter
+    from voicecoach.listening.pipeline import ListeningPipeline
 
     base_mb = rss_mb()
     stages = [stage("python+numpy")]
@@ -103,17 +108,17 @@ def child(engine: str, soak_minutes: float) -> dict[str, object]:
     load_s = time.perf_counter() - load0
     loaded_mb = rss_mb()
     stages.append(stage("recognizer"))
-    spotter = CommandSpotter(vocabulary)  # type: ignore[arg-type]
+    pipeline = ListeningPipeline(recognizer, vocabulary)  # type: ignore[arg-type]  # the whole chain
     cpu_s, audio_s, heard, samples = 0.0, 0.0, [], []
     while not samples or audio_s < soak_minutes * 60:
         for piece in routine_audio():
             if len(stages) == 2:
                 stages.append(stage("narrator voice"))
-            pcm = piece.astype("<i2").tobytes()
             cpu0 = time.process_time()
-            for offset in range(0, len(pcm), _BLOCK * 2):
-                for hyp in recognizer.accept(pcm[offset : offset + _BLOCK * 2]):  # type: ignore[attr-defined]
-                    heard += [f"{h.command.value}:{h.text}" for h in spotter.feed(hyp)]
+            for offset in range(0, len(piece) - _BLOCK + 1, _BLOCK):
+                block = piece[offset : offset + _BLOCK].astype(np.int16)
+                found = pipeline.process(block, audio_s + offset / _RATE)
+                heard += [f"{h.command.value}:{h.text}" for h in found]
             cpu_s += time.process_time() - cpu0
             audio_s += len(piece) / _RATE
         samples.append((round(audio_s / 60, 1), round(rss_mb(), 1)))
@@ -127,7 +132,7 @@ def child(engine: str, soak_minutes: float) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engine", action="append", choices=["pocketsphinx", "vosk"])
+    parser.add_argument("--engine", action="append", choices=["spotter", "pocketsphinx", "vosk"])
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="minutes of audio to keep listening")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     options = parser.parse_args()

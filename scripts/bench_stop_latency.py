@@ -164,7 +164,7 @@ def listener_cpu_s() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--engine", default="pocketsphinx", choices=list(ENGINES))
+    parser.add_argument("--engine", default="auto", choices=list(ENGINES))
     parser.add_argument("--model", help="Vosk model folder (with --engine vosk)")
     parser.add_argument("--echo-db", type=float, help="also feed the narration back into the microphone at this gain")
     parser.add_argument("--seed", type=int, default=1)

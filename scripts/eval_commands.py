@@ -617,7 +617,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engine", action="append", choices=("pocketsphinx", "vosk"),
+    parser.add_argument("--engine", action="append", choices=("spotter", "pocketsphinx", "vosk"),
                         help="engine to evaluate (repeatable; default pocketsphinx)")
     parser.add_argument("--model", help="Vosk model folder")
     parser.add_argument("--language", default="en", help="vocabulary language (ko for the Korean Vosk model)")
