@@ -12,7 +12,7 @@ extras=""
 apt_wanted=("${runtime_apt[@]}")
 if [[ ${1:-} == --test ]]; then
   apt_wanted+=("${test_apt[@]}")
-  extras="[test]"
+  extras="[test,train]"
 fi
 
 missing=()

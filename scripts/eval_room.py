@@ -52,10 +52,12 @@ def held_out_stops(folder: Path, seed: int, limit: int) -> list[Path]:
 
 
 def word_end_s(samples: np.ndarray) -> float:
-    """The end of the spoken word: the last 10 ms frame within 35 dB of the loudest."""
+    """The end of the spoken word: the last 10 ms frame within 30 dB of the loudest and 10 dB over the clip's
+    noise floor (its quietest fifth)."""
     frames = samples[: len(samples) - len(samples) % 160].astype(float).reshape(-1, 160)
     power = np.mean(frames**2, axis=1)
-    loud = np.flatnonzero(power >= power.max() * 10 ** (-35 / 10))
+    floor = float(np.percentile(power, 20))
+    loud = np.flatnonzero(power >= max(power.max() * 10 ** (-30 / 10), floor * 10))
     return (loud[-1] + 1) * 160 / RATE
 
 

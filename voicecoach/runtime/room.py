@@ -139,6 +139,8 @@ class Room:
         """Everything after now is not played; say when the narration stops reaching the microphone."""
         now = self.position
         if self._playing_until <= now:
+            self.transcript.record(now / RATE, "quiet", "the narrator was already quiet")
+            self._schedule_resume(now)
             return
         self.timeline[now : self._playing_until] = 0.0
         self.played = [_cut(buffer, now / RATE) for buffer in self.played if buffer.start_s < now / RATE]
@@ -146,6 +148,10 @@ class Room:
         self.pipeline.own_voice.cut(now / RATE)  # type: ignore[attr-defined]
         quiet_s = self.acoustics.direct_end(now) / RATE
         self.transcript.record(quiet_s, "quiet", "the narration stops reaching the microphone")
+        self._schedule_resume(now)
+
+    def _schedule_resume(self, now: int) -> None:
+        """With auto-resume, the person says resume a while after each stop."""
         if self.auto_resume_s is not None:
             self.events.post(Utterance("resume"), at_s=now / RATE + self.auto_resume_s)
 
