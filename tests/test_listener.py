@@ -241,3 +241,62 @@ def test_spot_samples_feeds_blocks_and_flushes(vocabulary: Vocabulary) -> None:
     assert all(len(b) == 640 for b in recognizer.fed)
     assert [c.command for c in result.commands] == [Command.STOP]
     assert result.audio_s == pytest.approx(1.0)
+
+
+class _ScoringRecognizer(ScriptedRecognizer):
+    """A scripted engine that also reports a per-command score, as the spotter does."""
+
+    def __init__(self, script: list[list[Hypothesis] | Exception], stop_scores: list[float]) -> None:
+        super().__init__(script)
+        self.stop_scores = list(stop_scores)
+        self._latest = 0.0
+
+    def accept(self, pcm: bytes) -> list[Hypothesis]:
+        self._latest = self.stop_scores.pop(0) if self.stop_scores else 0.0
+        return super().accept(pcm)
+
+    def scores(self) -> dict[str, float]:
+        return {"stop": self._latest, "too_much": 0.0}
+
+
+class _Floor:
+    def __init__(self) -> None:
+        self.gains: list[float] = []
+
+    def fade(self, gain_db: float) -> None:
+        self.gains.append(gain_db)
+
+
+def _yielding(recognizer: ScriptedRecognizer, vocabulary: Vocabulary) -> tuple[ListeningPipeline, _Floor]:
+    from voicecoach.settings import YieldSettings
+
+    pipeline = ListeningPipeline(recognizer, vocabulary, echo_cancel=False, yield_floor=YieldSettings(score=0.3))
+    floor = _Floor()
+    pipeline.floor = floor
+    return pipeline, floor
+
+
+def test_a_rising_safety_score_fades_the_narrator_and_it_comes_back_when_nothing_follows(
+    vocabulary: Vocabulary,
+) -> None:
+    import numpy as np
+
+    recognizer = _ScoringRecognizer([], [0.1, 0.5, 0.2] + [0.0] * 60)
+    pipeline, floor = _yielding(recognizer, vocabulary)
+    block = np.zeros(320, np.int16)
+    for i in range(3):
+        pipeline.process(block, i * 0.02)
+    assert floor.gains == [-25.0], "the rising score did not fade the narrator at once"
+    for i in range(3, 60):
+        pipeline.process(block, i * 0.02)
+    assert floor.gains == [-25.0, 0.0] and pipeline.false_fades == 1
+
+
+def test_a_fade_that_a_stop_follows_is_not_undone(vocabulary: Vocabulary) -> None:
+    import numpy as np
+
+    recognizer = _ScoringRecognizer([[], [F("stop", 0.06)]], [0.5, 0.9] + [0.0] * 60)
+    pipeline, floor = _yielding(recognizer, vocabulary)
+    heard = [h for i in range(60) for h in pipeline.process(np.zeros(320, np.int16), i * 0.02)]
+    assert [h.command for h in heard] == [Command.STOP]
+    assert floor.gains == [-25.0] and pipeline.false_fades == 0

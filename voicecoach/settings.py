@@ -60,6 +60,18 @@ class RecognizerSettings:
 
 
 @dataclass(frozen=True)
+class YieldSettings:
+    """Yielding the floor: the narrator fades the moment a safety score rises, and comes back if nothing follows."""
+
+    enabled: bool = True
+    score: float = 0.3
+    """A stop or too-much score at or above this fades the narrator (the command itself needs the full threshold)."""
+    fade_db: float = -25.0
+    hold_s: float = 1.0
+    """With no command this long after the fade, the narrator comes back to full level."""
+
+
+@dataclass(frozen=True)
 class ListeningSettings:
     """How the listening pipeline listens."""
 
@@ -67,6 +79,7 @@ class ListeningSettings:
     echo_cancel: bool = True
     """Cancel the narrator's own playback in the microphone signal."""
     rules: SpotterSettings = field(default_factory=SpotterSettings)
+    yield_floor: YieldSettings = field(default_factory=YieldSettings)
 
 
 @dataclass(frozen=True)

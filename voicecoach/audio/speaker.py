@@ -62,6 +62,8 @@ class _Playback:
         self.done = threading.Event()
         self.finished = False
         """True if it played to its end, False if it was aborted."""
+        self.gains = np.ones(len(samples), dtype=np.float32)
+        """The gain each sample was played at (1 unless the narrator was faded): the log keeps what was heard."""
         self.cancelled = False
         """Set by abort() without any lock: the callback sends silence from its next block."""
 
@@ -94,6 +96,9 @@ class Speaker:
         self._playback: _Playback | None = None
         self._aborts = 0
         """abort() calls so far: a play() that an abort() overtook silences itself before it returns."""
+        self._gain = 1.0
+        self._target_gain = 1.0
+        """fade() sets it; the callback ramps to it within one block (5 ms at 48 kHz)."""
         self.underflows = 0
         """Callbacks in which PortAudio reported an output underflow."""
         with device_errors("Cannot open the speaker") as sd:
@@ -119,6 +124,7 @@ class Speaker:
         playback = _Playback(np.array(resample(samples, sample_rate, self.sample_rate), dtype=np.int16))
         playback.samples.flags.writeable = False
         aborts_before = self._aborts
+        self._gain = self._target_gain = 1.0  # a new utterance starts at full level, whatever was faded before
         with self._lock:
             self._abort_locked()
             try:
@@ -176,6 +182,10 @@ class Speaker:
             finally:
                 self._lock.release()
 
+    def fade(self, gain_db: float) -> None:
+        """Play on at gain_db (0: full level); the change ramps in within one block. Never waits."""
+        self._target_gain = float(10 ** (gain_db / 20))
+
     def played(self) -> list[PlayedBuffer]:
         """The buffers played in about the last minute, oldest first (the one in flight: as handed over so far)."""
         with self._log_lock:
@@ -184,7 +194,7 @@ class Speaker:
         if playback is not None and not playback.done.is_set() and playback.start_s is not None:
             position = playback.position
             if position > 0:
-                entries.append(PlayedBuffer(playback.start_s, self.sample_rate, playback.samples[:position]))
+                entries.append(PlayedBuffer(playback.start_s, self.sample_rate, _as_heard(playback, position)))
         return entries
 
     def close(self) -> None:
@@ -219,7 +229,13 @@ class Speaker:
             raise self._callback_abort
         position = playback.position
         chunk = playback.samples[position : position + frames]
-        outdata[: len(chunk), 0] = chunk
+        if self._gain == self._target_gain == 1.0:
+            outdata[: len(chunk), 0] = chunk
+        else:
+            ramp = np.linspace(self._gain, self._target_gain, len(chunk) + 1, dtype=np.float32)[1:]
+            outdata[: len(chunk), 0] = np.round(chunk * ramp).astype(np.int16)
+            playback.gains[position : position + len(chunk)] = ramp
+            self._gain = self._target_gain
         outdata[len(chunk) :] = 0
         if playback.start_s is None:
             playback.start_s = callback_monotonic(time_info.outputBufferDacTime, time_info.currentTime)
@@ -244,7 +260,7 @@ class Speaker:
                 heard = 0 if playback.start_s is None else round((abort_s - playback.start_s) * self.sample_rate)
                 frames = min(frames, max(0, heard))
             if playback.start_s is not None and frames > 0:
-                entry = PlayedBuffer(playback.start_s, self.sample_rate, playback.samples[:frames],
+                entry = PlayedBuffer(playback.start_s, self.sample_rate, _as_heard(playback, frames),
                                      aborted=abort_s is not None)  # fmt: skip
                 self._log.append(entry)
                 self._trim_log(entry.start_s + entry.duration_s)
@@ -256,3 +272,14 @@ class Speaker:
         """Forget buffers that ended more than history_s ago (caller holds _log_lock)."""
         while self._log and self._log[0].start_s + self._log[0].duration_s < now_s - self._history_s:
             self._log.popleft()
+
+
+def _as_heard(playback: _Playback, frames: int) -> np.ndarray:
+    """The first frames of a buffer as they were played (faded where a fade was on)."""
+    samples = playback.samples[:frames]
+    gains = playback.gains[:frames]
+    if np.all(gains == 1.0):
+        return samples
+    heard = np.round(samples * gains).astype(np.int16)
+    heard.flags.writeable = False
+    return heard

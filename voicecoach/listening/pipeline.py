@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -26,13 +27,21 @@ from voicecoach.listening.engines import make_recognizer
 from voicecoach.listening.own_voice import OwnVoice
 from voicecoach.listening.recognizer import Hypothesis, Recognizer
 from voicecoach.listening.rules import CommandSpotter, SpotterSettings
-from voicecoach.settings import ListeningSettings
+from voicecoach.settings import ListeningSettings, YieldSettings
 
 _LOGGER = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 """Hz: what the echo canceller and every engine take."""
 _FILE_BLOCK_MS = 20
+
+
+class FloorControl(Protocol):
+    """What the pipeline may do to the narrator by itself: fade it (0 dB: full level)."""
+
+    def fade(self, gain_db: float) -> None:
+        """Play on at this gain."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class ListeningPipeline:
         echo_cancel: bool = True,
         rules: SpotterSettings | None = None,
         own_voice: OwnVoice | None = None,
+        yield_floor: YieldSettings | None = None,
     ) -> None:
         if recognizer.sample_rate != SAMPLE_RATE:
             raise ValueError(f"{recognizer.name} takes {recognizer.sample_rate} Hz; the pipeline runs at {SAMPLE_RATE}")
@@ -77,12 +87,20 @@ class ListeningPipeline:
         self.keep_hypotheses = False
         self.ignored_own_voice = 0
         """Commands dropped as the narrator's own words."""
+        self.floor: FloorControl | None = None
+        """The narrator, to fade when the person seems to start a safety command (set once it exists)."""
+        self._yield = yield_floor or YieldSettings(enabled=False)
+        self._faded_at_s: float | None = None
+        self.fades = 0
+        self.false_fades = 0
+        """Fades that no command followed (each cost the listener about a second of quieter narration)."""
 
     @classmethod
     def from_settings(cls, settings: ListeningSettings, vocabulary: Vocabulary) -> ListeningPipeline:
         """The pipeline the settings describe (opens the engine and its model)."""
         recognizer = make_recognizer(settings.recognizer, vocabulary)
-        return cls(recognizer, vocabulary, echo_cancel=settings.echo_cancel, rules=settings.rules)
+        return cls(recognizer, vocabulary, echo_cancel=settings.echo_cancel, rules=settings.rules,
+                   yield_floor=settings.yield_floor)
 
     @property
     def name(self) -> str:
@@ -93,7 +111,29 @@ class ListeningPipeline:
         """One int16 16 kHz block captured at capture_s (monotonic), with the playback log; the commands heard."""
         cleaned = self._echo.clean(np.asarray(pcm, dtype=np.int16), capture_s, played)
         hyps = self.recognizer.accept(cleaned.astype("<i2").tobytes())
-        return self._commands(hyps, capture_s + len(pcm) / SAMPLE_RATE)
+        now_s = capture_s + len(pcm) / SAMPLE_RATE
+        heard = self._commands(hyps, now_s)
+        self._yield_floor(now_s, bool(heard))
+        return heard
+
+    def _yield_floor(self, now_s: float, heard: bool) -> None:
+        """Fade the narrator on a rising safety score; bring it back when no command followed."""
+        scores = getattr(self.recognizer, "scores", None)
+        if self.floor is None or not self._yield.enabled or not callable(scores):
+            return
+        if heard:
+            self._faded_at_s = None  # the command acts (a stop cuts; the next utterance plays at full level)
+            return
+        latest = scores()
+        rising = max(latest.get("stop", 0.0), latest.get("too_much", 0.0)) >= self._yield.score
+        if rising and self._faded_at_s is None:
+            self.floor.fade(self._yield.fade_db)
+            self._faded_at_s = now_s
+            self.fades += 1
+        elif self._faded_at_s is not None and not rising and now_s - self._faded_at_s >= self._yield.hold_s:
+            self.floor.fade(0.0)
+            self._faded_at_s = None
+            self.false_fades += 1
 
     def flush(self, now_s: float) -> list[CommandHeard]:
         """End of input: the commands in audio still pending in the engine."""

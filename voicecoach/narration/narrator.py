@@ -142,6 +142,12 @@ class SoundNarrator:
         if self._observer is not None:
             self._observer.cut(time.monotonic())
 
+    def fade(self, gain_db: float) -> None:
+        """Play on at gain_db (0 dB: full level again); the next utterance starts at full level. Never waits."""
+        fade = getattr(self._speaker, "fade", None)
+        if callable(fade):
+            fade(gain_db)
+
     def idle(self) -> bool:
         """True when nothing is playing or queued."""
         with self._lock:

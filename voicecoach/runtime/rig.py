@@ -64,6 +64,7 @@ def open_rig(settings: VoiceSettings, vocabulary: Vocabulary, events: EventQueue
     except (AudioDeviceError, TtsError, RecognizerError, ValueError) as exc:
         raise LiveError(str(exc)) from None
     narrator = SoundNarrator(synthesizer, speaker, SpeechDone(events), _device_reporter(events), pipeline.own_voice)
+    pipeline.floor = narrator
     listener = Listener(MicWatch(mic, events.post), pipeline, events.post, played=speaker.played)
     return VoiceRig(speaker, mic, narrator, listener)
 

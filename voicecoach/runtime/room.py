@@ -98,6 +98,10 @@ class RoomNarrator:
         self._busy_until = self._room.position
         self._room.cut()
 
+    def fade(self, gain_db: float) -> None:
+        """Play the rest of the current utterance at gain_db (0 dB: full level again)."""
+        self._room.fade(gain_db)
+
     def chime(self, name: str) -> None:
         """Chimes are not simulated (their echo is a tone the spotter never confuses with speech)."""
 
@@ -124,6 +128,9 @@ class Room:
         self.mic: list[np.ndarray] = []
         """Every microphone block, for tests and evaluations."""
         self._playing_until = 0
+        self._gain = 1.0
+        self._faded_until = 0
+        """End of the utterance a fade applies to."""
 
     def play(self, start: int, samples: np.ndarray, text: str, words: tuple) -> None:  # type: ignore[type-arg]
         """Put an utterance on the playback timeline at sample start."""
@@ -131,9 +138,27 @@ class Room:
         if end > len(self.timeline):
             self.timeline = np.concatenate([self.timeline, np.zeros(max(end - len(self.timeline), RATE * 60))])
         self.timeline[start:end] = samples
+        if start >= self._faded_until:
+            self._gain = 1.0
         self.played.append(PlayedBuffer(start / RATE, RATE, samples.astype(np.int16)))
         self._playing_until = max(self._playing_until, end)
         self.pipeline.own_voice.record(start / RATE, text, words, len(samples) / RATE)  # type: ignore[attr-defined]
+
+    def fade(self, gain_db: float) -> None:
+        """Scale what is left of the utterance playing now (a later utterance starts at full level)."""
+        now = self.position
+        gain = float(10 ** (gain_db / 20))
+        current = next((b for b in self.played if b.start_s * RATE <= now < b.start_s * RATE + len(b.samples)), None)
+        if gain_db < 0 and current is None:
+            return
+        if gain_db < 0 and current is not None:
+            self._faded_until = round(current.start_s * RATE) + len(current.samples)
+        end = self._faded_until
+        if end > now and gain != self._gain:
+            self.timeline[now:end] *= gain / self._gain
+            self.played = [_scaled(b, now, end, gain / self._gain) for b in self.played]
+        self._gain = gain
+        self.transcript.record(now / RATE, "fade" if gain_db < 0 else "unfade", f"{gain_db:+.0f} dB")
 
     def cut(self) -> None:
         """Everything after now is not played; say when the narration stops reaching the microphone."""
@@ -172,6 +197,17 @@ class Room:
         return np.concatenate(self.mic) if self.mic else np.zeros(0, np.int16)
 
 
+def _scaled(buffer: PlayedBuffer, start: int, end: int, factor: float) -> PlayedBuffer:
+    """The buffer with its timeline samples [start, end) scaled."""
+    first = round(buffer.start_s * RATE)
+    lo, hi = max(start - first, 0), min(end - first, len(buffer.samples))
+    if hi <= lo:
+        return buffer
+    samples = buffer.samples.astype(np.float64)
+    samples[lo:hi] *= factor
+    return PlayedBuffer(buffer.start_s, buffer.sample_rate, np.round(samples).astype(np.int16), buffer.aborted)
+
+
 def _cut(buffer: PlayedBuffer, at_s: float) -> PlayedBuffer:
     """The buffer as heard up to at_s."""
     keep = max(0, round((at_s - buffer.start_s) * buffer.sample_rate))
@@ -200,6 +236,7 @@ def run_room(session: Session, vocabulary: Vocabulary, pipeline: object, synthes
     room = Room(acoustics, pipeline, events, transcript, run.auto_resume_s)
     clock.room = room
     narrator = RoomNarrator(cache, events, room)
+    pipeline.floor = narrator  # type: ignore[attr-defined]
     events.post(Tick(len(person) / RATE + _TAIL_S), at_s=len(person) / RATE + _TAIL_S)
     Player(session, narrator, events, vocabulary, transcript, observers or []).run()
     return room
