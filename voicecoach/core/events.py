@@ -27,6 +27,33 @@ class Command(enum.Enum):
         return self in (Command.STOP, Command.TOO_MUCH)
 
 
+class LogKind(enum.StrEnum):
+    """What a Log records: a state change, an exercise, a hold done, a command acted on or ignored, a device."""
+
+    STATE = "state"
+    EXERCISE = "exercise"
+    HOLD_DONE = "hold_done"
+    IGNORED = "ignored"
+    START_OVER = "start_over"
+    DEVICE = "device"
+    STOP = "stop"
+    TOO_MUCH = "too_much"
+    PAUSE = "pause"
+    RESUME = "resume"
+    NEXT = "next"
+    BACK = "back"
+    SKIP = "skip"
+    REPEAT = "repeat"
+    HOW_LONG = "how_long"
+    START = "start"
+    QUIT = "quit"
+
+    @classmethod
+    def of(cls, command: Command) -> LogKind:
+        """The kind that records this command."""
+        return cls(command.value)
+
+
 # --- events -------------------------------------------------------------------------------------
 
 
@@ -110,8 +137,7 @@ class Chime:
 class Log:
     """Something worth recording (transcript, history)."""
 
-    kind: str
-    """e.g. 'state', 'heard', 'ignored', 'too_much', 'exercise_done'."""
+    kind: LogKind
     text: str
     exercise: str | None = None
     value_s: float | None = None

@@ -20,6 +20,7 @@ from voicecoach.core.events import (
     Event,
     Finish,
     Log,
+    LogKind,
     Say,
     SpeechFinished,
     StopSpeech,
@@ -234,7 +235,7 @@ class Session:
         return []
 
     def _on_device_problem(self, event: DeviceProblem) -> list[Action]:
-        log = Log("device", event.message)
+        log = Log(LogKind.DEVICE, event.message)
         if event.recovered and self._state is State.PAUSED:
             return [log, self._say(_DEVICE_BACK_LINE)]
         if event.recovered or self._state is not State.RUNNING:
@@ -260,12 +261,12 @@ class Session:
         }[command]
         actions = handler()
         if actions is None:
-            return [Log("ignored", f"{command.value} ignored while {self._state.value}")]
+            return [Log(LogKind.IGNORED, f"{command.value} ignored while {self._state.value}")]
         return actions
 
     def _safety_stop(self, command: Command) -> list[Action]:
         exercise = self._exercise_name()
-        log = Log(command.value, f"{command.value} heard", exercise, self._hold_elapsed_s())
+        log = Log(LogKind.of(command), f"{command.value} heard", exercise, self._hold_elapsed_s())
         if command is Command.TOO_MUCH and self._current_exercise() is not None:
             self.records[self._current_exercise() or 0].too_much += 1
         if self._state in (State.READY, State.STOPPED, State.FINISHED):
@@ -354,7 +355,7 @@ class Session:
         if self._resume_at is not None:
             self._resume_at = None
             self.records = [ExerciseRecord(r.name, r.hold_s, r.holds_total) for r in self.records]
-            return [StopSpeech(), Log("start_over", "starting over instead of resuming"), *self._begin()]
+            return [StopSpeech(), Log(LogKind.START_OVER, "starting over instead of resuming"), *self._begin()]
         return self._begin()
 
     def _quit(self) -> list[Action] | None:
@@ -374,7 +375,7 @@ class Session:
         segment = self.plan[index]
         actions: list[Action] = []
         if segment.exercise is not None and segment.exercise != previous and segment.kind is not Kind.REST:
-            actions.append(Log("exercise", segment.text, self._exercise_name()))
+            actions.append(Log(LogKind.EXERCISE, segment.text, self._exercise_name()))
         if segment.kind is Kind.RELAX:
             self._phase, self._timer = Phase.TIMING, _Timer(segment.duration_s)
             self._timer.run(self._now_s)
@@ -389,7 +390,7 @@ class Session:
             record = self.records[segment.exercise]
             record.holds_done += 1
             record.longest_hold_s = max(record.longest_hold_s, segment.duration_s)
-            actions.append(Log("hold_done", segment.side.value if segment.side else "hold",
+            actions.append(Log(LogKind.HOLD_DONE, segment.side.value if segment.side else "hold",
                                record.name, segment.duration_s))
         if segment.end_text:
             actions.append(self._say(segment.end_text, cacheable=True))
@@ -426,7 +427,7 @@ class Session:
         if state is self._state:
             return []
         self._state = state
-        return [Log("state", state.value)]
+        return [Log(LogKind.STATE, state.value)]
 
     def _say(self, text: str, cacheable: bool = False) -> Say:
         self._next_id += 1

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from voicecoach.core.events import Action, Finish, Log
+from voicecoach.core.events import Action, Finish, Log, LogKind
 from voicecoach.core.progression import HoldChange, ProgressionSettings, plan_holds
 from voicecoach.core.routine import Routine
 from voicecoach.core.session import ExerciseRecord, Session
@@ -41,12 +41,12 @@ class SessionRecorder:
         if self._id is None:
             return
         session_id = self._id
-        if isinstance(action, Log) and action.kind == "start_over":
+        if isinstance(action, Log) and action.kind is LogKind.START_OVER:
             self.begin()
         elif isinstance(action, Log) and action.kind in RECORDED_EVENT_KINDS:
             self._guard(lambda: self._history.record_event(session_id, t_s, action.kind, action.exercise,
                                                            action.value_s, action.text))
-        elif isinstance(action, Log) and action.kind == "hold_done":
+        elif isinstance(action, Log) and action.kind is LogKind.HOLD_DONE:
             self._guard(lambda: self._save_exercises(session_id))
         elif isinstance(action, Finish):
             completed = not self._session.ended_early
