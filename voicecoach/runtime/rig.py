@@ -34,8 +34,22 @@ class VoiceRig:
         self.mic.start()
         self.listener.start()
 
+    def counters(self) -> dict[str, int]:
+        """What went wrong or was worked around while it ran (shown with --debug when voice mode ends)."""
+        pipeline = getattr(self.listener, "pipeline", None)
+        return {
+            "speaker underflows": getattr(self.speaker, "underflows", 0),
+            "microphone overflows": getattr(self.mic, "overflows", 0),
+            "microphone blocks dropped": getattr(self.mic, "dropped", 0),
+            "listener errors": getattr(self.listener, "errors", 0),
+            "own-voice commands ignored": getattr(pipeline, "ignored_own_voice", 0),
+            "narrator fades": getattr(pipeline, "fades", 0),
+            "fades no command followed": getattr(pipeline, "false_fades", 0),
+        }
+
     def close(self) -> None:
         """Stop listening and speaking; release the devices."""
+        _LOGGER.info("voice mode counters: %s", ", ".join(f"{k} {v}" for k, v in self.counters().items()))
         for part in (self.listener, self.narrator):
             try:
                 part.close() if hasattr(part, "close") else part.stop()
