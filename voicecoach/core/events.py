@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 
 
-class Command(enum.Enum):
+class Command(enum.StrEnum):
     """What a person can say, after phrase matching."""
 
     STOP = "stop"
@@ -28,7 +28,7 @@ class Command(enum.Enum):
 
 
 class LogKind(enum.StrEnum):
-    """What a Log records: a state change, an exercise, a hold done, a command acted on or ignored, a device."""
+    """What a Log records besides a command acted on (whose kind is the Command)."""
 
     STATE = "state"
     EXERCISE = "exercise"
@@ -36,22 +36,6 @@ class LogKind(enum.StrEnum):
     IGNORED = "ignored"
     START_OVER = "start_over"
     DEVICE = "device"
-    STOP = "stop"
-    TOO_MUCH = "too_much"
-    PAUSE = "pause"
-    RESUME = "resume"
-    NEXT = "next"
-    BACK = "back"
-    SKIP = "skip"
-    REPEAT = "repeat"
-    HOW_LONG = "how_long"
-    START = "start"
-    QUIT = "quit"
-
-    @classmethod
-    def of(cls, command: Command) -> LogKind:
-        """The kind that records this command."""
-        return cls(command.value)
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -137,7 +121,7 @@ class Chime:
 class Log:
     """Something worth recording (transcript, history)."""
 
-    kind: LogKind
+    kind: LogKind | Command
     text: str
     exercise: str | None = None
     value_s: float | None = None

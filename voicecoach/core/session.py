@@ -266,7 +266,7 @@ class Session:
 
     def _safety_stop(self, command: Command) -> list[Action]:
         exercise = self._exercise_name()
-        log = Log(LogKind.of(command), f"{command.value} heard", exercise, self._hold_elapsed_s())
+        log = Log(command, f"{command.value} heard", exercise, self._hold_elapsed_s())
         if command is Command.TOO_MUCH and self._current_exercise() is not None:
             self.records[self._current_exercise() or 0].too_much += 1
         if self._state in (State.READY, State.STOPPED, State.FINISHED):

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from voicecoach.core.events import LogKind
+from voicecoach.core.events import Command, LogKind
 from voicecoach.core.routine import Routine
 from voicecoach.core.session import ExerciseRecord, Session
 
@@ -40,7 +40,7 @@ _APPLICATION_ID = 0x56434831
 """'VCH1': marks the file as a voicecoach history (PRAGMA application_id)."""
 _BUSY_TIMEOUT_S = 5.0
 """Seconds to wait for another process's write to finish."""
-RECORDED_EVENT_KINDS = frozenset({LogKind.STOP, LogKind.TOO_MUCH, LogKind.DEVICE})
+RECORDED_EVENT_KINDS = frozenset({Command.STOP, Command.TOO_MUCH, LogKind.DEVICE})
 """The Log kinds worth keeping in history (the player decides; record_event accepts any kind)."""
 
 
