@@ -15,13 +15,23 @@ def make_recognizer(settings: RecognizerSettings, vocabulary: Vocabulary) -> Rec
     """The engine the settings ask for; auto is the built-in keyword spotter for English (no download), else Vosk."""
     engine = settings.engine
     model = settings.model_dir
-    if engine == "auto":
-        engine = "spotter" if settings.language == "en" else "vosk"
-        _LOGGER.info("engine auto: %s", engine)
-    if engine == "spotter":
+    if engine in ("auto", "spotter") and settings.language == "en":
         from voicecoach.listening.spotter_engine import SpotterRecognizer
 
-        return SpotterRecognizer(vocabulary)
+        try:
+            return SpotterRecognizer(vocabulary)
+        except RecognizerError as exc:
+            if engine == "spotter":
+                raise
+            _LOGGER.warning("%s; listening with %s instead", exc, "vosk" if model else "pocketsphinx")
+    if engine == "auto":
+        from voicecoach.listening.vosk import find_model
+
+        model = model or (find_model() if settings.language == "en" else None)
+        engine = "vosk" if model is not None else "pocketsphinx"
+        _LOGGER.info("engine auto: %s", engine)
+    if engine == "spotter":
+        raise RecognizerError(f"the spotter is trained for English; for {settings.language!r} use --engine vosk")
     if engine == "vosk" and model is None:
         from voicecoach.listening.vosk import find_model
 
