@@ -4,6 +4,8 @@ Each check runs on its own and catches its own errors, so one broken part never 
 and still carry a fix line: then it works, but could be better (no Vosk model: the weaker PocketSphinx is used).
 Side effects: the history file is opened (and so created, as the first session would), and eSpeak-NG speaks one
 short phrase into a buffer (nothing is played).
+
+Just over 300 lines: one small function per check, in the order a person would fix them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """The played audio lined up with each microphone block by monotonic time.
 
 So the canceller's filter only has to model the room, not the device latencies.
+
+A little over 300 lines: the band-limited resampler onto the microphone grid, the sample ring and the block clock
+exist only for the aligner and share its timeline arithmetic.
 """
 
 from __future__ import annotations
