@@ -10,7 +10,7 @@ from test_cli import run_cli
 
 from voicecoach.audio.virtual_server import VirtualAudio
 from voicecoach.audio.wavfile import resample
-from voicecoach.narration.stand_in_voices import FLITE_VOICES, concat, pad, synthesize, write_wav
+from voicecoach.narration.stand_in_voices import FLITE_VOICES, Voice, concat, pad, synthesize, write_wav
 
 pytestmark = pytest.mark.engine
 
@@ -100,15 +100,14 @@ def test_listen_with_a_reference_cancels_the_narrators_echo(tmp_path: Path, caps
     from voicecoach.echo.scenes import echo_scene
 
     scene = echo_scene(seed=2, seconds=8.0, echo_db=0.0)  # speech-like narration and its echo through a room
-    person = pad(synthesize(FLITE_VOICES[0], "next"), 5.5, 0.0)[: len(scene.mic)]
+    person = pad(synthesize(Voice("espeak-ng", "en-us+m3"), "stop"), 5.5, 0.0)[: len(scene.mic)]
     mic = np.clip(scene.mic.astype(np.int32) + np.pad(person, (0, len(scene.mic) - len(person))), -32768, 32767)
     mic_path, played_path = tmp_path / "mic.wav", tmp_path / "played.wav"
     write_wav(mic_path, mic.astype(np.int16), 16000)
     write_wav(played_path, scene.reference, 16000)
-    code, out, err = run_cli(["listen", "--wav", str(mic_path), "--reference", str(played_path),
-                              "--engine", "pocketsphinx"], capsys)  # fmt: skip
+    code, out, err = run_cli(["listen", "--wav", str(mic_path), "--reference", str(played_path)], capsys)
     assert code == 0, err
-    assert [line.split()[1] for line in out.splitlines()] == ["next"]
+    assert [line.split()[1] for line in out.splitlines()] == ["stop"]
 
 
 def test_record_test_writes_the_microphone_and_what_was_played(

@@ -34,6 +34,10 @@ _LOGGER = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 """Hz: what the echo canceller and every engine take."""
 _FILE_BLOCK_MS = 20
+_NARRATING_CONFIDENCE = 0.9
+"""While the narrator talks, a non-safety command needs at least this confidence (its echo residue is the most
+common source of false commands; stop and too much are never held back)."""
+_NARRATION_TAIL_S = 0.5
 
 
 class FloorControl(Protocol):
@@ -109,12 +113,19 @@ class ListeningPipeline:
 
     def process(self, pcm: np.ndarray, capture_s: float, played: Iterable[PlayedAudio] = ()) -> list[CommandHeard]:
         """One int16 16 kHz block captured at capture_s (monotonic), with the playback log; the commands heard."""
+        played = list(played)
         cleaned = self._echo.clean(np.asarray(pcm, dtype=np.int16), capture_s, played)
         hyps = self.recognizer.accept(cleaned.astype("<i2").tobytes())
         now_s = capture_s + len(pcm) / SAMPLE_RATE
-        heard = self._commands(hyps, now_s)
+        heard = self._commands(hyps, now_s, self._narrating(played, capture_s))
         self._yield_floor(now_s, bool(heard))
         return heard
+
+    @staticmethod
+    def _narrating(played: Iterable[PlayedAudio], capture_s: float) -> bool:
+        """True if the narrator's playback reached into the last half second."""
+        return any(p.start_s <= capture_s and p.start_s + len(p.samples) / p.sample_rate > capture_s - _NARRATION_TAIL_S
+                   for p in played)  # fmt: skip
 
     def _yield_floor(self, now_s: float, heard: bool) -> None:
         """Fade the narrator on a rising safety score; bring it back when no command followed."""
@@ -139,13 +150,17 @@ class ListeningPipeline:
         """End of input: the commands in audio still pending in the engine."""
         return self._commands(self.recognizer.flush(), now_s)
 
-    def _commands(self, hyps: list[Hypothesis], now_s: float) -> list[CommandHeard]:
+    def _commands(self, hyps: list[Hypothesis], now_s: float, narrating: bool = False) -> list[CommandHeard]:
         """Spotting rules and the own-voice filter over new hypotheses."""
         if self.keep_hypotheses:
             self.hypotheses.extend(hyps)
         heard: list[CommandHeard] = []
         for hyp in hyps:
             for command in self._rules.feed(hyp):
+                if narrating and not command.command.is_safety and command.confidence < _NARRATING_CONFIDENCE:
+                    self.ignored_own_voice += 1
+                    _LOGGER.info("ignored over narration: %s (%.2f)", command.command.value, command.confidence)
+                    continue
                 if self.own_voice.is_own_echo(command, now_s):
                     self.ignored_own_voice += 1
                     _LOGGER.info("ignored own voice: %s (%r)", command.command.value, command.text)
@@ -189,7 +204,9 @@ class _Played:
     samples: np.ndarray
 
 
-def _read_mic_and_reference(path: str | Path, reference: str | Path | None) -> tuple[np.ndarray, int, np.ndarray | None]:
+def _read_mic_and_reference(
+    path: str | Path, reference: str | Path | None
+) -> tuple[np.ndarray, int, np.ndarray | None]:
     """The microphone samples, their rate and the reference (None without one), from one or two WAV files."""
     from voicecoach.audio.wavfile import AudioFileError, read_wav_channels
 

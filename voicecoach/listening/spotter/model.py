@@ -315,7 +315,7 @@ def save_head(path: Path, model: SpotterModel) -> None:
         arrays[f"b{i}"] = layer.bias.astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as out:
-        np.savez_compressed(out, **arrays)
+        np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
 
 
 def windows_of(embeddings: np.ndarray, window_frames: int, silence: np.ndarray) -> np.ndarray:
