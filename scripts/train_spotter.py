@@ -58,12 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--tiny", action="store_true", help="a smoke run on a tiny subset, into a temp dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--clean-copies", action="store_true",
+                        help="experimental recipe: also plain (unaugmented) TTS renders, no label smoothing; more "
+                             "recall, more false commands on narration and sentences (see the closing note)")
     return parser
 
 
 def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
-    return (plan.tts_jobs(scale, args.seed) + plan.human_jobs(args.data, scale, args.seed)
-            + plan.narration_jobs(scale, args.seed))  # fmt: skip
+    tts = plan.tts_jobs(scale, args.seed)
+    extra = plan.clean_copies(tts, args.seed) if args.clean_copies else []
+    return tts + plan.human_jobs(args.data, scale, args.seed) + plan.narration_jobs(scale, args.seed) + extra
 
 
 def stage_synth(args: argparse.Namespace, scale: plan.Scale, jobs: list[dict]) -> Path:
@@ -117,9 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     stage_dir = args.cache / "runs" / f"{scale.name}_{args.seed}"
     stage_dir.mkdir(parents=True, exist_ok=True)
     windows = train.label_windows(feats, starts, labels, "train")
-    config = train.TrainConfig(seed=args.seed, **({"epochs": 1, "steps_per_epoch": 20} if args.tiny else {}))
-    if args.epochs:
-        config = train.TrainConfig(seed=args.seed, epochs=args.epochs)
+    settings: dict = {"epochs": 1, "steps_per_epoch": 20} if args.tiny else {}
+    settings |= {"epochs": args.epochs} if args.epochs else {}
+    settings |= {"label_smoothing": 0.0} if args.clean_copies else {}
+    config = train.TrainConfig(seed=args.seed, **settings)
     raw_head = stage_dir / "head_untuned.npz"
     if "train" in stages and (args.stage in ("all", "train") or not raw_head.is_file()):
         _LOGGER.info("training on %d windows (%d command windows)", len(windows.labels),

@@ -89,6 +89,24 @@ def tts_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
     return jobs
 
 
+def clean_copies(jobs: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """A plain render (no room, no noise: digital silence around it) of each training TTS text and voice.
+
+    Listed after every other job, so that adding them left the other shards' cache keys as they were.
+    """
+    rng = random.Random(seed + 5)
+    seen: set[tuple[str, str]] = set()
+    copies = []
+    for job in jobs:
+        key = (job["text"], job["group"])
+        if job["split"] != "train" or key in seen or (job["label"] == NONE_LABEL and rng.random() < 0.5):
+            continue
+        seen.add(key)
+        copies.append({**{k: job[k] for k in ("text", "voice", "label", "split", "tag", "group")},
+                       "strength": "none", "speed": (0.9, 1.1), "seed": rng.getrandbits(31)})  # fmt: skip
+    return copies
+
+
 def human_jobs(data_dir: Path, scale: Scale, seed: int) -> list[dict[str, Any]]:
     """Real people: commands rendered many times over (train), everything else once; held-out speakers plain."""
     rng = random.Random(seed + 2)

@@ -42,6 +42,7 @@ class TrainConfig:
     positive_share: float = 0.35
     """Share of each batch drawn from command windows."""
     steps_per_epoch: int = 350
+    label_smoothing: float = 0.02
 
 
 @dataclass
@@ -141,7 +142,8 @@ def train_head(table: np.ndarray, train: Windows, labels: tuple[str, ...], phras
         x = x + 0.05 * torch.randn_like(x)
         y = torch.from_numpy(train.labels[pick])
         w = torch.from_numpy(train.weights[pick])
-        loss = (torch.nn.functional.cross_entropy(net(x), y, reduction="none", label_smoothing=0.02) * w).mean()
+        losses = torch.nn.functional.cross_entropy(net(x), y, reduction="none", label_smoothing=config.label_smoothing)
+        loss = (losses * w).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -163,7 +165,9 @@ def _export(net, labels: tuple[str, ...], phrases: dict[str, str], mean: np.ndar
     for i, module in enumerate(modules):
         if isinstance(module, nn.Conv1d | nn.Linear):
             relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
-            layers.append(_Layer(module.weight.detach().numpy().copy(), module.bias.detach().numpy().copy(), relu))
+            bias = module.bias
+            assert bias is not None
+            layers.append(_Layer(module.weight.detach().numpy().copy(), bias.detach().numpy().copy(), relu))
     commands = [label for label in labels if label != NONE_LABEL]
     return SpotterModel(labels=labels, phrases={c: phrases[c] for c in commands},
                         thresholds={c: 0.5 for c in commands}, window_frames=WINDOW_FRAMES, consecutive_frames=1,
