@@ -180,7 +180,7 @@ class ListeningPipeline:
         audio_s = len(mic) / SAMPLE_RATE
         mic = np.concatenate([mic, np.zeros(-len(mic) % block, dtype=np.int16)])  # whole blocks for the canceller
         self.recognizer.reset()
-        self.keep_hypotheses = True
+        self.hypotheses, self.keep_hypotheses = [], True  # this run's hypotheses only
         commands: list[CommandHeard] = []
         start = time.thread_time()
         for offset in range(0, len(mic), block):
