@@ -71,12 +71,24 @@ def speaker(virtual_audio: VirtualAudio) -> Iterator[Speaker]:
         yield speaker
 
 
+@pytest.fixture
+def finished() -> Finished:
+    return Finished()
+
+
+@pytest.fixture
+def narrator(synthesizer: CachedSynthesizer, speaker: Speaker, finished: Finished) -> Iterator[SoundNarrator]:
+    """The real narrator on eSpeak-NG and the virtual speaker; the tests close it before reading what played."""
+    narrator = SoundNarrator(synthesizer, speaker, finished)
+    yield narrator
+    narrator.close()
+
+
 @needs_espeak
 def test_stop_cuts_speech_at_once_and_the_next_utterance_plays(
-    virtual_audio: VirtualAudio, synthesizer: CachedSynthesizer, speaker: Speaker
+    virtual_audio: VirtualAudio, synthesizer: CachedSynthesizer, speaker: Speaker, narrator: SoundNarrator,
+    finished: Finished,
 ) -> None:
-    finished = Finished()
-    narrator = SoundNarrator(synthesizer, speaker, finished)
     recording = virtual_audio.start_recording()
     narrator.say(1, _LONG)
     assert wait_until(lambda: bool(speaker.played())), "playback did not start"
@@ -108,10 +120,9 @@ def test_stop_cuts_speech_at_once_and_the_next_utterance_plays(
 
 @needs_espeak
 def test_utterances_and_chimes_play_in_order(
-    virtual_audio: VirtualAudio, synthesizer: CachedSynthesizer, speaker: Speaker
+    virtual_audio: VirtualAudio, synthesizer: CachedSynthesizer, speaker: Speaker, narrator: SoundNarrator,
+    finished: Finished,
 ) -> None:
-    finished = Finished()
-    narrator = SoundNarrator(synthesizer, speaker, finished)
     texts = {11: "Three.", 12: "Two.", 13: "One, and relax."}
     recording = virtual_audio.start_recording()
     narrator.say(11, texts[11], cacheable=True)
@@ -140,9 +151,7 @@ def test_utterances_and_chimes_play_in_order(
 
 
 @needs_espeak
-def test_stop_drops_everything_queued(synthesizer: CachedSynthesizer, speaker: Speaker) -> None:
-    finished = Finished()
-    narrator = SoundNarrator(synthesizer, speaker, finished)
+def test_stop_drops_everything_queued(speaker: Speaker, narrator: SoundNarrator, finished: Finished) -> None:
     narrator.say(21, _LONG)
     narrator.say(22, "Second.")
     narrator.chime("done")

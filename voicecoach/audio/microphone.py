@@ -7,7 +7,8 @@ import queue
 from dataclasses import dataclass
 from typing import Any
 
-from voicecoach.audio.devices import callback_monotonic, device_errors, resolve_device
+from voicecoach.audio.devices import callback_monotonic, device_errors
+from voicecoach.audio.streams import discard_stream, open_stream
 
 _MIC_SAMPLE_RATE = 16000
 _MIC_BLOCK_FRAMES = 320
@@ -41,7 +42,6 @@ class Microphone:
         block_frames: int = _MIC_BLOCK_FRAMES,
         max_queued_blocks: int = _MIC_MAX_QUEUED_BLOCKS,
     ) -> None:
-        index = resolve_device(device, "input")
         self._device_spec = device
         self.sample_rate = sample_rate
         self.block_frames = block_frames
@@ -50,11 +50,8 @@ class Microphone:
         self.dropped = 0
         """Blocks dropped because the queue was full (nobody reading)."""
         self._queue: queue.Queue[MicBlock] = queue.Queue(maxsize=max_queued_blocks)
-        with device_errors("Cannot open the microphone") as sd:
-            self._stream = sd.RawInputStream(
-                samplerate=sample_rate, blocksize=block_frames, device=index, channels=1, dtype="int16",
-                latency="low", callback=self._callback,
-            )  # fmt: skip
+        self._stream = open_stream("input", device, sample_rate, block_frames, self._callback,
+                                   "Cannot open the microphone")  # fmt: skip
 
     def start(self) -> None:
         """Start capturing."""
@@ -63,17 +60,11 @@ class Microphone:
 
     def reopen(self) -> None:
         """Open the input device afresh and start it (after it went away, e.g. unplugged and plugged back)."""
-        with device_errors("The microphone is still unavailable") as sd:
-            try:
-                self._stream.abort()
-                self._stream.close()
-            except Exception:  # the old stream may be beyond closing; it is being replaced
-                _LOGGER.debug("closing the broken microphone stream failed", exc_info=True)
-            index = resolve_device(self._device_spec, "input")
-            self._stream = sd.RawInputStream(
-                samplerate=self.sample_rate, blocksize=self.block_frames, device=index, channels=1, dtype="int16",
-                latency="low", callback=self._callback,
-            )  # fmt: skip
+        what = "The microphone is still unavailable"
+        discard_stream(self._stream)
+        self._stream = open_stream("input", self._device_spec, self.sample_rate, self.block_frames, self._callback,
+                                   what)  # fmt: skip
+        with device_errors(what):
             self._stream.start()
 
     def read(self, timeout_s: float | None = None) -> bytes | None:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from voicecoach.audio.devices import AudioDeviceError, callback_monotonic, device_errors, resolve_device
+from voicecoach.audio.streams import discard_stream, open_stream
 from voicecoach.audio.wavfile import resample
 
 _SPEAKER_BLOCK_FRAMES = 256
@@ -84,7 +85,6 @@ class Speaker:
         idle_tail_s: float = _IDLE_TAIL_S,
         history_s: float = _PLAYED_HISTORY_S,
     ) -> None:
-        index = resolve_device(device, "output")
         self._device_spec = device
         self._block_frames = block_frames
         self._broken = False
@@ -101,16 +101,16 @@ class Speaker:
         """fade() sets it; the callback ramps to it within one block (5 ms at 48 kHz)."""
         self.underflows = 0
         """Callbacks in which PortAudio reported an output underflow."""
-        with device_errors("Cannot open the speaker") as sd:
-            rate = sample_rate or int(sd.query_devices(index, "output")["default_samplerate"])
+        what = "Cannot open the speaker"
+        with device_errors(what) as sd:
+            if sample_rate is None:
+                sample_rate = int(sd.query_devices(resolve_device(device, "output"), "output")["default_samplerate"])
+            rate = sample_rate
             self._callback_abort = sd.CallbackAbort
-            self._stream = sd.OutputStream(
-                samplerate=rate, blocksize=block_frames, device=index, channels=1, dtype="int16",
-                latency="low", callback=self._callback,
-            )  # fmt: skip
+        self._stream = open_stream("output", device, rate, block_frames, self._callback, what)
         self.sample_rate: int = rate
         self._idle_tail_frames = round(idle_tail_s * rate)
-        _LOGGER.debug("speaker open: device %s, %d Hz, latency %.1f ms", index, rate, self.latency_s * 1e3)
+        _LOGGER.debug("speaker open: %d Hz, latency %.1f ms", rate, self.latency_s * 1e3)
 
     @property
     def latency_s(self) -> float:
@@ -143,18 +143,11 @@ class Speaker:
 
     def _reopen_locked(self) -> None:
         """Open the output device again after an error (caller holds _lock)."""
-        with device_errors("The speaker is still unavailable") as sd:
-            try:
-                self._stream.close()
-            except Exception:  # the old stream may be beyond closing; it is being replaced
-                _LOGGER.debug("closing the broken speaker stream failed", exc_info=True)
-            index = resolve_device(self._device_spec, "output")
-            self._stream = sd.OutputStream(
-                samplerate=self.sample_rate, blocksize=self._block_frames, device=index, channels=1, dtype="int16",
-                latency="low", callback=self._callback,
-            )  # fmt: skip
+        discard_stream(self._stream)
+        self._stream = open_stream("output", self._device_spec, self.sample_rate, self._block_frames, self._callback,
+                                   "The speaker is still unavailable")  # fmt: skip
         self._broken = False
-        _LOGGER.info("speaker reopened: device %s", index)
+        _LOGGER.info("speaker reopened")
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the current buffer played to its end (True) or was aborted (False)."""
