@@ -13,6 +13,7 @@ a later stage runs the earlier ones it needs from the cache. Seeded and CPU only
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import shlex
@@ -61,13 +62,32 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--clean-copies", action="store_true",
                         help="experimental recipe: also plain (unaugmented) TTS renders, no label smoothing; more "
                              "recall, more false commands on narration and sentences (see the closing note)")
+    parser.add_argument("--original-recipe", action="store_true",
+                        help="without the extra renders (plan.extra_jobs) and with the original training settings")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a training setting (train.TrainConfig field), e.g. --set hard_share=0.3")
+    parser.add_argument("--extra-only", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
 def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
     tts = plan.tts_jobs(scale, args.seed)
-    extra = plan.clean_copies(tts, args.seed) if args.clean_copies else []
-    return tts + plan.human_jobs(args.data, scale, args.seed) + plan.narration_jobs(scale, args.seed) + extra
+    original = tts + plan.human_jobs(args.data, scale, args.seed) + plan.narration_jobs(scale, args.seed)
+    extra = [] if args.original_recipe else plan.extra_jobs(original, args.data, scale, args.seed)
+    copies = plan.clean_copies(tts, args.seed) if args.clean_copies else []
+    return original + extra + copies
+
+
+def _overrides(pairs: list[str]) -> dict:
+    """--set FIELD=VALUE pairs as TrainConfig keyword arguments, typed like the field's default."""
+    fields = {f.name: f for f in evaluate.dataclasses.fields(train.TrainConfig)}
+    out: dict = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in fields:
+            raise SystemExit(f"train_spotter: --set {pair}: no training setting {name!r} (one of {sorted(fields)})")
+        out[name] = type(getattr(train.ORIGINAL, name))(value)
+    return out
 
 
 def stage_synth(args: argparse.Namespace, scale: plan.Scale, jobs: list[dict]) -> Path:
@@ -108,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     pool_path = stage_synth(args, scale, jobs)
     if args.stage == "synth":
         return 0
+    if args.extra_only:  # fill the cache with the extra renders alone (beside a run of the original recipe)
+        features.compute([j for j in jobs if j.get("batch") == plan.EXTRA_BATCH], data_dir=args.data,
+                         cache_dir=args.cache, workers=args.workers, narration_pool=pool_path,
+                         progress=not args.quiet)  # fmt: skip
+        return 0
     feats = features.compute(jobs, data_dir=args.data, cache_dir=args.cache, workers=args.workers,
                              narration_pool=pool_path, progress=not args.quiet)  # fmt: skip
     if args.stage == "features":
@@ -124,7 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     settings: dict = {"epochs": 1, "steps_per_epoch": 20} if args.tiny else {}
     settings |= {"epochs": args.epochs} if args.epochs else {}
     settings |= {"label_smoothing": 0.0} if args.clean_copies else {}
-    config = train.TrainConfig(seed=args.seed, **settings)
+    settings |= _overrides(args.set)
+    base = train.ORIGINAL if args.original_recipe else train.IMPROVED
+    config = evaluate.dataclasses.replace(base, seed=args.seed, **settings)
+    _LOGGER.info("training settings: %s", config)
+    recipe = json.dumps([evaluate.dataclasses.asdict(config), args.original_recipe, args.clean_copies, len(jobs)])
+    stage_dir = stage_dir / hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    stage_dir.mkdir(parents=True, exist_ok=True)
     raw_head = stage_dir / "head_untuned.npz"
     if "train" in stages and (args.stage in ("all", "train") or not raw_head.is_file()):
         _LOGGER.info("training on %d windows (%d command windows)", len(windows.labels),
@@ -151,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     final = evaluate.dataclasses.replace(final, metadata={"seed": str(args.seed), "scale": scale.name})
     save_head(head_path, final)
     (stage_dir / "figures.json").write_text(json.dumps(figs, indent=1))
+    for line in evaluate.headline(figs):
+        print(line)
     summary = {"window_frames": train.WINDOW_FRAMES, "train_windows": len(windows.labels),
                "train_clips": sum(1 for m in feats.meta if m["split"] == "train"),
                "minutes": (time.monotonic() - started) / 60}  # fmt: skip

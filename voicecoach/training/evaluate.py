@@ -138,3 +138,24 @@ def figures(model: SpotterModel, probabilities: dict[int, np.ndarray], features:
 def with_rule(model: SpotterModel, thresholds: dict[str, float], frames: int) -> SpotterModel:
     """The model with these thresholds and consecutive-frame rule."""
     return dataclasses.replace(model, thresholds=dict(thresholds), consecutive_frames=frames)
+
+
+def headline(figs: dict[str, Any]) -> list[str]:
+    """The figures the shipping rule looks at, one line each: safety recall on held-out people, false commands."""
+    lines = []
+    for r in figs["recall"]:
+        pooled_tts = r["source"] == "tts_cmd" and r["split"] == "test" and r["condition"] == "quiet"
+        if (r["source"] == "human_cmd" and r["split"] == "val") or pooled_tts:
+            lines.append(f"recall {r['split']} {r['source']} {r['command']} {r['condition']}: "
+                         f"{r['heard']}/{r['clips']} = {100 * r['recall']:.1f}%")  # fmt: skip
+    for command in ("stop", "too_much"):
+        rows = [r for r in figs["recall"] if r["split"] == "val" and r["source"] == "tts_cmd"
+                and r["command"] == command]  # fmt: skip
+        heard, clips = sum(r["heard"] for r in rows), sum(r["clips"] for r in rows)
+        if clips:
+            lines.append(f"recall val tts_cmd {command} all conditions: {heard}/{clips} = {100 * heard / clips:.1f}%")
+    for r in figs["false"]:
+        lines.append(f"false {r['split']} {r['source']} {r['condition']}: {r['clips_firing']}/{r['clips']} clips = "
+                     f"{100 * r['clips_firing'] / max(1, r['clips']):.2f}%, {r['false_commands']} commands, "
+                     f"{r['per_hour']:.1f}/h")  # fmt: skip
+    return lines

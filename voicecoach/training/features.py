@@ -153,6 +153,26 @@ def _run_shard(args: tuple[Path, list[dict[str, Any]]]) -> Path:
     return path
 
 
+def shard_list(jobs: list[dict[str, Any]], folder: Path) -> list[tuple[Path, list[dict[str, Any]]]]:
+    """Jobs in shards of SHARD_SIZE; a job group (its "batch" key, absent in the original recipe) starts a shard.
+
+    So job groups appended to the list leave every earlier shard, and its cache file, as it was, and a group can be
+    computed on its own.
+    """
+    shards = []
+    at = 0
+    while at < len(jobs):
+        batch = jobs[at].get("batch")
+        end = at
+        while end < len(jobs) and end - at < SHARD_SIZE and jobs[end].get("batch") == batch:
+            end += 1
+        part = jobs[at:end]
+        digest = hashlib.sha256("".join(job_hash(job) for job in part).encode()).hexdigest()[:32]
+        shards.append((folder / f"{digest}.npz", part))
+        at = end
+    return shards
+
+
 def compute(jobs: list[dict[str, Any]], *, data_dir: Path, cache_dir: Path, workers: int,
             narration_pool: Path | None, progress: bool = True) -> Features:  # fmt: skip
     """Embeddings of every job, from the cache where present; shards run on `workers` processes."""
@@ -160,11 +180,7 @@ def compute(jobs: list[dict[str, Any]], *, data_dir: Path, cache_dir: Path, work
 
     folder = cache_dir / "features"
     folder.mkdir(parents=True, exist_ok=True)
-    shards = []
-    for at in range(0, len(jobs), SHARD_SIZE):
-        part = jobs[at : at + SHARD_SIZE]
-        digest = hashlib.sha256("".join(job_hash(job) for job in part).encode()).hexdigest()[:32]
-        shards.append((folder / f"{digest}.npz", part))
+    shards = shard_list(jobs, folder)
     todo = [shard for shard in shards if not shard[0].is_file()]
     _LOGGER.info("features: %d jobs in %d shards, %d to compute", len(jobs), len(shards), len(todo))
     if todo:

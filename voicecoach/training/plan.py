@@ -43,7 +43,8 @@ TINY = Scale("tiny", tts_voices=2, confusable_voices=1, human_renders=1, human_o
 
 
 def _voice_dict(voice: synthesis.Voice) -> dict[str, Any]:
-    return {"engine": voice.engine, "name": voice.name, "rate_wpm": voice.rate_wpm, "pitch": voice.pitch}
+    out = {"engine": voice.engine, "name": voice.name, "rate_wpm": voice.rate_wpm, "pitch": voice.pitch}
+    return out | ({"f0_hz": voice.f0_hz} if voice.f0_hz else {})
 
 
 def _aug(rng: random.Random, echo_share: float) -> dict[str, Any]:
@@ -186,3 +187,82 @@ def pool_texts(scale: Scale, seed: int) -> list[str]:
     """Narration laid under the positives (training texts only)."""
     texts = narration_texts(scale, seed)
     return texts["train"] + texts["routine"]
+
+
+EXTRA_BATCH = "extra-1"
+"""The "batch" key of the extra jobs (they start their own shards: the original recipe's cache stays valid)."""
+
+
+def extra_jobs(jobs: list[dict[str, Any]], data_dir: Path, scale: Scale, seed: int) -> list[dict[str, Any]]:
+    """More training renders, appended after the original recipe's jobs (which they leave as they were).
+
+    - every real person's command clip of the training speakers: once plain (as the validation "quiet" clips are
+      heard), and `scale.human_renders` more times with wider speed, more echo and full augmentation;
+    - every other real-person clip of the training speakers once more, plain (hard human negatives as heard);
+    - Flite variants (slt and kal at other rates and mean pitches; awb, rms and kal16 stay held out) for every
+      command phrase and the confusables;
+    - a plain render (digital silence around it, as the test voices are heard) of every training TTS text and voice,
+      commands and confusables alike, so that clean speech is learned on both sides;
+    - the routine and the training narration once more as echo residue, with other seeds.
+    Validation and test jobs are untouched.
+    """
+    rng = random.Random(seed + 7)
+    extra: list[dict[str, Any]] = []
+
+    def add(job: dict[str, Any], **condition: Any) -> None:
+        extra.append({**job, **condition, "seed": rng.getrandbits(31), "batch": EXTRA_BATCH})
+
+    keys = ("path", "text", "voice", "texts", "label", "split", "tag", "group")
+    human_cmd_seen: set[str] = set()
+    human_other_seen: set[str] = set()
+    for job in jobs:
+        if job["split"] != "train" or "path" not in job:
+            continue
+        base = {k: job[k] for k in keys if k in job}
+        if job["label"] != NONE_LABEL and job["path"] not in human_cmd_seen:
+            human_cmd_seen.add(job["path"])
+            add(base, strength="none")
+            add(base, strength="none", speed=(0.85, 1.15))
+            for _ in range(scale.human_renders if not scale.tiny else 1):
+                if rng.random() < 0.5:
+                    add(base, strength="mild", echo_db=rng.choice(ECHO_LEVELS_DB), speed=(0.85, 1.15))
+                else:
+                    add(base, strength="full", speed=(0.8, 1.2))
+        elif job["label"] == NONE_LABEL and job["path"] not in human_other_seen:
+            human_other_seen.add(job["path"])
+            add(base, strength="none")
+    commands = sources.command_phrases()
+    flite = synthesis.flite_variants(10 if not scale.tiny else 1, seed + 8)
+    for voice in flite:
+        for command, phrases in commands.items():
+            for phrase in phrases if not scale.tiny else phrases[:1]:
+                base = {"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "train",
+                        "tag": "tts_cmd", "group": voice.label}  # fmt: skip
+                add(base, **_aug(rng, 0.35))
+                add(base, strength="none", speed=(0.9, 1.1))
+        for word in (sources.CONFUSABLES if not scale.tiny else sources.CONFUSABLES[:3])[index_of(voice, flite) % 2::2]:
+            base = {"text": word, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "train",
+                    "tag": "tts_confusable", "group": voice.label}  # fmt: skip
+            add(base, **_aug(rng, 0.25))
+            add(base, strength="none", speed=(0.9, 1.1))
+    seen: set[tuple[str, str]] = set()
+    for job in jobs:
+        if job["split"] != "train" or "text" not in job or (job["text"], job["group"]) in seen:
+            continue
+        seen.add((job["text"], job["group"]))
+        add({k: job[k] for k in keys if k in job}, strength="none", speed=(0.9, 1.1))
+    if not scale.tiny:
+        texts = narration_texts(scale, seed)
+        for piece in _pieces(texts["routine"]):
+            for db in ECHO_LEVELS_DB:
+                add({"texts": piece, "label": NONE_LABEL, "split": "train", "tag": "narr_routine",
+                     "group": "narr_routine"}, echo_db=db)  # fmt: skip
+        for piece in _pieces(texts["train"]):
+            add({"texts": piece, "label": NONE_LABEL, "split": "train", "tag": "narr_other", "group": "narr_other"},
+                echo_db=rng.choice(ECHO_LEVELS_DB))  # fmt: skip
+    return extra
+
+
+def index_of(voice: synthesis.Voice, voices: list[synthesis.Voice]) -> int:
+    """Position of a voice in a list (for alternating halves of the confusables)."""
+    return voices.index(voice)

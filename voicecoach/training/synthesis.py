@@ -48,12 +48,14 @@ class Voice:
     """0: the engine's default."""
     pitch: int = 50
     """eSpeak-NG pitch, 0 to 99."""
+    f0_hz: int = 0
+    """Flite: the intonation's target mean pitch in Hz (0: the voice's own)."""
 
     @property
     def label(self) -> str:
         """A short readable id."""
         return f"{self.engine}:{self.name}" + (f"@{self.rate_wpm}" if self.rate_wpm else "") + (
-            f"p{self.pitch}" if self.engine == "espeak-ng" else "")
+            f"p{self.pitch}" if self.engine == "espeak-ng" else "") + (f"f{self.f0_hz}" if self.f0_hz else "")
 
 
 def training_voices(count: int, seed: int) -> list[Voice]:
@@ -69,6 +71,22 @@ def training_voices(count: int, seed: int) -> list[Voice]:
         voices.append(Voice("flite", name))
     if shutil.which("text2wave"):
         voices += [Voice("festival", name) for name in _FESTIVAL_TRAIN]
+    return voices
+
+
+FLITE_RATE_WPM = 170
+"""About Flite's own speaking rate: a Flite voice's rate_wpm becomes duration_stretch = FLITE_RATE_WPM / rate_wpm."""
+
+
+def flite_variants(count: int, seed: int) -> list[Voice]:
+    """Seeded variants of the training Flite voices (slt, kal): other rates and mean pitches, never awb or rms."""
+    rng = random.Random(seed)
+    pitches = {"slt": (140, 250), "kal": (75, 150)}
+    voices: list[Voice] = []
+    for index in range(count):
+        name = _FLITE_TRAIN[index % len(_FLITE_TRAIN)]
+        low, high = pitches[name]
+        voices.append(Voice("flite", name, rng.randrange(120, 231, 10), 50, rng.randrange(low, high, 5)))
     return voices
 
 
@@ -108,7 +126,12 @@ def synthesize(voice: Voice, text: str) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.wav"
         if voice.engine == "flite":
-            _run(["flite", "-voice", voice.name, "-t", text, "-o", str(out)])
+            argv = ["flite", "-voice", voice.name]
+            if voice.rate_wpm:
+                argv += ["--setf", f"duration_stretch={FLITE_RATE_WPM / voice.rate_wpm:.3f}"]
+            if voice.f0_hz:
+                argv += ["--setf", f"int_f0_target_mean={voice.f0_hz}"]
+            _run([*argv, "-t", text, "-o", str(out)])
         elif voice.engine == "festival":
             source = Path(tmp) / "text.txt"
             source.write_text(text)

@@ -43,6 +43,24 @@ class TrainConfig:
     """Share of each batch drawn from command windows."""
     steps_per_epoch: int = 350
     label_smoothing: float = 0.02
+    balance_power: float = 1.0
+    """Command windows are drawn with weight count ** (balance_power - 1) each: 1.0 draws every window alike (each
+    command as often as it has windows), 0.5 evens the commands out towards their square roots."""
+    safety_boost: float = 1.0
+    """How much more often stop and too_much windows are drawn than balance_power alone gives."""
+    hard_share: float = 0.0
+    """Share of each batch's "none" windows drawn from the hardest ones (mined once an epoch, from epoch 2 on)."""
+    hard_top: float = 0.04
+    """The hardest share of the mined "none" windows (highest command probability) that form the hard pool."""
+    mine_sample: int = 120_000
+    """"none" windows scored per mining pass."""
+
+
+ORIGINAL = TrainConfig()
+"""The settings of the original recipe (train_spotter.py --original-recipe)."""
+IMPROVED = TrainConfig(balance_power=0.5, safety_boost=2.0, hard_share=0.25, epochs=14)
+"""The default recipe: commands evened out, stop and too_much drawn twice as often, hard-negative mining."""
+SAFETY = ("stop", "too_much")
 
 
 @dataclass
@@ -133,10 +151,19 @@ def train_head(table: np.ndarray, train: Windows, labels: tuple[str, ...], phras
     total = config.epochs * config.steps_per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
     n_pos = int(config.batch * config.positive_share) if len(positives) else 0
+    n_hard = int((config.batch - n_pos) * config.hard_share)
+    positive_p = _positive_weights(train.labels[positives], labels, config)
+    hard = negatives[:0]
     bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
     net.train()
     for _step in range(total):
-        pick = np.concatenate([rng.choice(positives, n_pos), rng.choice(negatives, config.batch - n_pos)])
+        if n_hard and _step and _step % config.steps_per_epoch == 0:
+            hard = _mine(net, normed, train.rows[negatives], negatives, none, config, rng)
+            net.train()
+        use_hard = n_hard if len(hard) else 0
+        pick = np.concatenate([rng.choice(positives, n_pos, p=positive_p),
+                               rng.choice(negatives, config.batch - n_pos - use_hard),
+                               rng.choice(hard, use_hard) if use_hard else negatives[:0]])  # fmt: skip
         rows = torch.from_numpy(train.rows[pick])
         x = normed[rows[:, None] + offsets].transpose(1, 2)
         x = x + 0.05 * torch.randn_like(x)
@@ -154,6 +181,39 @@ def train_head(table: np.ndarray, train: Windows, labels: tuple[str, ...], phras
     bar.close()
     net.eval()
     return _export(net, labels, phrases, mean, scale)
+
+
+def _positive_weights(classes: np.ndarray, labels: tuple[str, ...], config: TrainConfig) -> np.ndarray | None:
+    """Draw probability of each command window (None: all alike)."""
+    if config.balance_power == 1.0 and config.safety_boost == 1.0:
+        return None
+    counts = np.bincount(classes, minlength=len(labels)).astype(np.float64)
+    weight = np.maximum(counts, 1.0) ** (config.balance_power - 1.0)
+    for command in SAFETY:
+        if command in labels:
+            weight[labels.index(command)] *= config.safety_boost
+    p = weight[classes]
+    return p / p.sum()
+
+
+def _mine(net, normed, rows: np.ndarray, negatives: np.ndarray, none: int, config: TrainConfig,
+          rng: np.random.Generator) -> np.ndarray:  # type: ignore[no-untyped-def]  # fmt: skip
+    """The "none" windows the network currently finds most like a command (of a random sample of them)."""
+    import torch
+
+    sample = rng.choice(len(negatives), min(len(negatives), config.mine_sample), replace=False)
+    offsets = torch.arange(WINDOW_FRAMES)
+    scores = []
+    net.eval()
+    with torch.no_grad():
+        for at in range(0, len(sample), 4096):
+            r = torch.from_numpy(rows[sample[at : at + 4096]])
+            probs = torch.softmax(net(normed[r[:, None] + offsets].transpose(1, 2)), dim=1)
+            probs[:, none] = 0.0
+            scores.append(probs.max(dim=1).values.numpy())
+    score = np.concatenate(scores)
+    keep = max(1, int(len(sample) * config.hard_top))
+    return negatives[sample[np.argsort(-score)[:keep]]]
 
 
 def _export(net, labels: tuple[str, ...], phrases: dict[str, str], mean: np.ndarray,
