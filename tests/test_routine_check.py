@@ -112,7 +112,7 @@ def test_every_text_the_narrator_says_is_checked_and_nothing_else(tmp_path: Path
         "exercises[2].name": "Second stop",
         "exercises[2].steps[1]": "Other step stop",
     }
-    path = tmp_path / "every.yaml"
+    path = tmp_path / "every-field.yaml"
     path.write_text(
         f"""\
 name: every-field
@@ -220,7 +220,7 @@ def test_check_prints_a_safety_warning_with_file_line_field_and_command(
     assert code == 0
     assert f'{path}:11: exercises[1].steps[2]: warning: says "stop", the STOP command:' in err
     assert "reword it" in err and "Traceback" not in err
-    assert f"{path}: ok (1 exercises, about 1 min; 1 warning)" in out
+    assert f"{path}: ok (1 exercise, about 1 min; 1 warning)" in out
 
 
 def test_check_notes_a_non_safety_command_as_less_severe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -242,7 +242,7 @@ def test_a_clean_file_prints_only_ok(tmp_path: Path, capsys: pytest.CaptureFixtu
     path = write_routine(tmp_path)
     code, out, err = run_check(["--strict", str(path)], capsys)
     assert (code, err) == (0, "")
-    assert out == f"{path}: ok (1 exercises, about 1 min)\n"
+    assert out == f"{path}: ok (1 exercise, about 1 min)\n"
 
 
 def test_problems_still_exit_2_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

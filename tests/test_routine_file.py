@@ -48,7 +48,7 @@ exercises:
         Straighten the leg
         slowly.
     hold_cue: Breathe slowly.
-    hold_s: 2.5
+    hold_s: 25
     max_hold_s: 45
     reps: 3
     sides: both
@@ -119,7 +119,7 @@ def test_full_routine_loads_every_field() -> None:
     assert towel.equipment == ("towel or band", "mat")
     assert towel.cautions == ("Keep the other knee bent.",)
     assert towel.steps == ("Loop the towel around your foot.", "Straighten the leg slowly.")
-    assert (towel.hold_cue, towel.hold_s, towel.max_hold_s) == ("Breathe slowly.", 2.5, 45.0)
+    assert (towel.hold_cue, towel.hold_s, towel.max_hold_s) == ("Breathe slowly.", 25.0, 45.0)
     assert (towel.reps, towel.sides, towel.rest_s) == (3, Sides.BOTH, 15.0)
     assert (towel.line, cat.line) == (10, 25)
 

@@ -66,21 +66,23 @@ def _config_fix(file: str, line: int) -> str:
     return f"correct {where} (what is expected is in parentheses); until then the defaults are checked"
 
 
-def run_checks(config: Config) -> list[Check]:
-    """Every check, in the order a person would fix them."""
+def run_checks(config: Config, config_file: Path | None = None) -> list[Check]:
+    """Every check, in the order a person would fix them; fixes name config_file (the one given, which may have
+    failed to load), else the file the settings came from, else the default location."""
+    file = config.path or config_file or config_path()
     checks: list[tuple[str, Callable[[], Check]]] = [
         ("python", _python),
         ("portaudio", _portaudio),
-        ("input device", lambda: _device(config.mic.input_device, "input", config)),
-        ("output device", lambda: _device(config.narrator.output_device, "output", config)),
-        ("narrator", lambda: _narrator(config.narrator, config)),
-        ("vosk model", lambda: _vosk(config.recognizer, config)),
+        ("input device", lambda: _device(config.mic.input_device, "input", file)),
+        ("output device", lambda: _device(config.narrator.output_device, "output", file)),
+        ("narrator", lambda: _narrator(config.narrator, file)),
+        ("vosk model", lambda: _vosk(config.recognizer, file)),
         ("spotter", _spotter),
         ("pocketsphinx", _pocketsphinx),
         ("echo canceller", lambda: _echo(config.echo_cancel)),
         ("history", _history),
         ("disk space", _disk),
-        ("routine", lambda: _routine(config.routine, config)),
+        ("routine", lambda: _routine(config.routine, file)),
     ]
     return [_guarded(name, check) for name, check in checks]
 
@@ -114,9 +116,9 @@ def _guarded(name: str, check: Callable[[], Check]) -> Check:
     return result
 
 
-def _where(config: Config, section: str, key: str) -> str:
+def _where(file: Path, section: str, key: str) -> str:
     """'[audio] input_device in FILE' for fix lines."""
-    return f"[{section}] {key} in {config.path or config_path()}"
+    return f"[{section}] {key} in {file}"
 
 
 # --- the checks ---------------------------------------------------------------------------------
@@ -150,12 +152,12 @@ def _portaudio() -> Check:
     return Check(name, True, detail)
 
 
-def _device(spec: str | None, kind: str, config: Config) -> Check:
+def _device(spec: str | None, kind: str, file: Path) -> Check:
     from voicecoach.audio.devices import AudioDeviceError, list_devices, resolve_device
 
     name = f"{kind} device"
     key = "input_device" if kind == "input" else "output_device"
-    fix = f"set {_where(config, 'audio', key)} (or --{key.replace('_', '-')}) to a device from `voicecoach devices`"
+    fix = f"set {_where(file, 'audio', key)} (or --{key.replace('_', '-')}) to a device from `voicecoach devices`"
     try:
         index = resolve_device(spec, "input" if kind == "input" else "output")
         devices = list_devices()
@@ -171,7 +173,7 @@ def _device(spec: str | None, kind: str, config: Config) -> Check:
     return Check(name, True, f"[{device.index}] {device.name} ({device.hostapi}), {how}")
 
 
-def _narrator(settings: NarratorSettings, config: Config) -> Check:
+def _narrator(settings: NarratorSettings, file: Path) -> Check:
     from voicecoach.narration.synthesis import Pyttsx3Synthesizer, TtsError
 
     name = "narrator"
@@ -182,7 +184,7 @@ def _narrator(settings: NarratorSettings, config: Config) -> Check:
         samples = synthesizer.synthesize(_TEST_PHRASE)
     except (TtsError, ValueError) as exc:
         if settings.voice and "voice" in str(exc).lower():
-            fix = f"set {_where(config, 'voice', 'voice')} to a voice listed by `espeak-ng --voices`"
+            fix = f"set {_where(file, 'voice', 'voice')} to a voice listed by `espeak-ng --voices`"
         else:
             fix = "install eSpeak-NG: sudo apt-get install espeak-ng libespeak-ng1"
         return Check(name, False, str(exc), fix)
@@ -196,7 +198,7 @@ def _narrator(settings: NarratorSettings, config: Config) -> Check:
     return Check(name, True, detail)
 
 
-def _vosk(settings: RecognizerSettings, config: Config) -> Check:
+def _vosk(settings: RecognizerSettings, file: Path) -> Check:
     from voicecoach.listening.vosk import find_model, is_model_dir, model_search_dirs
 
     name = "vosk model"
@@ -207,11 +209,11 @@ def _vosk(settings: RecognizerSettings, config: Config) -> Check:
     if model is None:
         looked = ", ".join(str(folder) for folder in model_search_dirs())
         if settings.engine == "vosk" or settings.language != "en":
-            fix = f"{download}, or set {_where(config, 'recognizer', 'model')} to a model for {settings.language!r}"
+            fix = f"{download}, or set {_where(file, 'recognizer', 'model')} to a model for {settings.language!r}"
             return Check(name, False, f"no Vosk model found (looked in {looked})", fix)
         return Check(name, True, "no Vosk model installed (not needed: the keyword spotter listens)", download)
     if not is_model_dir(model):
-        fix = f"set {_where(config, 'recognizer', 'model')} to an unpacked Vosk model folder, or {download}"
+        fix = f"set {_where(file, 'recognizer', 'model')} to an unpacked Vosk model folder, or {download}"
         return Check(name, False, f"{model} is not a Vosk model folder (no am/final.mdl and conf/model.conf)", fix)
     try:
         import vosk  # noqa: F401
@@ -295,7 +297,7 @@ def _disk() -> Check:
     return Check(name, True, detail)
 
 
-def _routine(routine: str, config: Config) -> Check:
+def _routine(routine: str, file: Path) -> Check:
     from voicecoach.files.library import find_routine
     from voicecoach.files.routine_file import RoutineFileError, load_routine_file
 
@@ -303,6 +305,6 @@ def _routine(routine: str, config: Config) -> Check:
     try:
         loaded = load_routine_file(find_routine(routine))
     except RoutineFileError as exc:
-        fix = f"set {_where(config, 'routine', 'default')} to a routine from `voicecoach list`, or fix that file"
+        fix = f"set {_where(file, 'routine', 'default')} to a routine from `voicecoach list`, or fix that file"
         return Check(name, False, str(exc.problems[0]) if exc.problems else str(exc), fix)
     return Check(name, True, f"{loaded.name}: {loaded.title} ({len(loaded.exercises)} exercises)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -12,12 +13,13 @@ from pathlib import Path
 from voicecoach import __version__
 from voicecoach.cli import voice
 from voicecoach.cli.options import add_voice_options, build_settings
+from voicecoach.cli.text import plural
 from voicecoach.core.commands import Vocabulary, VocabularyError, load_vocabulary
 from voicecoach.core.plan import build_plan, exercise_estimate_s, segment_estimate_s
 from voicecoach.core.progression import ProgressionSettings
 from voicecoach.core.routine import Routine
 from voicecoach.files.config import ConfigError, load_config
-from voicecoach.files.library import find_routine, list_routines
+from voicecoach.files.library import find_routine, list_routines, routine_files
 from voicecoach.files.routine_check import Finding, Level, check_routine
 from voicecoach.files.routine_file import RoutineFileError, load_routine_file
 from voicecoach.runtime.dry_run import ScriptError
@@ -28,6 +30,8 @@ from voicecoach.store.history import HistoryError
 _LOGGER = logging.getLogger(__name__)
 _EXIT_USER_ERROR = 2
 _EXIT_STRICT_WARNINGS = 1
+_EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a Unix tool whose reader went away (`... | head`)."""
 
 
 class UserError(Exception):
@@ -47,8 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return _EXIT_USER_ERROR
     try:
+        return _handle(handler, args)
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _handle(handler: Callable[[argparse.Namespace, AppSettings], int], args: argparse.Namespace) -> int:
+    """Run one command with the settings of the config file under the command line; user errors are one line."""
+    try:
         settings = AppSettings()
-        if hasattr(args, "rate"):  # the commands that speak or listen take their settings from the config file too
+        if handler is not cmd_doctor:  # doctor reports the config file's problems as checks of its own
             try:
                 settings = build_settings(args, load_config(args.config))
             except ValueError as exc:
@@ -64,6 +76,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("voicecoach: interrupted", file=sys.stderr)
         return 130
+
+
+def _reader_gone() -> int:
+    """The reader of standard output went away: end quietly, as Unix tools do, with no traceback at exit either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout at exit: let that flush go nowhere
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout (tests capture it)
+        pass
+    return _EXIT_BROKEN_PIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,9 +170,9 @@ def cmd_list(args: argparse.Namespace, settings: AppSettings) -> int:
         try:
             routine = load_routine_file(ref.path)
         except RoutineFileError as exc:
-            summary = f"INVALID ({len(exc.problems)} problems; run: voicecoach check {ref.path})"
+            summary = f"INVALID ({plural(len(exc.problems), 'problem')}; run: voicecoach check {ref.path})"
         else:
-            summary = f"{routine.title} ({len(routine.exercises)} exercises, {_minutes(routine)})"
+            summary = f"{routine.title} ({plural(len(routine.exercises), 'exercise')}, {_minutes(routine)})"
         print(f"{ref.name:<{width}}  {origin:<8}  {summary}")
     return 0
 
@@ -173,7 +195,7 @@ def cmd_show(args: argparse.Namespace, settings: AppSettings) -> int:
             f" {ex.reps:>4} {ex.sides.value:<5} {ex.rest_s:>4g}s {_clock(exercise_estimate_s(plan, index)):>6}"
         )
     print("-" * len(header))
-    print(f"Total: {len(routine.exercises)} exercises, {_minutes(routine)}")
+    print(f"Total: {plural(len(routine.exercises), 'exercise')}, {_minutes(routine)}")
     return 0
 
 
@@ -183,9 +205,13 @@ def cmd_check(args: argparse.Namespace, settings: AppSettings) -> int:
     Exit 2 if any routine has problems, else 1 if --strict and any has warnings, else 0.
     """
     failed = warned = False
-    for name_or_path in args.routines:
+    for path in _routine_paths(args.routines):
+        if isinstance(path, RoutineFileError):
+            failed = True
+            for problem in path.problems:
+                print(problem, file=sys.stderr)
+            continue
         try:
-            path = find_routine(name_or_path)
             routine, findings = check_routine(path)
         except RoutineFileError as exc:
             failed = True
@@ -195,15 +221,27 @@ def cmd_check(args: argparse.Namespace, settings: AppSettings) -> int:
         for finding in findings:
             print(finding, file=sys.stderr)
         warned = warned or any(finding.level is Level.WARNING for finding in findings)
-        print(f"{path}: ok ({len(routine.exercises)} exercises, {_minutes(routine)}{_finding_counts(findings)})")
+        exercises = plural(len(routine.exercises), "exercise")
+        print(f"{path}: ok ({exercises}, {_minutes(routine)}{_finding_counts(findings)})")
     if failed:
         return _EXIT_USER_ERROR
     return _EXIT_STRICT_WARNINGS if warned and args.strict else 0
 
 
+def _routine_paths(arguments: list[str]) -> list[Path | RoutineFileError]:
+    """The routine files the arguments name (every one in a folder), or why an argument names none."""
+    paths: list[Path | RoutineFileError] = []
+    for name_or_path in arguments:
+        try:
+            paths.extend(routine_files(name_or_path))
+        except RoutineFileError as exc:
+            paths.append(exc)
+    return paths
+
+
 def _finding_counts(findings: list[Finding]) -> str:
     counts = Counter(finding.level for finding in findings)
-    parts = [f"{counts[level]} {level.value}{'s' if counts[level] != 1 else ''}" for level in Level if counts[level]]
+    parts = [plural(counts[level], level.value) for level in Level if counts[level]]
     return f"; {', '.join(parts)}" if parts else ""
 
 
@@ -222,7 +260,7 @@ def cmd_doctor(args: argparse.Namespace, settings: AppSettings) -> int:
     from voicecoach.cli.doctor import RECORD_TEST_HINT, check_config, format_checks, run_checks
 
     config, config_checks = check_config(args.config)
-    checks = [*config_checks, *run_checks(config)]
+    checks = [*config_checks, *run_checks(config, args.config)]
     print(format_checks(checks))
     print(RECORD_TEST_HINT)
     return 0 if all(check.ok for check in checks) else 1

@@ -25,13 +25,15 @@ def add_voice_options(parser: argparse.ArgumentParser) -> None:
     """Options for commands that speak or listen."""
     group = parser.add_argument_group("voice")
     group.add_argument("--engine", choices=ENGINES,
-                       help="speech recognizer (default auto: the built-in keyword spotter for English, vosk for other languages)")
+                       help="speech recognizer (default auto: the built-in keyword spotter for English, vosk for "
+                       "other languages)")
     group.add_argument("--model", type=Path, help="Vosk model folder")
     group.add_argument("--input-device", help="microphone: index or name substring (see: voicecoach devices)")
     group.add_argument("--output-device", help="speaker: index or name substring")
     group.add_argument("--voice", help="eSpeak-NG voice, e.g. en-us or en+f3")
     group.add_argument("--rate", type=int,
-                       help=f"speech rate in words per minute, {MIN_RATE_WPM} to {MAX_RATE_WPM} (default {DEFAULT_RATE_WPM})")
+                       help=f"speech rate in words per minute, {MIN_RATE_WPM} to {MAX_RATE_WPM} "
+                       f"(default {DEFAULT_RATE_WPM})")
     group.add_argument("--volume", type=float, help="narrator volume, 0 to 1 (default 1)")
     group.add_argument("--no-echo-cancel", action="store_true", help="do not cancel the narrator's own voice")
 

@@ -5,8 +5,9 @@ The file is optional: when the default location has none, every setting is the b
 explicitly (the argument of load_config, or `$VOICECOACH_CONFIG`) must exist: a typo there should not silently fall
 back to defaults.
 
-Precedence: an option given on the command line, then the config file, then the built-in default. cli.options.build_settings
-relies on options that default to None, so that "not given" can be told apart from "given the default value".
+Precedence: an option given on the command line, then the config file, then the built-in default.
+cli.options.build_settings relies on options that default to None, so that "not given" can be told apart from
+"given the default value".
 
 Every problem in a file is reported at once, one line each: `FILE:LINE: key: what is wrong (what was expected)`.
 tomllib gives no line numbers for values, so the line of a key is found by scanning the text for section headers
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from voicecoach.core.progression import ProgressionSettings
-from voicecoach.files.problems import FileProblems, Problem
+from voicecoach.files.problems import FILE_FIELD, FileProblems, Problem, read_text_file
 from voicecoach.files.toml_lines import key_lines
 from voicecoach.settings import ENGINES, MAX_RATE_WPM, MIN_RATE_WPM, MicSettings, NarratorSettings, RecognizerSettings
 
@@ -39,7 +40,8 @@ _LOGGER = logging.getLogger(__name__)
 _CONFIG_ENV = "VOICECOACH_CONFIG"
 _XDG_CONFIG_ENV = "XDG_CONFIG_HOME"
 _FILE_NAME = "config.toml"
-_FILE_FIELD = "(file)"
+_MAX_FILE_BYTES = 100_000
+"""A config file is a few dozen lines; anything this big is not one (refused before it is read)."""
 DEFAULT_ROUTINE = "lower-back"
 _VOCAB_PACKAGE = "voicecoach.vocab"
 
@@ -228,33 +230,21 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
 
 def load_config(path: Path | None = None) -> Config:
     """The settings of the config file (defaults if the default location has none); ConfigError lists problems."""
-    explicit = path is not None or bool(os.environ.get(_CONFIG_ENV, "").strip())
+    from_environment = path is None and bool(os.environ.get(_CONFIG_ENV, "").strip())
+    explicit = path is not None or from_environment
     path = config_path() if path is None else path
     if not explicit and not path.exists():
         _LOGGER.debug("no config file at %s: built-in defaults", path)
         return Config()
-    text = _read(path)
+    if from_environment:
+        missing = f"no such file (expected a TOML config file, as ${_CONFIG_ENV} names it; unset it to use none)"
+    else:
+        missing = "no such file (expected a TOML config file, as --config names it; check the path)"
+    text = read_text_file(path, str(path), ConfigError, kind="a TOML config file", max_bytes=_MAX_FILE_BYTES,
+                          missing=missing)  # fmt: skip
     config = parse_config(text, path)
     _LOGGER.debug("config loaded from %s", path)
     return config
-
-
-def _read(path: Path) -> str:
-    """The file's text; ConfigError if it cannot be read or is not UTF-8."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        message = f"no such file (expected a TOML config file; unset ${_CONFIG_ENV} to use none)"
-        raise ConfigError([Problem(str(path), 0, _FILE_FIELD, message)]) from None
-    except OSError as exc:
-        message = f"cannot be read: {exc.strerror or exc} (expected a readable TOML file)"
-        raise ConfigError([Problem(str(path), 0, _FILE_FIELD, message)]) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        message = f"byte 0x{data[exc.start]:02x} is not UTF-8 (expected a UTF-8 text file)"
-        raise ConfigError([Problem(str(path), line, _FILE_FIELD, message)]) from None
 
 
 def parse_config(text: str, source: Path) -> Config:
@@ -285,7 +275,7 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str, source: str) -> Pro
         line, at = (text.count("\n") + 1, " at the end of the file") if _AT_END.search(message) else (0, "")
         message = _AT_END.sub("", message)
     expected = '(expected TOML: [section] headers and key = value lines, text in "quotes")'
-    return Problem(source, line, _FILE_FIELD, f"{message[:1].lower()}{message[1:]}{at} {expected}")
+    return Problem(source, line, FILE_FIELD, f"{message[:1].lower()}{message[1:]}{at} {expected}")
 
 
 class _Checker:

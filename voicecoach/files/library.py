@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-from voicecoach.files.problems import Problem
+from voicecoach.files.problems import FILE_FIELD, Problem
 from voicecoach.files.routine_file import RoutineFileError, quoted, suggestion
 
 _BUILTIN_PACKAGE = "voicecoach.routines"
@@ -78,7 +78,7 @@ def _user_routines(directory: Path) -> list[RoutineRef]:
         return []
     refs: dict[str, RoutineRef] = {}
     for entry in entries:
-        if entry.suffix not in _USER_SUFFIXES or entry.name.startswith(".") or not entry.is_file():
+        if not _is_routine_file(entry):
             continue
         if entry.stem in refs:
             _LOGGER.warning("Ignoring %s: %s has the same name", entry, refs[entry.stem].path)
@@ -87,11 +87,36 @@ def _user_routines(directory: Path) -> list[RoutineRef]:
     return list(refs.values())
 
 
+def _is_routine_file(entry: Path) -> bool:
+    """A visible .yaml or .yml file."""
+    return entry.suffix in _USER_SUFFIXES and not entry.name.startswith(".") and entry.is_file()
+
+
+def routine_files(name_or_path: str) -> list[Path]:
+    """The routine files a command-line argument names: every one in a folder, else the one find_routine finds."""
+    path = Path(name_or_path).expanduser()
+    if not path.is_dir():
+        return [find_routine(name_or_path)]
+    try:
+        found = sorted(entry for entry in path.iterdir() if _is_routine_file(entry))
+    except OSError as exc:
+        message = f"cannot list the folder: {exc.strerror or exc} (expected a readable folder of routine files)"
+        raise RoutineFileError([Problem(str(path), 0, FILE_FIELD, message)]) from None
+    if not found:
+        message = f"has no routine files (expected {' or '.join(_USER_SUFFIXES)} files in the folder)"
+        raise RoutineFileError([Problem(str(path), 0, FILE_FIELD, message)])
+    return found
+
+
 def find_routine(name_or_path: str) -> Path:
     """The file for a path to an existing file, or for a routine name."""
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
+    if path.is_dir():
+        message = (f"{quoted(name_or_path)} is a folder (expected a routine file or name; "
+                   "`voicecoach check FOLDER` checks every routine in a folder)")  # fmt: skip
+        raise RoutineFileError([Problem(_COMMAND_LINE, 0, _ROUTINE_ARGUMENT_FIELD, message)])
     refs = list_routines()
     for ref in refs:
         if ref.name == name_or_path:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from voicecoach.core.events import Command
+
+FILE_FIELD = "(file)"
+"""The field of a problem with the file as a whole (it cannot be read, is not YAML or TOML, ...)."""
 
 
 @dataclass(frozen=True)
@@ -65,3 +70,45 @@ class Finding(Problem):
     def __str__(self) -> str:
         """The finding as `FILE:LINE: field: level: message`."""
         return f"{self.file}:{self.line}: {self.field}: {self.level.value}: {self.message}"
+
+
+def read_text_file(
+    path: Path, source: str, error: type[FileProblems], *, kind: str, max_bytes: int, missing: str = ""
+) -> str:
+    """The text of a file a person wrote, decoded as UTF-8 (a byte-order mark is dropped).
+
+    Anything that keeps it from being read raises `error` with one problem at the file: missing (`missing` says
+    what to do then; without it, the file cannot be read), unreadable, larger than max_bytes (refused before reading it,
+    so a huge file costs nothing), or not UTF-8 (at the line of the first bad byte). `kind` is what the file should
+    be, such as "a routine file".
+    """
+
+    def fail(line: int, message: str) -> NoReturn:
+        raise error([Problem(source, line, FILE_FIELD, message)])
+
+    try:
+        with path.open("rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size > max_bytes:
+                fail(0, f"is {_size(size)} (expected {kind} of at most {_size(max_bytes)})")
+            data = stream.read(max_bytes + 1)
+    except OSError as exc:
+        if missing and isinstance(exc, FileNotFoundError):
+            fail(0, missing)
+        fail(0, f"cannot be read: {exc.strerror or exc} (expected a readable file)")
+    if len(data) > max_bytes:  # grew while being read, or a device that reports no size
+        fail(0, f"is larger than {_size(max_bytes)} (expected {kind} of at most {_size(max_bytes)})")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        fail(line, f"byte 0x{data[exc.start]:02x} is not UTF-8 (expected a text file saved as UTF-8)")
+
+
+def _size(count: int) -> str:
+    """'10.0 MB', '512 KB', '300 bytes'."""
+    if count >= 1_000_000:
+        return f"{count / 1_000_000:.1f} MB"
+    if count >= 1_000:
+        return f"{count // 1_000} KB"
+    return f"{count} bytes"

@@ -26,13 +26,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from voicecoach.core.commands import Match, Vocabulary, load_vocabulary
 from voicecoach.core.events import Command
 from voicecoach.core.routine import Routine
-from voicecoach.files.problems import Finding, Level, Problem
-from voicecoach.files.routine_file import RoutineFileError, load_routine_file
+from voicecoach.files.problems import Finding, Level, read_text_file
+from voicecoach.files.routine_file import MAX_FILE_BYTES, RoutineFileError, load_routine_file
 
 _LOGGER = logging.getLogger(__name__)
 
 _VOCAB_PACKAGE = "voicecoach.vocab"
-_FILE_FIELD = "(file)"
 _LANGUAGE_FIELD = "language"
 _SPOKEN_FIELDS = ("title",)
 _SPOKEN_LISTS = ("intro", "outro")
@@ -60,19 +59,28 @@ class SpokenText:
 def check_routine(path: Path) -> tuple[Routine, list[Finding]]:
     """Load a routine file (RoutineFileError on problems) and find the command words its narrator would say."""
     routine = load_routine_file(path)
-    try:
-        text = path.read_text("utf-8-sig")
-    except OSError as exc:
-        message = f"cannot be read: {exc.strerror or exc} (expected a readable file)"
-        raise RoutineFileError([Problem(str(path), 0, _FILE_FIELD, message)]) from None
+    text = read_text_file(path, str(path), RoutineFileError, kind="a routine file", max_bytes=MAX_FILE_BYTES)
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     if not isinstance(root, MappingNode):  # load_routine_file has checked the shape
         return routine, []
+    named = _file_name_findings(path, root, routine)
     try:
         vocabulary = load_vocabulary(routine.language)
     except FileNotFoundError:
-        return routine, [_no_vocabulary(str(path), root, routine.language)]
-    return routine, command_words(str(path), spoken_texts(root, text.splitlines()), vocabulary)
+        return routine, [*named, _no_vocabulary(str(path), root, routine.language)]
+    return routine, [*named, *command_words(str(path), spoken_texts(root, text.splitlines()), vocabulary)]
+
+
+def _file_name_findings(path: Path, root: MappingNode, routine: Routine) -> list[Finding]:
+    """A warning when the file's name is not the routine's `name:` (the library finds routines by file name)."""
+    if path.stem == routine.name:
+        return []
+    line = next((key.start_mark.line + 1 for key, _ in root.value if isinstance(key, ScalarNode)
+                 and key.value == "name"), 1)  # fmt: skip
+    message = (f'"{routine.name}" is not the file\'s name "{path.name}" (expected {routine.name}.yaml: '
+               f"`voicecoach run {routine.name}` finds a routine by its file name, and the history keeps it as "
+               f"{routine.name}; rename the file or change the name)")  # fmt: skip
+    return [Finding(str(path), line, "name", message, level=Level.WARNING)]
 
 
 def command_words(source: str, texts: list[SpokenText], vocabulary: Vocabulary) -> list[Finding]:

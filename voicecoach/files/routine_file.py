@@ -21,11 +21,13 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from voicecoach.core.routine import Exercise, Routine, Sides
-from voicecoach.files.problems import FileProblems, Problem
+from voicecoach.files.problems import FILE_FIELD, FileProblems, Problem, read_text_file
 
 _LOGGER = logging.getLogger(__name__)
 
-_FILE_FIELD = "(file)"
+MAX_FILE_BYTES = 1_000_000
+"""Routine files larger than this are refused before they are read: the largest routine the checker accepts (50
+exercises of 12 steps of 300 characters) is about a quarter of it, and parsing megabytes of YAML takes seconds."""
 
 _NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 _LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}")
@@ -78,15 +80,14 @@ class RoutineFileError(FileProblems):
     """A routine file, or a routine name, that cannot be used; carries every problem found."""
 
 
-
-
 # --- loading ------------------------------------------------------------------------------------
 
 
 def load_routine_file(path: Path) -> Routine:
     """Load and check a routine file; raise RoutineFileError listing every problem."""
     source = str(path)
-    routine = parse_routine(_read_text(path, source), source)
+    text = read_text_file(path, source, RoutineFileError, kind="a routine file", max_bytes=MAX_FILE_BYTES)
+    routine = parse_routine(text, source)
     _LOGGER.debug("Loaded routine %s (%d exercises) from %s", routine.name, len(routine.exercises), source)
     return routine
 
@@ -99,21 +100,6 @@ def parse_routine(text: str, source: str) -> Routine:
     if checker.problems or routine is None:
         raise RoutineFileError(sorted(checker.problems, key=lambda problem: problem.line))
     return routine
-
-
-def _read_text(path: Path, source: str) -> str:
-    """The file's text, decoded as UTF-8 (an optional byte-order mark is dropped)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        message = f"cannot be read: {exc.strerror or exc} (expected a readable file)"
-        raise RoutineFileError([Problem(source, 0, _FILE_FIELD, message)]) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        message = f"byte 0x{data[exc.start]:02x} is not UTF-8 (expected a text file saved as UTF-8)"
-        raise RoutineFileError([Problem(source, line, _FILE_FIELD, message)]) from None
 
 
 class _Checker:
@@ -143,16 +129,16 @@ def _compose(checker: _Checker, text: str) -> Node | None:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        checker.add(_error_line(exc.problem_mark or exc.context_mark), _FILE_FIELD, _syntax_message(exc))
+        checker.add(_error_line(exc.problem_mark or exc.context_mark), FILE_FIELD, _syntax_message(exc))
         return None
     except yaml.reader.ReaderError as exc:
-        checker.add(text.count("\n", 0, exc.position) + 1, _FILE_FIELD, _character_message(exc.character))
+        checker.add(text.count("\n", 0, exc.position) + 1, FILE_FIELD, _character_message(exc.character))
         return None
     except RecursionError:
-        checker.add(1, _FILE_FIELD, "is nested too deeply (expected a routine of lists and mappings)")
+        checker.add(1, FILE_FIELD, "is nested too deeply (expected a routine of lists and mappings)")
         return None
     if root is None:
-        checker.add(1, _FILE_FIELD, f"is empty (expected {_ROUTINE_SHAPE})")
+        checker.add(1, FILE_FIELD, f"is empty (expected {_ROUTINE_SHAPE})")
     return root
 
 
@@ -201,7 +187,10 @@ class _Range:
     low: float
     high: float
     unit: str
-    whole: bool = False
+    whole: str = ""
+    """What a whole value is called ("a whole number"); '' when fractions are fine."""
+    kind: str = "a number"
+    """What a value of the wrong type is not."""
     note: str = ""
 
     def describe(self) -> str:
@@ -224,9 +213,12 @@ class _Count:
         return f"a list of {self.low} to {self.high} {self.noun}"
 
 
-_HOLD = _Range(1, _MAX_SECONDS, "seconds")
-_REST = _Range(0, _MAX_SECONDS, "seconds")
-_REPS = _Range(1, 20, "a whole number", whole=True)
+_WHOLE_SECONDS = "a whole number of seconds"
+"""Times are whole seconds: the narrator says them ("hold for 20 seconds") and counts them down, and progression
+steps by whole seconds; a hold of 20.5 would be announced as 20."""
+_HOLD = _Range(1, _MAX_SECONDS, "seconds", whole=_WHOLE_SECONDS)
+_REST = _Range(0, _MAX_SECONDS, "seconds", whole=_WHOLE_SECONDS)
+_REPS = _Range(1, 20, "a whole number", whole="a whole number", kind="a whole number")
 _EXERCISE_COUNT = _Count(1, 50, "exercises")
 _STEP_COUNT = _Count(1, 12, "steps")
 _SENTENCES = _Count(0, None, "spoken sentences")
@@ -236,7 +228,7 @@ _EQUIPMENT_LIST = _Count(0, None, f"equipment from: {', '.join(_EQUIPMENT)}")
 def _routine(checker: _Checker, root: Node) -> Routine | None:
     """The routine at the top of the file; problems are recorded in the checker."""
     if not isinstance(root, MappingNode) or root.tag not in _STANDARD_TAGS:
-        checker.add(root, _FILE_FIELD, f"the top level is {_describe(root)} (expected {_ROUTINE_SHAPE})")
+        checker.add(root, FILE_FIELD, f"the top level is {_describe(root)} (expected {_ROUTINE_SHAPE})")
         return None
     fields = _fields(checker, root, "", _ROUTINE_FIELDS)
     return Routine(
@@ -512,14 +504,13 @@ def _number(checker: _Checker, fields: _Fields, key: str, limits: _Range, requir
     path = fields.path(key)
     value = checker.number(node) if isinstance(node, ScalarNode) and node.tag in _NUMBER_TAGS else None
     if value is None:
-        wanted = "a whole number" if limits.whole else "a number"
-        checker.add(node, path, f"{_describe(node)} is not {wanted} (expected {expected})")
-        return None
-    if limits.whole and not isinstance(value, int):
-        checker.add(node, path, f"{node.value} is not a whole number (expected {expected})")
+        checker.add(node, path, f"{_describe(node)} is not {limits.kind} (expected {expected})")
         return None
     if not limits.low <= value <= limits.high:
         checker.add(node, path, f"{node.value} is out of range (expected {expected})")
+        return None
+    if limits.whole and not float(value).is_integer():
+        checker.add(node, path, f"{node.value} is not {limits.whole} (expected {expected})")
         return None
     return value
 
@@ -527,7 +518,7 @@ def _number(checker: _Checker, fields: _Fields, key: str, limits: _Range, requir
 def _max_hold(checker: _Checker, fields: _Fields, hold_s: float | None) -> float | None:
     """The optional cap for progression: from hold_s (when valid) to the maximum."""
     low = hold_s if hold_s is not None else _HOLD.low
-    limits = _Range(low, _MAX_SECONDS, "seconds", note=", not less than hold_s")
+    limits = _Range(low, _MAX_SECONDS, "seconds", whole=_WHOLE_SECONDS, note=", not less than hold_s")
     value = _number(checker, fields, "max_hold_s", limits, required=False)
     return float(value) if value is not None else None
 

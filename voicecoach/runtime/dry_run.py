@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
-from voicecoach.core.commands import Vocabulary
-from voicecoach.core.events import SpeechFinished, Utterance
+from voicecoach.core.commands import Vocabulary, normalize
+from voicecoach.core.events import Command, CommandHeard, SpeechFinished, Utterance
 from voicecoach.core.plan import estimate_speech_s
 from voicecoach.core.routine import Routine
 from voicecoach.runtime.clock import Clock, EventQueue, RealClock, VirtualClock
@@ -21,6 +21,10 @@ from voicecoach.settings import AppSettings
 from voicecoach.store.recording import prepare_session
 
 _SCRIPT_ITEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\S.*?)\s*$")
+_SECOND_ITEM = re.compile(r"(?:^|[\s;,|/])\d+(?:\.\d+)?\s*:")
+"""Another SECONDS: inside the words of an item: the items were joined with the wrong separator."""
+_END_OF_INPUT = "end of input"
+"""What the transcript shows as heard when Ctrl-D ends a typed dry run."""
 
 
 class ScriptError(ValueError):
@@ -68,24 +72,31 @@ class SimulatedNarrator:
         return self._events.clock.now() >= self._busy_until_s
 
 
-def parse_script(items: Iterable[str], source: str) -> list[ScriptedUtterance]:
-    """Parse 'SECONDS:words' items; blank items and '#' comments are skipped."""
+_ONE_PER_LINE = "one SECONDS:WORDS per line, e.g. 12:pause"
+_COMMA_SEPARATED = 'SECONDS:WORDS items separated by commas, e.g. "12:pause, 20:resume"'
+
+
+def parse_script(items: Iterable[str], source: str, layout: str = _ONE_PER_LINE) -> list[ScriptedUtterance]:
+    """Parse 'SECONDS:words' items; blank items and '#' comments are skipped. `layout` says how items are written."""
     script = []
     for number, item in enumerate(items, start=1):
         if not item.strip() or item.lstrip().startswith("#"):
             continue
         found = _SCRIPT_ITEM.match(item)
+        where = f"{source}:{number}: {item.strip()!r}"
         if found is None:
-            raise ScriptError(
-                f"{source}:{number}: {item.strip()!r} is not a timed command (expected SECONDS:WORDS, e.g. 12:pause)"
-            )
+            raise ScriptError(f"{where} is not a timed command (expected SECONDS:WORDS, e.g. 12:pause)")
+        if _SECOND_ITEM.search(found.group(2)):
+            raise ScriptError(f"{where} holds more than one timed command (expected {layout})")
+        if not normalize(found.group(2)):
+            raise ScriptError(f"{where} has no words after the colon (expected SECONDS:WORDS, e.g. 12:pause)")
         script.append(ScriptedUtterance(float(found.group(1)), found.group(2)))
     return sorted(script, key=lambda s: s.at_s)
 
 
 def parse_commands_option(value: str) -> list[ScriptedUtterance]:
     """Parse --commands "12:pause, 20:resume, 45:too much"."""
-    return parse_script(value.split(","), "--commands")
+    return parse_script(value.split(","), "--commands", _COMMA_SEPARATED)
 
 
 def post_script(events: EventQueue, script: list[ScriptedUtterance]) -> None:
@@ -94,13 +105,19 @@ def post_script(events: EventQueue, script: list[ScriptedUtterance]) -> None:
         events.post(Utterance(item.text), at_s=item.at_s)
 
 
-def read_typed_lines(stream: TextIO, events: EventQueue) -> threading.Thread:
-    """Start a thread that posts each typed line as something the person said, now."""
+def read_typed_lines(stream: TextIO, events: EventQueue, end_at_eof: bool = False) -> threading.Thread:
+    """Start a thread that posts each typed line as something the person said, now.
+
+    end_at_eof: the end of the input (Ctrl-D at a terminal) ends the workout, as "end workout" would.
+    """
 
     def pump() -> None:
         for line in stream:
             if line.strip():
                 events.post(Utterance(line.strip()))
+        if end_at_eof:
+            print("End of input: ending the workout.", file=sys.stderr)
+            events.post(CommandHeard(Command.QUIT, _END_OF_INPUT))
 
     thread = threading.Thread(target=pump, name="typed-commands", daemon=True)
     thread.start()
@@ -115,8 +132,13 @@ def run_dry(routine: Routine, vocabulary: Vocabulary, args: argparse.Namespace, 
     if script is not None:
         post_script(events, script)
     else:
-        print("Dry run: type what you would say (next, pause, too much, ...), one per line.", file=sys.stderr)
-        read_typed_lines(sys.stdin, events)
+        at_terminal = sys.stdin is not None and sys.stdin.isatty()
+        if at_terminal:
+            print("Dry run: type what you would say (next, pause, too much, ...), one per line; Ctrl-D ends it.",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print("Dry run: type what you would say (next, pause, too much, ...), one per line.", file=sys.stderr)
+        read_typed_lines(sys.stdin, events, end_at_eof=at_terminal)
     progression = settings.progression if args.record else None
     session, observers, close = prepare_session(routine, record=args.record, progression=progression)
     try:

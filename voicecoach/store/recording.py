@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from voicecoach.core.events import Action, Finish, Log, LogKind
 from voicecoach.core.progression import HoldChange, ProgressionSettings, plan_holds
@@ -25,6 +25,10 @@ class SessionRecorder:
         self._history = history
         self._session = session
         self._id: int | None = session_id
+        self._started_at: datetime | None = None
+        """When this recorder began the history row; None for a resumed row (its start is in the file)."""
+        self._first_t_s: float | None = None
+        """The player's clock at the first action since the row began: the end is that far after the start."""
 
     @property
     def session_id(self) -> int | None:
@@ -34,6 +38,7 @@ class SessionRecorder:
     def begin(self, started_at: datetime | None = None) -> None:
         """Record the session's start with its planned holds."""
         when = started_at or datetime.now(UTC)
+        self._started_at, self._first_t_s = when, None
         self._guard(lambda: self._start(when))
 
     def __call__(self, t_s: float, action: Action) -> None:
@@ -41,8 +46,11 @@ class SessionRecorder:
         if self._id is None:
             return
         session_id = self._id
+        if self._first_t_s is None:
+            self._first_t_s = t_s
         if isinstance(action, Log) and action.kind is LogKind.START_OVER:
             self.begin()
+            self._first_t_s = t_s
         elif isinstance(action, Log) and action.kind in RECORDED_EVENT_KINDS:
             self._guard(lambda: self._history.record_event(session_id, t_s, action.kind, action.exercise,
                                                            action.value_s, action.text))
@@ -50,8 +58,16 @@ class SessionRecorder:
             self._guard(lambda: self._save_exercises(session_id))
         elif isinstance(action, Finish):
             completed = not self._session.ended_early
-            self._guard(lambda: self._history.finish_session(session_id, datetime.now(UTC), completed,
-                                                             action.summary, exercise_results(self._session)))
+            ended_at = self._ended_at(t_s)
+            self._guard(lambda: self._history.finish_session(session_id, ended_at, completed, action.summary,
+                                                             exercise_results(self._session)))
+
+    def _ended_at(self, t_s: float) -> datetime:
+        """The start plus the time the routine took on the player's clock: the wall clock for a voice run, the
+        routine's own time for a dry run on virtual time (which finishes at once) or sped up."""
+        if self._started_at is None or self._first_t_s is None:
+            return datetime.now(UTC)
+        return self._started_at + timedelta(seconds=max(0.0, t_s - self._first_t_s))
 
     def close(self) -> None:
         """Close the history file."""

@@ -1,0 +1,272 @@
+"""The first hour with voicecoach, as a new user meets it (issue 12): each rough edge, and what it does now."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_cli import run_cli
+
+from voicecoach.cli.main import main
+from voicecoach.core.events import Command, CommandHeard, Utterance
+from voicecoach.files.routine_file import MAX_FILE_BYTES, RoutineFileError, load_routine_file
+from voicecoach.runtime.clock import EventQueue, VirtualClock
+from voicecoach.runtime.dry_run import read_typed_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ONE_EXERCISE = """\
+name: {name}
+title: One stretch
+description: One exercise.
+exercises:
+  - name: Bridge
+    position: lying face up
+    steps: ["Lift your hips."]
+    hold_s: {hold}
+"""
+
+
+def write_routine(folder: Path, name: str = "one-stretch", hold: str = "20", file_name: str | None = None) -> Path:
+    """A one-exercise routine file, named after its routine unless file_name says otherwise."""
+    path = folder / (file_name or f"{name}.yaml")
+    path.write_text(ONE_EXERCISE.format(name=name, hold=hold), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_user_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No config file, routines or history of the person running the tests."""
+    monkeypatch.delenv("VOICECOACH_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))
+    monkeypatch.setenv("VOICECOACH_ROUTINES", str(tmp_path / "routines"))
+    monkeypatch.setenv("VOICECOACH_DATA", str(tmp_path / "data"))
+
+
+# --- 3. a reader that goes away -------------------------------------------------------------------------------------
+
+
+class _ClosedPipe(io.StringIO):
+    """Standard output whose reader has gone (`| head` after its lines)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_that_goes_away_ends_the_run_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    code = main(["run", "lower-back", "--simulate", "--json"])
+    assert code == 141  # 128 + SIGPIPE, as a shell reports a Unix tool cut off by `head`
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.engine
+def test_run_json_into_head_has_no_traceback() -> None:
+    command = [sys.executable, "-m", "voicecoach", "run", "lower-back", "--simulate", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env) as process:  # fmt: skip
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # as head does after its lines
+        err = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert json.loads(first)["kind"] == "state"
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert code == 141
+
+
+# --- 4. --config for every command ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["list"], ["show", "lower-back"], ["check", "lower-back"], ["history"], ["run", "lower-back", "--simulate"]],
+    ids=["list", "show", "check", "history", "run"],
+)
+def test_every_command_reads_the_config_file_it_is_given(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "typo.toml"
+    code, out, err = run_cli(["--config", str(missing), *command], capsys)
+    assert (code, out) == (2, "")
+    assert err == f"{missing}:0: (file): no such file (expected a TOML config file, as --config names it; " \
+                  "check the path)\n"  # fmt: skip
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[voice]\nrate = 1000\n", encoding="utf-8")
+    code, _, err = run_cli(["--config", str(broken), *command], capsys)
+    assert code == 2 and err.startswith(f"{broken}:2: voice.rate: 1000 is out of range")
+
+
+def test_a_missing_file_blames_the_variable_only_when_it_named_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "gone.toml"
+    _, _, err = run_cli(["--config", str(missing), "list"], capsys)
+    assert "VOICECOACH_CONFIG" not in err and "--config" in err
+    monkeypatch.setenv("VOICECOACH_CONFIG", str(missing))
+    _, _, err = run_cli(["list"], capsys)
+    assert err == f"{missing}:0: (file): no such file (expected a TOML config file, as $VOICECOACH_CONFIG names " \
+                  "it; unset it to use none)\n"  # fmt: skip
+
+
+@pytest.mark.engine
+def test_doctors_fixes_name_the_config_file_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    given = tmp_path / "mine.toml"
+    given.write_text('[routine]\ndefault = "no-such-routine"\n', encoding="utf-8")
+    _, out, _ = run_cli(["--config", str(given), "doctor"], capsys)
+    fixes = [line for line in out.splitlines() if re.search(r"fix: .*\[\w+\] \w+ in ", line)]
+    assert fixes and all(f"] {line.split('] ')[1].split()[0]} in {given} " in line for line in fixes), out
+    assert any(f"[routine] default in {given} " in line for line in fixes)
+
+
+# --- 6. routine files -------------------------------------------------------------------------------------------
+
+
+def test_check_on_a_folder_checks_every_routine_in_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = write_routine(tmp_path, "first"), write_routine(tmp_path, "second", hold="0")
+    (tmp_path / "notes.txt").write_text("not a routine", encoding="utf-8")
+    code, out, err = run_cli(["check", str(tmp_path)], capsys)
+    assert code == 2
+    assert out == f"{first}: ok (1 exercise, about 1 min)\n"
+    assert err == f"{second}:8: exercises[1].hold_s: 0 is out of range (expected seconds from 1 to 600)\n"
+
+
+def test_a_folder_without_routines_and_a_folder_to_run_say_what_is_expected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(["check", str(tmp_path)], capsys)
+    assert code == 2
+    assert err == f"{tmp_path}:0: (file): has no routine files (expected .yaml or .yml files in the folder)\n"
+    code, _, err = run_cli(["show", str(tmp_path)], capsys)
+    assert code == 2 and "is a folder (expected a routine file or name" in err and "no such file" not in err
+
+
+def test_an_oversized_routine_file_is_refused_before_it_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as out:
+        out.truncate(10 * MAX_FILE_BYTES)  # ten times the cap, sparse: reading it would take seconds
+    with pytest.raises(RoutineFileError) as caught:
+        load_routine_file(path)
+    assert str(caught.value) == f"{path}:0: (file): is 10.0 MB (expected a routine file of at most 1.0 MB)"
+    path.rename(tmp_path / "routines-huge.yaml")
+    folder = tmp_path / "routines"
+    folder.mkdir()
+    (tmp_path / "routines-huge.yaml").rename(folder / "huge.yaml")
+    code, out, _ = run_cli(["list"], capsys)
+    assert code == 0 and "huge" in out and "INVALID (1 problem; run: voicecoach check" in out
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("hold_s", "20.5", "20.5 is not a whole number of seconds (expected seconds from 1 to 600)"),
+        ("rest_s", "2.5", "2.5 is not a whole number of seconds (expected seconds from 0 to 600)"),
+        ("max_hold_s", "30.5",
+         "30.5 is not a whole number of seconds (expected seconds from 20 to 600, not less than hold_s)"),
+    ],
+)  # fmt: skip
+def test_times_are_whole_seconds_as_the_readme_says(tmp_path: Path, field: str, value: str, message: str) -> None:
+    path = write_routine(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("hold_s: 20", f"hold_s: {value}") if field == "hold_s" else text + f"    {field}: {value}\n"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RoutineFileError) as caught:
+        load_routine_file(path)
+    [problem] = caught.value.problems
+    assert (problem.field, problem.message) == (f"exercises[1].{field}", message)
+    assert "1 to 600 seconds, whole" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_file_named_otherwise_than_its_routine_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_routine(tmp_path, "my-stretches", file_name="stretches.yaml")
+    code, out, err = run_cli(["check", str(path)], capsys)
+    assert code == 0 and out.endswith("(1 exercise, about 1 min; 1 warning)\n")
+    assert err.startswith(f'{path}:1: name: warning: "my-stretches" is not the file\'s name "stretches.yaml" '
+                          "(expected my-stretches.yaml")  # fmt: skip
+    assert run_cli(["check", "--strict", str(path)], capsys)[0] == 1
+
+
+# --- 7. dry runs ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("commands", "message"),
+    [
+        ("12:pause; 20:resume",
+         "--commands:1: '12:pause; 20:resume' holds more than one timed command (expected SECONDS:WORDS items "
+         'separated by commas, e.g. "12:pause, 20:resume")'),
+        ("12:pause 20:resume",
+         "--commands:1: '12:pause 20:resume' holds more than one timed command (expected SECONDS:WORDS items "
+         'separated by commas, e.g. "12:pause, 20:resume")'),
+        ("12:;", "--commands:1: '12:;' has no words after the colon (expected SECONDS:WORDS, e.g. 12:pause)"),
+    ],
+    ids=["semicolons", "spaces", "no-words"],
+)  # fmt: skip
+def test_a_wrong_separator_in_commands_names_the_expected_format(
+    commands: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(["run", "lower-back", "--simulate", "--commands", commands], capsys)
+    assert (code, out, err) == (2, "", f"voicecoach: {message}\n")
+
+
+def test_a_script_line_with_two_commands_names_the_expected_format(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["run", "lower-back", "--simulate"], capsys, stdin="5:next\n12:pause 20:resume\n")
+    assert (code, err) == (2, "voicecoach: <stdin>:2: '12:pause 20:resume' holds more than one timed command "
+                              "(expected one SECONDS:WORDS per line, e.g. 12:pause)\n")  # fmt: skip
+
+
+def test_the_end_of_typed_input_ends_the_workout() -> None:
+    events = EventQueue(VirtualClock())
+    read_typed_lines(io.StringIO("next\n\npause\n"), events, end_at_eof=True).join(timeout=10)
+    posted = [events.next_event(None) for _ in range(3)]
+    assert posted == [Utterance("next"), Utterance("pause"), CommandHeard(Command.QUIT, "end of input")]
+    read_typed_lines(io.StringIO("next\n"), events, end_at_eof=False).join(timeout=10)
+    assert events.next_event(None) == Utterance("next") and events.next_event(None) is None
+
+
+class _Terminal(io.StringIO):
+    """Typed lines at a terminal, then Ctrl-D."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_ctrl_d_ends_a_typed_dry_run_with_its_summary(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", _Terminal("next\n"))
+    code = main(["run", "lower-back", "--simulate", "--speed", "1000", "--json"])
+    out, err = capsys.readouterr()
+    heard = [(r["text"], r.get("command")) for r in map(json.loads, out.splitlines()) if r["kind"] == "heard"]
+    assert code == 0 and heard == [("next", "next"), ("end of input", "quit")]
+    assert json.loads(out.splitlines()[-1])["kind"] == "finish"
+    assert "Ctrl-D ends it" in err and "End of input: ending the workout." in err
+
+
+def test_a_recorded_dry_run_keeps_the_routines_own_minutes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["run", "lower-back", "--simulate", "--record", "--commands", "300:end workout"], capsys)
+    assert code == 0, err
+    code, out, _ = run_cli(["history"], capsys)
+    minutes = out.splitlines()[1].split()[3]
+    assert code == 0 and minutes == "5", out  # ended at 300 s of routine time, then its summary: 5 minutes
+
+
+def test_one_of_a_thing_is_singular(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_routine(tmp_path)
+    outputs = [run_cli(command, capsys)[1] for command in (["check", str(path)], ["show", str(path)])]
+    assert "(1 exercise, about 1 min)" in outputs[0] and "Total: 1 exercise, about 1 min" in outputs[1]
+    assert not any("1 exercises" in text for text in outputs)
