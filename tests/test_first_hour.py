@@ -270,3 +270,113 @@ def test_one_of_a_thing_is_singular(tmp_path: Path, capsys: pytest.CaptureFixtur
     outputs = [run_cli(command, capsys)[1] for command in (["check", str(path)], ["show", str(path)])]
     assert "(1 exercise, about 1 min)" in outputs[0] and "Total: 1 exercise, about 1 min" in outputs[1]
     assert not any("1 exercises" in text for text in outputs)
+
+
+# --- 2. no usable audio device --------------------------------------------------------------------------------------
+
+
+class _NoDevices:
+    """sounddevice on a machine where PortAudio finds no device at all."""
+
+    class PortAudioError(Exception):
+        pass
+
+    class CallbackAbort(Exception):
+        pass
+
+    def query_devices(self, device: object = None, kind: object = None) -> object:
+        if device is None and kind is None:
+            return []
+        raise self.PortAudioError("Error querying device -1")
+
+    def query_hostapis(self) -> list[object]:
+        return []
+
+
+@pytest.mark.parametrize(
+    ("command", "what", "without_audio"),
+    [
+        (["run", "lower-back"], "Cannot open the speaker", "voicecoach run lower-back --simulate"),
+        (["serve"], "Cannot open the speaker", "voicecoach run ROUTINE --simulate"),
+        (["run", "lower-back", "--input-device", "USB"], "No input device matches 'USB'; input devices: none",
+         "voicecoach run lower-back --simulate"),
+    ],
+    ids=["run", "serve", "input-device"],
+)  # fmt: skip
+def test_no_usable_device_says_what_to_do(
+    command: list[str], what: str, without_audio: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from voicecoach.audio import devices
+    from voicecoach.runtime import rig
+
+    monkeypatch.setattr(devices, "_sounddevice", _NoDevices)
+    monkeypatch.setattr(rig, "open_pipeline", lambda settings, vocabulary: object())
+    if "--input-device" in command:  # the speaker opens; the microphone named is not there
+        monkeypatch.setattr("voicecoach.audio.speaker.Speaker", lambda device: _Closable())
+    code, out, err = run_cli(command, capsys)
+    [line] = err.splitlines()
+    problem, advice = line.split(". What to do: ")
+    assert (code, out) == (2, "")
+    assert problem.startswith(f"voicecoach: {what}")
+    if what == "Cannot open the speaker":
+        assert problem.endswith("there is no audio device to use, not even a default one "
+                                "(PortAudio: Error querying device -1)")  # fmt: skip
+    assert advice.startswith("`voicecoach doctor` says what is missing; `voicecoach devices` lists the devices")
+    assert f"without audio: {without_audio}" in advice
+
+
+class _Closable:
+    def close(self) -> None:
+        pass
+
+
+def test_portaudio_words_are_explained_and_unknown_ones_kept() -> None:
+    from voicecoach.audio.devices import plain_portaudio
+
+    assert plain_portaudio("Device unavailable [PaErrorCode -9985]") == (
+        "the device is unavailable (unplugged, or busy in another program) "
+        "(PortAudio: Device unavailable [PaErrorCode -9985])"
+    )
+    assert plain_portaudio("Something new") == "Something new"
+
+
+class _FakeAlsa:
+    """libasound's error-handler setter, recording what it was given."""
+
+    def __init__(self) -> None:
+        self.handlers: list[object] = []
+
+    def snd_lib_error_set_handler(self, handler: object) -> None:
+        self.handlers.append(handler)
+
+
+def test_alsas_own_error_lines_go_to_the_debug_log(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from voicecoach.audio import devices
+
+    monkeypatch.setattr(devices, "_alsa_handler", None)
+    alsa = _FakeAlsa()
+    assert devices.quiet_alsa(alsa) and devices.quiet_alsa(alsa)
+    [handler] = alsa.handlers  # installed once
+    with caplog.at_level("DEBUG", logger="voicecoach.audio.devices"):
+        handler(b"pcm.c", 8526, b"snd_pcm_recover", -32, b"%s occurred")  # type: ignore[operator]
+    assert caplog.messages == ["ALSA pcm.c:8526 (snd_pcm_recover): %s occurred (error -32)"]
+
+
+@pytest.mark.engine
+def test_the_real_alsa_library_prints_nothing_once_quieted(capfd: pytest.CaptureFixture[str]) -> None:
+    import ctypes
+    import ctypes.util
+
+    from voicecoach.audio import devices
+
+    name = ctypes.util.find_library("asound")
+    if name is None:
+        pytest.skip("no ALSA library (apt-get install libasound2)")
+    alsa = ctypes.CDLL(name)
+    assert devices.quiet_alsa()
+    handle = ctypes.c_void_p()
+    assert alsa.snd_pcm_open(ctypes.byref(handle), b"voicecoach-no-such-pcm", 0, 0) < 0  # ALSA would complain
+    assert capfd.readouterr().err == ""

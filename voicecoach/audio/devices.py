@@ -7,12 +7,14 @@ Every PortAudio failure leaves this module as `AudioDeviceError`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -26,8 +28,46 @@ class AudioDeviceError(RuntimeError):
     """An audio device could not be found, opened or used (one clear line for the user)."""
 
 
+# --- ALSA's own error lines --------------------------------------------------------------------------
+
+_AlsaErrorHandler = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                     ctypes.c_char_p)  # fmt: skip
+"""ALSA's snd_lib_error_handler_t: file, line, function, errno, printf format (its variadic arguments unread)."""
+_alsa_handler: Any = None
+"""The installed handler; kept here so that it outlives every ALSA call (ctypes frees an unreferenced one)."""
+
+
+def _log_alsa_error(file: bytes | None, line: int, function: bytes | None, err: int, fmt: bytes | None) -> None:
+    """ALSA's message (its format, arguments not filled in) in the debug log instead of on stderr."""
+    def text(raw: bytes | None) -> str:
+        return raw.decode("utf-8", "replace") if raw else "?"
+
+    _LOGGER.debug("ALSA %s:%d (%s): %s (error %d)", text(file), line, text(function), text(fmt), err)
+
+
+def quiet_alsa(library: Any = None) -> bool:
+    """Send ALSA's own error lines (`snd_pcm_recover underrun occurred`, `Unknown PCM cards.pcm.rear`), which it
+    prints on stderr past PortAudio, to the debug log; once per process. False if there is no ALSA library here."""
+    global _alsa_handler
+    if _alsa_handler is not None:
+        return True
+    if library is None:
+        name = ctypes.util.find_library("asound")
+        try:
+            library = ctypes.CDLL(name) if name else None
+        except OSError:
+            library = None
+    if library is None:
+        return False
+    handler = _AlsaErrorHandler(_log_alsa_error)
+    library.snd_lib_error_set_handler(handler)
+    _alsa_handler = handler
+    return True
+
+
 def _sounddevice() -> ModuleType:
-    """Import sounddevice, turning a missing PortAudio into AudioDeviceError."""
+    """Import sounddevice, turning a missing PortAudio into AudioDeviceError; ALSA's chatter goes to the log."""
+    quiet_alsa()  # before the import: PortAudio opens every ALSA device as it starts
     try:
         import sounddevice
     except OSError as exc:
@@ -44,7 +84,23 @@ def device_errors(what: str) -> Iterator[ModuleType]:
     try:
         yield sd
     except sd.PortAudioError as exc:
-        raise AudioDeviceError(f"{what}: {exc.args[0] if exc.args else exc}") from exc
+        raise AudioDeviceError(f"{what}: {plain_portaudio(str(exc.args[0] if exc.args else exc))}") from exc
+
+
+_PORTAUDIO_MEANINGS = {
+    "Error querying device -1": "there is no audio device to use, not even a default one",
+    "Device unavailable": "the device is unavailable (unplugged, or busy in another program)",
+    "Invalid sample rate": "the device does not take the sample rate voicecoach needs",
+    "Invalid number of channels": "the device does not have the channels voicecoach needs",
+    "Invalid device": "there is no such device",
+}
+"""What PortAudio's terse messages mean to a person (its words follow, for searching)."""
+
+
+def plain_portaudio(message: str) -> str:
+    """PortAudio's message in plain words, with PortAudio's own words after them."""
+    meaning = next((plain for text, plain in _PORTAUDIO_MEANINGS.items() if message.startswith(text)), None)
+    return f"{meaning} (PortAudio: {message})" if meaning else message
 
 
 # --- device listing and choice --------------------------------------------------------------------

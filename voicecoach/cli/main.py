@@ -23,7 +23,7 @@ from voicecoach.files.library import find_routine, list_routines, routine_files
 from voicecoach.files.routine_check import Finding, Level, check_routine
 from voicecoach.files.routine_file import RoutineFileError, load_routine_file
 from voicecoach.runtime.dry_run import ScriptError
-from voicecoach.runtime.rig import LiveError
+from voicecoach.runtime.rig import DEVICE_HELP, DeviceTrouble, LiveError
 from voicecoach.settings import AppSettings
 from voicecoach.store.history import HistoryError
 
@@ -70,12 +70,22 @@ def _handle(handler: Callable[[argparse.Namespace, AppSettings], int], args: arg
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return _EXIT_USER_ERROR
+    except DeviceTrouble as exc:
+        print(f"voicecoach: {str(exc).rstrip('.')}. What to do: {DEVICE_HELP}{_without_audio(args)}.",
+              file=sys.stderr)  # one line: scripts and logs take a device failure as one line
+        return _EXIT_USER_ERROR
     except (UserError, VocabularyError, ScriptError, HistoryError, LiveError) as exc:
         print(f"voicecoach: {exc}", file=sys.stderr)
         return _EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("voicecoach: interrupted", file=sys.stderr)
         return 130
+
+
+def _without_audio(args: argparse.Namespace) -> str:
+    """'; without audio: ...' for a command that has a way to try it without devices, else ''."""
+    alternative = getattr(args, "without_audio", None)
+    return f"; without audio: {alternative.format(**vars(args))}" if alternative else ""
 
 
 def _reader_gone() -> int:
@@ -117,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("routine", help="routine name or YAML file")
     _add_run_options(p)
     add_voice_options(p)
-    p.set_defaults(handler=cmd_run)
+    p.set_defaults(handler=cmd_run, without_audio="voicecoach run {routine} --simulate (a dry run, typed commands)")
 
     p = sub.add_parser("doctor", help="check the devices, engines and files voice mode needs")
     p.set_defaults(handler=cmd_doctor)

@@ -10,7 +10,7 @@ from pathlib import Path
 from voicecoach.cli.options import add_voice_options
 from voicecoach.core.commands import load_vocabulary
 from voicecoach.core.events import CommandHeard
-from voicecoach.runtime.rig import LiveError
+from voicecoach.runtime.rig import DeviceTrouble, LiveError
 from voicecoach.settings import AppSettings
 
 
@@ -26,14 +26,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                    help="with --wav: what the speaker played, starting at the same instant (echo reference)")
     p.add_argument("--language", help="command vocabulary (en, ko; default en)")
     add_voice_options(p)
-    p.set_defaults(handler=cmd_listen)
+    p.set_defaults(handler=cmd_listen,
+                   without_audio="voicecoach listen --wav FILE (a recording instead of the microphone)")
 
     p = sub.add_parser("serve", help="wait listening; say 'start' (or 'start lower back') to begin a routine")
     p.add_argument("--routine", help="the routine 'start' alone begins (default: the config file's, else lower-back)")
     p.add_argument("--once", action="store_true", help="exit after one routine")
     add_voice_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
-    p.set_defaults(handler=cmd_serve)
+    p.set_defaults(handler=cmd_serve, without_audio="voicecoach run ROUTINE --simulate (a dry run, no audio devices)")
 
     p = sub.add_parser("record-test", help="play a minute of narration while recording the microphone, into a "
                        "two-channel WAV (microphone, played) to replay with listen --wav or to hand over")
@@ -62,7 +63,7 @@ def cmd_devices(args: argparse.Namespace, settings: AppSettings) -> int:
     try:
         print(format_devices(list_devices()))
     except AudioDeviceError as exc:
-        raise LiveError(str(exc)) from None
+        raise DeviceTrouble(str(exc)) from None
     return 0
 
 
@@ -79,7 +80,9 @@ def cmd_record_test(args: argparse.Namespace, settings: AppSettings) -> int:
           file=sys.stderr)  # fmt: skip
     try:
         seconds = record_test(args.out, routine, settings.voice, args.seconds)
-    except (AudioDeviceError, TtsError, OSError) as exc:
+    except AudioDeviceError as exc:
+        raise DeviceTrouble(str(exc)) from None
+    except (TtsError, OSError) as exc:
         raise LiveError(str(exc)) from None
     print(f"Wrote {args.out}: {seconds:.1f} s, channel 1 the microphone, channel 2 what the speaker played.")
     print(f"Replay it: voicecoach listen --wav {args.out}")
@@ -135,12 +138,15 @@ def _listen_live(settings: AppSettings, pipeline: object) -> int:
     try:
         mic = open_mic(settings.voice.mic)
     except AudioDeviceError as exc:
-        raise LiveError(str(exc)) from None
+        raise DeviceTrouble(str(exc)) from None
     done = threading.Event()
     listener = Listener(mic, pipeline, lambda heard: print(heard_line(heard), flush=True))  # type: ignore[arg-type]
     print(f"Listening with {pipeline.name}; say a command (Ctrl-C to end).", file=sys.stderr)  # type: ignore[attr-defined]
     try:
-        mic.start()
+        try:
+            mic.start()
+        except AudioDeviceError as exc:
+            raise DeviceTrouble(str(exc)) from None
         listener.start()
         done.wait()
     finally:

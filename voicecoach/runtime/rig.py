@@ -20,6 +20,15 @@ class LiveError(RuntimeError):
     """Voice mode cannot start (device, engine, model): one clear line."""
 
 
+class DeviceTrouble(LiveError):
+    """An audio device cannot be found, opened or started; the command line adds what to do about it."""
+
+
+DEVICE_HELP = ("`voicecoach doctor` says what is missing; `voicecoach devices` lists the devices, to choose with "
+               "--input-device and --output-device (or [audio] in the config file)")  # fmt: skip
+"""What to do when a device fails, for every command that uses one."""
+
+
 @dataclass
 class VoiceRig:
     """Everything voice mode opens, closed together."""
@@ -30,8 +39,13 @@ class VoiceRig:
     listener: Any
 
     def start(self) -> None:
-        """Start capturing and listening."""
-        self.mic.start()
+        """Start capturing and listening; DeviceTrouble if the microphone does not start."""
+        from voicecoach.audio.devices import AudioDeviceError
+
+        try:
+            self.mic.start()
+        except AudioDeviceError as exc:
+            raise DeviceTrouble(str(exc)) from None
         self.listener.start()
 
     def counters(self) -> dict[str, int]:
@@ -75,7 +89,9 @@ def open_rig(settings: VoiceSettings, vocabulary: Vocabulary, events: EventQueue
         mic = open_mic(settings.mic, on_failure=speaker.close)
         synthesizer = CachedSynthesizer(Pyttsx3Synthesizer(settings.narrator))
         synthesizer.warm(_FIXED_PHRASES)
-    except (AudioDeviceError, TtsError, RecognizerError, ValueError) as exc:
+    except AudioDeviceError as exc:
+        raise DeviceTrouble(str(exc)) from None
+    except (TtsError, RecognizerError, ValueError) as exc:
         raise LiveError(str(exc)) from None
     narrator = SoundNarrator(synthesizer, speaker, SpeechDone(events), _device_reporter(events), pipeline.own_voice)
     pipeline.floor = narrator
