@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -380,3 +381,49 @@ def test_the_real_alsa_library_prints_nothing_once_quieted(capfd: pytest.Capture
     handle = ctypes.c_void_p()
     assert alsa.snd_pcm_open(ctypes.byref(handle), b"voicecoach-no-such-pcm", 0, 0) < 0  # ALSA would complain
     assert capfd.readouterr().err == ""
+
+
+# --- 5. a model download with no network ----------------------------------------------------------------------------
+
+
+def test_a_download_that_cannot_connect_says_what_listens_meanwhile_and_how_to_install_by_hand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused at once
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/vosk-model-small-en-us-0.15.zip"
+    code, out, err = run_cli(["model", "download", "--url", url, "--dest", str(tmp_path)], capsys)
+    lines = err.splitlines()
+    assert (code, out) == (2, "")
+    assert lines[0].startswith(f"Downloading vosk-model-small-en-us-0.15 from {url} into {tmp_path} (waiting up to")
+    assert lines[1].startswith(f"voicecoach: download failed: {url}: ") and "refused" in lines[1]
+    assert lines[2] == ("voicecoach: without the model, voicecoach listens with its built-in keyword spotter, "
+                        "which needs no download (Vosk is optional)")  # fmt: skip
+    assert lines[3] == (f"voicecoach: to install it by hand, fetch {url} on a machine that reaches it, then "
+                        f"`unzip vosk-model-small-en-us-0.15.zip -d {tmp_path}` (models/README.md has the steps)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_that_never_answers_times_out_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as silent:  # accepts the connection (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/model.zip"
+        command = ["model", "download", "--url", url, "--dest", str(tmp_path), "--timeout", "0.2"]
+        code, _, err = run_cli(command, capsys)
+    assert code == 2 and "waiting up to 0.2 s for each answer from the server" in err
+    assert "timed out (no answer within 0.2 s; --timeout waits longer)" in err
+
+
+@pytest.mark.parametrize("engine", ["pocketsphinx", "vosk"])
+def test_the_engine_used_meanwhile_follows_the_config_file(
+    engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[recognizer]\nengine = "{engine}"\n', encoding="utf-8")
+    url = "http://127.0.0.1:1/m.zip"  # port 1: refused
+    command = ["--config", str(config), "model", "download", "--url", url, "--dest", str(tmp_path)]
+    _, _, err = run_cli(command, capsys)
+    meanwhile = err.splitlines()[2]
+    expected = "PocketSphinx, whose English model comes with it" if engine == "pocketsphinx" else "--engine spotter"
+    assert meanwhile.startswith("voicecoach: without the model, ") and expected in meanwhile

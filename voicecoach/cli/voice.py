@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from pathlib import Path
@@ -11,7 +12,10 @@ from voicecoach.cli.options import add_voice_options
 from voicecoach.core.commands import load_vocabulary
 from voicecoach.core.events import CommandHeard
 from voicecoach.runtime.rig import DeviceTrouble, LiveError
-from voicecoach.settings import AppSettings
+from voicecoach.settings import AppSettings, RecognizerSettings
+
+_DOWNLOAD_TIMEOUT_S = 15.0
+"""Seconds of silence from the model server before giving up (it answers in well under a second when it is up)."""
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,6 +55,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     d.add_argument("--sha256", help="expected SHA-256 of the zip")
     d.add_argument("--force", action="store_true", help="replace an installed model")
     d.add_argument("--dest", type=Path, help="models folder (default: the first model folder)")
+    d.add_argument("--timeout", type=float, default=_DOWNLOAD_TIMEOUT_S, metavar="S",
+                   help=f"give up when the server says nothing for this many seconds (default {_DOWNLOAD_TIMEOUT_S:g})")
     d.set_defaults(handler=cmd_model_download)
     s = model_sub.add_parser("status", help="where models are looked for, and which are installed")
     s.set_defaults(handler=cmd_model_status)
@@ -162,16 +168,46 @@ def heard_line(heard: CommandHeard) -> str:
 
 
 def cmd_model_download(args: argparse.Namespace, settings: AppSettings) -> int:
-    """Download, verify and install the Vosk English model."""
-    from voicecoach.listening.model_download import ModelDownloadError, download_model, print_progress
+    """Download, verify and install the Vosk English model; on failure, say what listens meanwhile and how to
+    install the model by hand."""
+    from voicecoach.listening.model_download import (
+        DEFAULT_MODEL_URL,
+        URL_ENV,
+        ModelDownloadError,
+        download_model,
+        print_progress,
+    )
+    from voicecoach.listening.vosk import DEFAULT_MODEL_NAME, default_model_dir, is_model_dir
 
+    if args.timeout <= 0:
+        raise LiveError(f"--timeout: {args.timeout:g} is not a number of seconds (expected more than 0)")
+    url = args.url or os.environ.get(URL_ENV, "").strip() or DEFAULT_MODEL_URL
+    dest = args.dest or default_model_dir()
+    if args.force or not is_model_dir(dest / DEFAULT_MODEL_NAME):
+        print(f"Downloading {DEFAULT_MODEL_NAME} from {url} into {dest} (waiting up to {args.timeout:g} s for each "
+              "answer from the server; Ctrl-C to stop)", file=sys.stderr)  # fmt: skip
     try:
-        path = download_model(args.url, args.dest, expected_sha256=args.sha256, progress=print_progress(),
-                              force=args.force)  # fmt: skip
+        path = download_model(url, dest, expected_sha256=args.sha256, progress=print_progress(), force=args.force,
+                              timeout_s=args.timeout)  # fmt: skip
     except ModelDownloadError as exc:
-        raise LiveError(str(exc)) from None
+        waited = f" (no answer within {args.timeout:g} s; --timeout waits longer)" if "timed out" in str(exc) else ""
+        archive = url.rstrip("/").rsplit("/", 1)[-1] or f"{DEFAULT_MODEL_NAME}.zip"
+        by_hand = (f"to install it by hand, fetch {url} on a machine that reaches it, then "
+                   f"`unzip {archive} -d {dest}` (models/README.md has the steps)")  # fmt: skip
+        meanwhile = _meanwhile(settings.voice.listening.recognizer)
+        raise LiveError(f"{exc}{waited}\nvoicecoach: without the model, {meanwhile}\nvoicecoach: {by_hand}") from None
     print(f"Model ready: {path}")
     return 0
+
+
+def _meanwhile(recognizer: RecognizerSettings) -> str:
+    """What listens without the Vosk model, with these settings."""
+    if recognizer.engine in ("auto", "spotter") and recognizer.language == "en":
+        return "voicecoach listens with its built-in keyword spotter, which needs no download (Vosk is optional)"
+    if recognizer.engine == "pocketsphinx":
+        return "voicecoach listens with PocketSphinx, whose English model comes with it"
+    return (f"voice mode cannot listen with --engine {recognizer.engine} for {recognizer.language!r} without a Vosk "
+            "model; for English, --engine spotter (the built-in keyword spotter) needs none")  # fmt: skip
 
 
 def cmd_model_status(args: argparse.Namespace, settings: AppSettings) -> int:
