@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from test_cli import run_cli
 
+from voicecoach.cli import command_table
 from voicecoach.cli.main import main
+from voicecoach.core.commands import load_vocabulary
 from voicecoach.core.events import Command, CommandHeard, Utterance
 from voicecoach.files.routine_file import MAX_FILE_BYTES, RoutineFileError, load_routine_file
 from voicecoach.runtime.clock import EventQueue, VirtualClock
@@ -427,3 +429,51 @@ def test_the_engine_used_meanwhile_follows_the_config_file(
     meanwhile = err.splitlines()[2]
     expected = "PocketSphinx, whose English model comes with it" if engine == "pocketsphinx" else "--engine spotter"
     assert meanwhile.startswith("voicecoach: without the model, ") and expected in meanwhile
+
+
+# --- 1. the README's command table ----------------------------------------------------------------------------------
+
+
+def _readme_table_rows() -> list[tuple[list[str], list[list[str]]]]:
+    """(command names, phrases per command) of each row of the README's "What you can say" table."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = readme.index(command_table.BEGIN_MARKER), readme.index(command_table.END_MARKER)
+    rows = []
+    for line in readme[start:end].splitlines()[3:]:  # after the marker, the header and the rule
+        names, phrases, _ = (cell.strip() for cell in line.strip("|").split("|"))
+        rows.append((names.split(" / "), [re.findall(r'"([^"]+)"', part) for part in phrases.split(" / ")]))
+    return rows
+
+
+def _readme_phrases() -> list[tuple[str, str]]:
+    """(phrase, command name) for every phrase the README's table lists."""
+    return [(phrase, name) for names, groups in _readme_table_rows() for name, group in zip(names, groups, strict=True)
+            for phrase in group]  # fmt: skip
+
+
+def test_the_readmes_command_table_is_made_from_the_vocabulary() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    expected = command_table.with_table(readme, command_table.command_table(load_vocabulary("en")))
+    assert readme == expected, "out of date: python -m voicecoach.cli.command_table README.md"
+    assert sorted(command_table.table_commands()) == sorted(Command), "every command has a row"
+    assert "halt" not in {phrase for phrase, _ in _readme_phrases()}
+
+
+def test_a_phrase_the_vocabulary_dropped_would_fail_the_check(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme.write_text(text.replace('| stop | "stop",', '| stop | "stop", "halt",'), encoding="utf-8")
+    assert command_table.main(["--check", str(readme)]) == 1
+    assert command_table.main([str(readme)]) == 0 and readme.read_text(encoding="utf-8") == text
+
+
+@pytest.mark.parametrize(("phrase", "name"), _readme_phrases(), ids=[p for p, _ in _readme_phrases()])
+def test_every_phrase_the_readme_lists_is_understood_by_the_dry_run(
+    phrase: str, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routine = write_routine(tmp_path)
+    code, out, err = run_cli(["run", str(routine), "--simulate", "--json", "--commands", f"3:{phrase}"], capsys)
+    heard = [(r["text"], r.get("command")) for r in map(json.loads, out.splitlines()) if r["kind"] == "heard"]
+    expected = next(c for c in Command if command_table.command_name(c) == name)
+    assert code == 0, err
+    assert heard == [(phrase, expected.value)]
