@@ -477,3 +477,15 @@ def test_every_phrase_the_readme_lists_is_understood_by_the_dry_run(
     expected = next(c for c in Command if command_table.command_name(c) == name)
     assert code == 0, err
     assert heard == [(phrase, expected.value)]
+
+
+def test_the_readmes_example_routine_loads_and_checks_clean(tmp_path: Path) -> None:
+    from voicecoach.files.routine_check import check_routine
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme[readme.index("### Writing a routine") :].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "my-stretches.yaml"
+    path.write_text(example, encoding="utf-8")
+    routine, findings = check_routine(path)
+    assert routine.name == "my-stretches" and [e.hold_s for e in routine.exercises] == [20]
+    assert findings == [], "\n".join(map(str, findings))
