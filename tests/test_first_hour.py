@@ -7,10 +7,12 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_cli import run_cli
 
@@ -489,3 +491,52 @@ def test_the_readmes_example_routine_loads_and_checks_clean(tmp_path: Path) -> N
     routine, findings = check_routine(path)
     assert routine.name == "my-stretches" and [e.hold_s for e in routine.exercises] == [20]
     assert findings == [], "\n".join(map(str, findings))
+
+
+# --- 8. listen --wav takes float WAV files --------------------------------------------------------------------------
+
+
+def float_wav(samples: np.ndarray, rate: int, bits: int = 32, channels: int = 1) -> bytes:
+    """A WAVE_FORMAT_IEEE_FLOAT file (full scale 1.0), as audio editors and numpy-based tools write them."""
+    data = np.asarray(samples, dtype="<f4" if bits == 32 else "<f8").tobytes()
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 3, channels, rate, rate * block, block, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_float_wav_files_read_as_int16(bits: int, tmp_path: Path) -> None:
+    from voicecoach.audio.wavfile import read_wav
+
+    path = tmp_path / "float.wav"
+    path.write_bytes(float_wav(np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0]), 22050, bits))
+    samples, rate = read_wav(path)
+    assert rate == 22050 and samples.dtype == np.int16
+    assert samples.tolist() == [0, 16384, -16384, 32767, -32768, 32767]  # full scale clipped, not wrapped
+
+
+@pytest.mark.engine
+def test_listen_hears_a_command_in_a_float_wav(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from voicecoach.audio.wavfile import resample
+    from voicecoach.narration.stand_in_voices import FLITE_VOICES, pad, synthesize
+
+    speech = resample(pad(synthesize(FLITE_VOICES[0], "next"), 0.5, 1.0), 16000, 48000)
+    path = tmp_path / "next-float.wav"
+    path.write_bytes(float_wav(speech.astype(np.float64) / 32768.0, 48000))
+    code, out, err = run_cli(["listen", "--wav", str(path), "--engine", "pocketsphinx"], capsys)
+    assert code == 0, err
+    assert [line.split()[1] for line in out.splitlines()] == ["next"]
+    assert "# 1 command; " in err  # and singular
+
+
+# --- 9. packaging metadata --------------------------------------------------------------------------------------
+
+
+def test_the_licence_is_an_spdx_expression_as_setuptools_77_wants() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["license"] == "MIT"  # a table ({ text = "MIT" }) makes pip print deprecation warnings
+    assert "setuptools>=77" in project["build-system"]["requires"]
+    assert not any(c.startswith("License ::") for c in project["project"].get("classifiers", []))
