@@ -8,6 +8,11 @@ narrator's own voice also reaches the microphone (a PulseAudio loopback from the
 
     .venv/bin/python scripts/bench_stop_latency.py --trials 30
     .venv/bin/python scripts/bench_stop_latency.py --trials 30 --echo-db -6
+    .venv/bin/python scripts/bench_stop_latency.py --trials 30 --echo-db 0 --people ../shared/data/speech_commands
+
+By default the person is a flite voice. With --people FOLDER the person is real: one "stop" (FOLDER/stop/*.wav) from
+each of 30 speakers held out from the spotter's training (its validation split, seed 1), each scaled to the active
+level of the narration, so that --echo-db is the echo's level relative to the person's voice.
 
 Prints every trial, then median, p95 and worst, and the listener thread's CPU time per second of audio.
 """
@@ -28,17 +33,21 @@ from pathlib import Path
 
 import numpy as np
 
+from voicecoach.audio.acoustics import active_level  # noqa: E402
 from voicecoach.audio.virtual_server import MonitorCapture, VirtualAudio  # noqa: E402
+from voicecoach.audio.wavfile import read_wav, resample  # noqa: E402
 from voicecoach.core.commands import load_vocabulary  # noqa: E402
 from voicecoach.core.events import Command, CommandHeard  # noqa: E402
 from voicecoach.core.routine import Exercise, Routine  # noqa: E402
 from voicecoach.core.session import Session, State  # noqa: E402
 from voicecoach.narration.stand_in_voices import FLITE_VOICES, HELD_OUT_VOICES, Voice, pad, synthesize, write_wav  # noqa: E402
+from voicecoach.narration.synthesis import Pyttsx3Synthesizer  # noqa: E402
 from voicecoach.runtime.clock import EventQueue, RealClock  # noqa: E402
 from voicecoach.runtime.player import Player  # noqa: E402
 from voicecoach.runtime.rig import open_rig  # noqa: E402
 from voicecoach.runtime.transcript import Transcript  # noqa: E402
-from voicecoach.settings import ENGINES, ListeningSettings, RecognizerSettings, VoiceSettings  # noqa: E402
+from voicecoach.settings import ENGINES, ListeningSettings, NarratorSettings, RecognizerSettings, VoiceSettings  # noqa: E402
+from voicecoach.training.sources import held_out  # noqa: E402
 
 _STEP = (
     "Lie face up on the mat with both knees bent and your feet flat, then let your arms rest by your sides, "
@@ -168,6 +177,8 @@ def main() -> int:
     parser.add_argument("--model", help="Vosk model folder (with --engine vosk)")
     parser.add_argument("--echo-db", type=float, help="also feed the narration back into the microphone at this gain")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--people", type=Path, metavar="FOLDER",
+                        help="real people: FOLDER/stop/*.wav, one clip per held-out speaker (default: flite voices)")
     options = parser.parse_args()
     rng = random.Random(options.seed)
     voices = [v for v in (*FLITE_VOICES, *HELD_OUT_VOICES) if v.engine == "flite"]
@@ -193,7 +204,12 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
     rig.listener.start()
     started, cpu0 = time.monotonic(), listener_cpu_s()
     clips = []
-    for voice in voices:
+    if options.people is not None:
+        level = active_level(Pyttsx3Synthesizer(NarratorSettings()).synthesize(_STEP))  # the narrator's voice
+        for number, speech in enumerate(people_stops(options.people, options.trials)):
+            speech = pad(np.clip(speech * (level / active_level(speech)), -32768, 32767).astype(np.int16), 0.2, 0.6)
+            clips.append((write_wav(folder / f"stop-person-{number}.wav", speech), speech, word_end_s(speech)))
+    for voice in voices if options.people is None else ():
         speech = pad(synthesize(voice, "stop"), 0.2, 0.6)
         loud = np.flatnonzero(np.abs(speech.astype(np.int32)) > 300)
         clips.append((write_wav(folder / f"stop-{voice.name}.wav", speech), speech, loud[-1] / _MIC_RATE))
@@ -206,6 +222,30 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
     samples, rate, monitor_start = monitor.stop()
     rig.close()
     return report(results, tee, samples, rate, monitor_start, cpu_s, wall_s, options)
+
+
+def people_stops(folder: Path, count: int) -> list[np.ndarray]:
+    """One 16 kHz "stop" from each of the first `count` held-out speakers (sorted by speaker id)."""
+    by_speaker: dict[str, Path] = {}
+    for path in sorted((folder / "stop").glob("*.wav")):
+        speaker = path.name.split("_nohash_")[0]
+        if held_out(speaker, seed=1):
+            by_speaker.setdefault(speaker, path)
+    if not by_speaker:
+        raise SystemExit(f"{folder}/stop: no clips of held-out speakers")
+    clips = []
+    for path in [by_speaker[s] for s in sorted(by_speaker)][:count]:
+        samples, rate = read_wav(path)
+        clips.append(resample(samples, rate, _MIC_RATE).astype(np.float64))
+    return clips
+
+
+def word_end_s(speech: np.ndarray) -> float:
+    """The end of the last 10 ms frame within 25 dB of the loudest one."""
+    frames = len(speech) // 160
+    power = np.mean(speech[: frames * 160].astype(np.float64).reshape(frames, 160) ** 2, axis=1)
+    loud = np.flatnonzero(power >= power.max() * 10 ** (-2.5))
+    return (int(loud[-1]) + 1) * 160 / _MIC_RATE
 
 
 def _add_echo_path(gain_db: float) -> None:
@@ -233,8 +273,9 @@ def report(results: list, tee: MicTee, samples: np.ndarray, rate: int, monitor_s
         if trial.heard and latency is not None:
             latencies.append(latency)
     heard = sum(1 for r in results if r[0].heard)
-    print(f"\nengine {options.engine}, echo {options.echo_db if options.echo_db is not None else 'none'} dB: "
-          f"{heard}/{len(results)} stops heard")
+    person = f"people from {options.people}" if options.people is not None else "flite voices"
+    echo = "none" if options.echo_db is None else f"{options.echo_db} dB"
+    print(f"\nperson: {person}; engine {options.engine}, echo {echo}: {heard}/{len(results)} stops heard")
     if latencies:
         ordered = sorted(latencies)
         p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
