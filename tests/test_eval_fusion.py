@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from support.scripts import load_script
 
 from voicecoach.training.sources import HumanClip
-
-_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "eval_fusion.py"
 
 
 @pytest.fixture(scope="module")
 def fusion() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("eval_fusion", _SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eval_fusion"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("eval_fusion")
 
 
 def _outcome(fusion: ModuleType, word: str, spotter: set[str], pocketsphinx: set[str]) -> object:
