@@ -270,6 +270,18 @@ def test_routine_history_and_exercise_results_from_a_session(path: Path) -> None
     assert [(r.exercise, r.holds_done, r.holds_total) for r in rows] == [("Twist", 0, 2), ("Bridge", 2, 2)]
 
 
+def test_past_sessions_give_progression_the_sessions_own_exercise_records(path: Path) -> None:
+    routine = small_routine()
+    with History.open(path) as history:
+        first = _one_session(history, T0)
+        crashed = history.start_session("small", T0 + timedelta(days=1))
+        history.record_event(crashed, 40.0, "too_much", "Bridge", 2.0)
+        past = history.past_sessions(routine)
+    assert [(s.id, s.completed) for s in past] == [(crashed, False), (first, True)]
+    assert past[0].records == (ExerciseRecord("Bridge", hold_s=0.0, holds_total=0, too_much=1),)
+    assert sorted(past[1].records, key=lambda r: r.name) == [BRIDGE, TWIST]
+
+
 # --- the table ----------------------------------------------------------------------------------
 
 

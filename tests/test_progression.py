@@ -13,10 +13,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_cli import records, run_cli
 
-from voicecoach.core.progression import Cause, HoldChange, ProgressionSettings, hold_range, plan_holds, spoken_change
+from voicecoach.core.progression import (
+    Cause,
+    HoldChange,
+    PastSession,
+    ProgressionSettings,
+    hold_range,
+    plan_holds,
+    spoken_change,
+)
 from voicecoach.core.routine import Exercise, Routine
 from voicecoach.core.session import ExerciseRecord
-from voicecoach.store.history import ExerciseHistoryRow, History
+from voicecoach.store.history import History
 
 T0 = datetime(2024, 5, 1, 7, 30, tzinfo=UTC)
 BRIDGE = Exercise("Bridge", "lying face up", ("Lift your hips.",), hold_s=15, reps=2, max_hold_s=30)
@@ -33,28 +41,26 @@ def _routine(*exercises: Exercise) -> Routine:
     return Routine("lower-back", "Lower back", "For tests.", exercises or (BRIDGE,))
 
 
-def _row(number: int, hold_s: float, outcome: str, name: str = "Bridge") -> ExerciseHistoryRow:
-    """The history row of session `number` for one exercise planned at hold_s (2 holds)."""
+def _row(number: int, hold_s: float, outcome: str, name: str = "Bridge") -> PastSession:
+    """Session `number` with the record of one exercise planned at hold_s (2 holds)."""
     crash = outcome == "crash"
-    return ExerciseHistoryRow(
-        session_id=number + 1,
-        exercise=name,
-        started_at=T0 + timedelta(days=number),
-        completed=outcome not in ("early", "crash"),
-        hold_s=None if crash else hold_s,
+    record = ExerciseRecord(
+        name,
+        hold_s=0.0 if crash else hold_s,
         holds_total=0 if crash else 2,
         holds_done={"ok": 2, "much": 1, "skip": 0, "early": 1, "partial": 1, "crash": 0}[outcome],
         longest_hold_s=0.0 if crash else hold_s,
         skipped=outcome == "skip",
         too_much=int(outcome in ("much", "crash")),
     )
+    return PastSession(number + 1, T0 + timedelta(days=number), outcome not in ("early", "crash"), (record,))
 
 
 def simulate(
     outcomes: list[str], exercise: Exercise = BRIDGE, settings: ProgressionSettings | None = None
 ) -> tuple[list[float], list[HoldChange]]:
     """Plan, play (with the given outcome) and record one session per outcome; the planned holds and all changes."""
-    rows: list[ExerciseHistoryRow] = []
+    rows: list[PastSession] = []
     holds: list[float] = []
     changes: list[HoldChange] = []
     for number, outcome in enumerate(outcomes):
@@ -176,7 +182,7 @@ def test_progression_from_a_stored_history(tmp_path: Path) -> None:
             results = [ExerciseRecord("Bridge", 15, 2, 2, 15), ExerciseRecord("Twist", 10, 1, 1, 10)]
             history.finish_session(session_id, T0 + timedelta(days=day, minutes=10), True, "done", results)
         history.record_event(session_id, 50.0, "too_much", "Twist", 4.0)
-        planned, changes = plan_holds(routine, history.routine_history(routine))
+        planned, changes = plan_holds(routine, history.past_sessions(routine))
     assert [e.hold_s for e in planned.exercises] == [20, 8]
     assert [(c.exercise, c.cause) for c in changes] == [("Bridge", Cause.STEP_UP), ("Twist", Cause.EASE_OFF)]
 

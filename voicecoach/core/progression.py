@@ -1,6 +1,7 @@
 """Hold-time progression: build up hold times gradually, and ease off after something was too strong.
 
-Pure functions over the routine as loaded from its file and the exercise rows of its history. Per exercise (by name):
+Pure functions over the routine as loaded from its file and its past sessions: each one's outcome and the session's
+own exercise records (core/session.ExerciseRecord; store/history.py reads them back). Per exercise (by name):
 
 - Range. The cap is `max_hold_s`, or the file's `hold_s` when there is none (then the hold never grows). The floor
   is half the file's `hold_s`, but at least 5 s, rounded up to a whole second, and never above the file's `hold_s`
@@ -30,9 +31,10 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from voicecoach.core.routine import Exercise, Routine
-from voicecoach.store.history import ExerciseHistoryRow
+from voicecoach.core.session import ExerciseRecord
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -63,6 +65,34 @@ class ProgressionSettings:
             raise ValueError(f"sessions_per_step: {self.sessions_per_step} is too small (expected at least 1)")
         if not 0.0 < self.back_off_fraction <= 1.0:
             raise ValueError(f"back_off_fraction: {self.back_off_fraction} is out of range (expected above 0, up to 1)")
+
+
+@dataclass(frozen=True)
+class PastSession:
+    """One earlier session of the routine, as progression reads it."""
+
+    id: int
+    """Orders sessions that started at the same instant."""
+    started_at: datetime
+    completed: bool
+    """The session ran to its end."""
+    records: tuple[ExerciseRecord, ...]
+    """What its exercises reached (not necessarily all of them). A record that plans no holds (holds_total 0) is
+    what survived of an exercise whose record was lost, such as its "too much" count after a crash: its hold_s
+    says nothing."""
+
+
+@dataclass(frozen=True)
+class _Past:
+    """One exercise in one past session."""
+
+    session: PastSession
+    record: ExerciseRecord
+
+    @property
+    def planned_s(self) -> float | None:
+        """Seconds per hold planned that session; None when its record was lost."""
+        return self.record.hold_s if self.record.holds_total > 0 else None
 
 
 class Cause(enum.Enum):
@@ -96,26 +126,28 @@ def hold_range(exercise: Exercise) -> tuple[float, float]:
 
 
 def plan_holds(
-    routine: Routine, history_rows: Iterable[ExerciseHistoryRow], settings: ProgressionSettings | None = None
+    routine: Routine, past: Iterable[PastSession], settings: ProgressionSettings | None = None
 ) -> tuple[Routine, list[HoldChange]]:
     """The routine with each exercise's hold_s for today, and the changes since last time.
 
-    `routine` must be as loaded from its file (its hold_s and max_hold_s set the range); `history_rows` are the
-    exercise rows of its past sessions, in any order (History.routine_history gives them).
+    `routine` must be as loaded from its file (its hold_s and max_hold_s set the range); `past` are its earlier
+    sessions, in any order (History.past_sessions gives them).
     """
     settings = ProgressionSettings() if settings is None else settings
     if not settings.enabled:
         return routine, []
-    by_exercise: dict[str, list[ExerciseHistoryRow]] = defaultdict(list)
-    for row in history_rows:
-        by_exercise[row.exercise].append(row)
+    by_exercise: dict[str, list[_Past]] = defaultdict(list)
+    for session in past:
+        for record in session.records:
+            by_exercise[record.name].append(_Past(session, record))
     exercises: list[Exercise] = []
     changes: list[HoldChange] = []
     for exercise in routine.exercises:
-        rows = sorted(by_exercise.get(exercise.name, []), key=lambda r: (r.started_at, r.session_id), reverse=True)
-        change = _exercise_change(exercise, rows, settings)
+        newest_first = sorted(by_exercise.get(exercise.name, []), key=lambda p: (p.session.started_at, p.session.id),
+                              reverse=True)  # fmt: skip
+        change = _exercise_change(exercise, newest_first, settings)
         if change is None:
-            exercises.append(replace(exercise, hold_s=_current_hold_s(exercise, rows)))
+            exercises.append(replace(exercise, hold_s=_current_hold_s(exercise, newest_first)))
         else:
             _LOGGER.info("%s", change.text)
             exercises.append(replace(exercise, hold_s=change.to_s))
@@ -123,40 +155,40 @@ def plan_holds(
     return replace(routine, exercises=tuple(exercises)), changes
 
 
-def _exercise_change(
-    exercise: Exercise, rows: Sequence[ExerciseHistoryRow], settings: ProgressionSettings
-) -> HoldChange | None:
-    """The change for one exercise (rows newest first), or None to keep the current hold."""
+def _exercise_change(exercise: Exercise, past: Sequence[_Past], settings: ProgressionSettings) -> HoldChange | None:
+    """The change for one exercise (its past newest first), or None to keep the current hold."""
     floor, cap = hold_range(exercise)
-    current = _current_hold_s(exercise, rows)
+    current = _current_hold_s(exercise, past)
     if not floor - _TOLERANCE_S <= current <= cap + _TOLERANCE_S:
         return _change(exercise.name, current, min(cap, max(floor, current)), Cause.LIMITS, settings)
-    if rows and rows[0].too_much > 0:
+    if past and past[0].record.too_much > 0:
         eased = min(_whole(current * (1.0 - settings.back_off_fraction)), current - _MIN_CUT_S)
         return _change(exercise.name, current, max(floor, eased), Cause.EASE_OFF, settings)
-    if _smooth_run(rows, current) >= settings.sessions_per_step:
+    if _smooth_run(past, current) >= settings.sessions_per_step:
         return _change(exercise.name, current, min(cap, _whole(current + settings.step_s)), Cause.STEP_UP, settings)
     return None
 
 
-def _current_hold_s(exercise: Exercise, rows: Sequence[ExerciseHistoryRow]) -> float:
-    """The hold last planned in history (rows newest first), else the file's."""
-    return next((row.hold_s for row in rows if row.hold_s is not None), exercise.hold_s)
+def _current_hold_s(exercise: Exercise, past: Sequence[_Past]) -> float:
+    """The hold last planned (past newest first), else the file's."""
+    return next((p.planned_s for p in past if p.planned_s is not None), exercise.hold_s)
 
 
-def _smooth_run(rows: Sequence[ExerciseHistoryRow], hold_s: float) -> int:
-    """How many of the newest rows in a row were smooth at hold_s."""
+def _smooth_run(past: Sequence[_Past], hold_s: float) -> int:
+    """How many of the newest sessions in a row were smooth at hold_s."""
     run = 0
-    for row in rows:
-        if not (_is_smooth(row) and row.hold_s is not None and abs(row.hold_s - hold_s) <= _TOLERANCE_S):
+    for p in past:
+        if not (_is_smooth(p) and p.planned_s is not None and abs(p.planned_s - hold_s) <= _TOLERANCE_S):
             break
         run += 1
     return run
 
 
-def _is_smooth(row: ExerciseHistoryRow) -> bool:
+def _is_smooth(past: _Past) -> bool:
     """The session ran to its end with every hold of the exercise done, nothing skipped, nothing too much."""
-    return row.completed and not row.skipped and row.too_much == 0 and 0 < row.holds_total <= row.holds_done
+    record = past.record
+    return past.session.completed and not record.skipped and record.too_much == 0 and \
+        0 < record.holds_total <= record.holds_done
 
 
 def _change(name: str, from_s: float, to_s: float, cause: Cause, settings: ProgressionSettings) -> HoldChange | None:

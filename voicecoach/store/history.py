@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from voicecoach.core.events import Command, LogKind
+from voicecoach.core.progression import PastSession
 from voicecoach.core.routine import Routine
 from voicecoach.core.session import ExerciseRecord, Session
 
@@ -74,7 +75,7 @@ class SessionRow:
 
 @dataclass(frozen=True)
 class ExerciseHistoryRow:
-    """One exercise in one past session, for progression."""
+    """One exercise in one past session, as stored (past_sessions turns them into exercise records)."""
 
     session_id: int
     exercise: str
@@ -279,8 +280,17 @@ class History:
         return [_exercise_row(exercise, r) for r in self._read(_EXERCISE_HISTORY_SQL, parameters)]
 
     def routine_history(self, routine: Routine, limit: int = 20) -> list[ExerciseHistoryRow]:
-        """exercise_history for every exercise of the routine: the rows progression.plan_holds takes."""
+        """exercise_history for every exercise of the routine."""
         return [row for e in routine.exercises for row in self.exercise_history(routine.name, e.name, limit)]
+
+    def past_sessions(self, routine: Routine, limit: int = 20) -> list[PastSession]:
+        """The routine's sessions with the records of its exercises (up to `limit` sessions per exercise), newest
+        first: what progression.plan_holds takes, and what a resumed session picks up."""
+        sessions: dict[int, tuple[ExerciseHistoryRow, list[ExerciseRecord]]] = {}
+        for row in self.routine_history(routine, limit):
+            sessions.setdefault(row.session_id, (row, []))[1].append(_record(row))
+        past = [PastSession(sid, row.started_at, row.completed, tuple(recs)) for sid, (row, recs) in sessions.items()]
+        return sorted(past, key=lambda session: (session.started_at, session.id), reverse=True)
 
     # --- internals --------------------------------------------------------------------------
 
@@ -413,6 +423,14 @@ def _exercise_row(exercise: str, r: tuple[Any, ...]) -> ExerciseHistoryRow:
         skipped=bool(r[7]),
         too_much=int(r[8]),
     )
+
+
+def _record(row: ExerciseHistoryRow) -> ExerciseRecord:
+    """A stored exercise row as the session's record; a "too much" that outlived its row plans no holds."""
+    if row.hold_s is None:
+        return ExerciseRecord(row.exercise, hold_s=0.0, holds_total=0, too_much=row.too_much)
+    return ExerciseRecord(row.exercise, row.hold_s, row.holds_total, row.holds_done, row.longest_hold_s, row.skipped,
+                          row.too_much)  # fmt: skip
 
 
 def _utc_text(moment: datetime) -> str:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from voicecoach.core.events import Action, Finish, Log, LogKind
 from voicecoach.core.progression import HoldChange, ProgressionSettings, plan_holds
 from voicecoach.core.routine import Routine
-from voicecoach.core.session import ExerciseRecord, Session
+from voicecoach.core.session import Session
 from voicecoach.store.history import RECORDED_EVENT_KINDS, History, HistoryError, data_dir, exercise_results
 from voicecoach.store.resume import Position, PositionSaver, PositionStore
 
@@ -119,7 +119,7 @@ def prepare_session(
 
 def _progressed(routine: Routine, history: History, settings: ProgressionSettings) -> tuple[Routine, list[HoldChange]]:
     """The routine with holds from progression, the changes said after the intro."""
-    routine, changes = plan_holds(routine, history.routine_history(routine), settings)
+    routine, changes = plan_holds(routine, history.past_sessions(routine), settings)
     if changes:
         routine = replace(routine, intro=(*routine.intro, *(c.text for c in changes)))
     return routine, changes
@@ -127,15 +127,15 @@ def _progressed(routine: Routine, history: History, settings: ProgressionSetting
 
 def _resumed_session(routine: Routine, history: History, position: Position) -> Session:
     """A session offering to resume at the saved segment, with the holds and results it had before the crash."""
-    rows = {r.exercise: r for r in history.routine_history(routine, limit=50) if r.session_id == position.session_id}
+    crashed = next((s for s in history.past_sessions(routine, limit=50) if s.id == position.session_id), None)
+    saved = {r.name: r for r in crashed.records} if crashed is not None else {}
     exercises = tuple(
-        replace(e, hold_s=rows[e.name].hold_s or e.hold_s) if e.name in rows else e for e in routine.exercises
+        replace(e, hold_s=saved[e.name].hold_s or e.hold_s) if e.name in saved else e for e in routine.exercises
     )
     routine = replace(routine, exercises=exercises)
     fresh = Session(routine)
     records = [
-        ExerciseRecord(r.name, r.hold_s, r.holds_total, rows[r.name].holds_done, rows[r.name].longest_hold_s,
-                       rows[r.name].skipped, rows[r.name].too_much) if r.name in rows else r
+        replace(saved[r.name], hold_s=r.hold_s, holds_total=r.holds_total) if r.name in saved else r
         for r in fresh.records
-    ]  # fmt: skip
+    ]
     return Session(routine, resume_at=position.segment, records=records)
