@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,12 +21,14 @@ from voicecoach.store.history import (
     ExerciseRecord,
     History,
     HistoryError,
+    HoldTrend,
     SessionRow,
+    TooMuchMoment,
     data_dir,
     default_path,
     exercise_results,
 )
-from voicecoach.store.history_table import format_sessions
+from voicecoach.store.history_table import format_sessions, format_too_much, format_trends
 
 T0 = datetime(2024, 5, 1, 7, 30, tzinfo=UTC)
 TWIST = ExerciseRecord("Twist", hold_s=10, holds_total=2, holds_done=2, longest_hold_s=10)
@@ -305,3 +308,33 @@ def test_format_sessions_uses_the_given_time_zone(path: Path) -> None:
         _one_session(history)
         table = format_sessions(history.recent_sessions(), timezone(timedelta(hours=-4)))
     assert table.splitlines()[1] == "2024-05-01 03:30  small         12        1/2      1         1"
+
+
+def test_hold_trends_and_too_much_moments_over_the_sessions_asked_for(path: Path) -> None:
+    with History.open(path) as history:
+        ids = []
+        for day, (twist_s, bridge_s) in enumerate([(10, 20), (10, 20), (15, 20), (11, 25)]):
+            ids.append(history.start_session("small", T0 + timedelta(days=day)))
+            records = [replace(TWIST, hold_s=twist_s), replace(BRIDGE, hold_s=bridge_s, too_much=0)]
+            history.finish_session(ids[-1], T0 + timedelta(days=day, minutes=9), True, "done", records)
+        history.record_event(ids[2], 61.0, "too_much", "Twist", 7.5)
+        history.record_event(ids[2], 70.0, "too_much", None, None)
+        other = history.start_session("other", T0 + timedelta(days=9), [TWIST])
+        trends = history.hold_trends(ids[1:])
+        moments = history.too_much_moments(ids[1:])
+        assert history.hold_trends([]) == [] and history.too_much_moments([other]) == []
+    assert trends == [HoldTrend("small", "Twist", (10, 15, 11)), HoldTrend("small", "Bridge", (20, 20, 25))]
+    assert moments == [TooMuchMoment(T0 + timedelta(days=2), "small", "Twist", 7.5),
+                       TooMuchMoment(T0 + timedelta(days=2), "small", None, None)]  # fmt: skip
+    assert format_trends(trends) == "\n".join([
+        "Holds over these sessions, oldest first:",
+        "  small",
+        "    Twist   10 -> 15 -> 11 s",
+        "    Bridge  20 -> 25 s",
+    ])  # fmt: skip
+    assert format_too_much(moments, UTC) == "\n".join([
+        '"Too much":',
+        "  2024-05-03 07:30  small: Twist, 7.5 s into a hold",
+        "  2024-05-03 07:30  small: between exercises",
+    ])  # fmt: skip
+    assert format_trends([]) == format_too_much([]) == ""

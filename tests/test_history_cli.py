@@ -56,3 +56,18 @@ def test_no_progression_keeps_the_files_holds(capsys: pytest.CaptureFixture[str]
     for _ in range(3):
         _, out, _ = run_cli([*run, "--no-progression"], capsys)
     assert not [t for t in said(out) if "holds are now" in t]
+
+
+def test_history_shows_how_each_hold_grew_and_every_too_much(capsys: pytest.CaptureFixture[str]) -> None:
+    run = ["run", "lower-back", "--simulate", "--record"]
+    for _ in range(3):
+        run_cli(run, capsys)
+    run_cli([*run, "--commands", "90:too much, 95:end workout"], capsys)
+    code, out, _ = run_cli(["history"], capsys)
+    sessions, trends, moments = out.rstrip("\n").split("\n\n")
+    assert code == 0 and len(sessions.splitlines()) == 5
+    assert trends.splitlines()[:3] == ["Holds over these sessions, oldest first:", "  lower-back",
+                                       "    Two knee twist                          20 -> 25 s"]  # fmt: skip
+    assert "    Bridge                                  15 -> 20 s" in trends.splitlines()
+    [header, moment] = moments.splitlines()
+    assert header == '"Too much":' and moment.endswith("  lower-back: Two knee twist, 11.4 s into a hold")

@@ -277,16 +277,22 @@ def cmd_doctor(args: argparse.Namespace, settings: AppSettings) -> int:
 
 
 def cmd_history(args: argparse.Namespace, settings: AppSettings) -> int:
-    """Print the last sessions as a table."""
+    """Print the last sessions as a table, how each exercise's hold grew over them, and every "too much"."""
     from voicecoach.store.history import History, default_path
-    from voicecoach.store.history_table import format_sessions
+    from voicecoach.store.history_table import format_sessions, format_too_much, format_trends
 
     if not default_path().exists():
         print(f"No sessions yet ({default_path()} does not exist).")
         return 0
     with History.open() as history:
         rows = history.recent_sessions(args.limit)
-    print(format_sessions(rows) if rows else "No sessions yet.")
+        ids = [row.id for row in rows]
+        trends, moments = history.hold_trends(ids), history.too_much_moments(ids)
+    if not rows:
+        print("No sessions yet.")
+        return 0
+    parts = (format_sessions(rows), format_trends(trends), format_too_much(moments))
+    print("\n\n".join(part for part in parts if part))
     return 0
 
 

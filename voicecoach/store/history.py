@@ -10,7 +10,7 @@ Suggested use by the player: `start_session(name, now, exercise_results(Session(
 holds at once; `record_event` for each 'stop', 'too_much' and 'device' log as it happens;
 `finish_session(..., exercise_results(session))` at the end, in one transaction with the results.
 
-Longer than most modules (about 420 lines): the schema, its migration and every query sit together so that a
+Longer than most modules (about 500 lines): the schema, its migration and every query sit together so that a
 schema change is one reviewable file; the table for the terminal is history_table.py.
 """
 
@@ -91,6 +91,29 @@ class ExerciseHistoryRow:
     """Seconds."""
     skipped: bool
     too_much: int
+
+
+@dataclass(frozen=True)
+class HoldTrend:
+    """How one exercise's hold changed over sessions, for `voicecoach history`."""
+
+    routine: str
+    exercise: str
+    holds_s: tuple[float, ...]
+    """Seconds per hold as planned in each session, oldest first."""
+
+
+@dataclass(frozen=True)
+class TooMuchMoment:
+    """One "too much", for `voicecoach history`."""
+
+    session_started_at: datetime
+    """UTC start of its session."""
+    routine: str
+    exercise: str | None
+    """None when it came between exercises (the intro, say)."""
+    into_hold_s: float | None
+    """Seconds into the hold it interrupted; None when no hold was running."""
 
 
 def data_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -292,6 +315,19 @@ class History:
         past = [PastSession(sid, row.started_at, row.completed, tuple(recs)) for sid, (row, recs) in sessions.items()]
         return sorted(past, key=lambda session: (session.started_at, session.id), reverse=True)
 
+    def hold_trends(self, session_ids: Sequence[int]) -> list[HoldTrend]:
+        """The planned hold of each exercise over these sessions, oldest first; exercises in the order their
+        routine first had them."""
+        trends: dict[tuple[str, str], list[float]] = {}
+        for routine, exercise, hold_s in self._read(_in_sessions(_HOLDS_SQL, session_ids), list(session_ids)):
+            trends.setdefault((str(routine), str(exercise)), []).append(float(hold_s))
+        return [HoldTrend(routine, exercise, tuple(holds)) for (routine, exercise), holds in trends.items()]
+
+    def too_much_moments(self, session_ids: Sequence[int]) -> list[TooMuchMoment]:
+        """Every "too much" of these sessions, oldest first."""
+        rows = self._read(_in_sessions(_TOO_MUCH_SQL, session_ids), list(session_ids))
+        return [TooMuchMoment(_parse(r[0]), str(r[1]), r[2], None if r[3] is None else float(r[3])) for r in rows]
+
     # --- internals --------------------------------------------------------------------------
 
     def _prepare(self) -> None:
@@ -379,6 +415,25 @@ WHERE s.routine = :routine
 ORDER BY s.started_at DESC, s.id DESC
 LIMIT :limit
 """
+
+
+_HOLDS_SQL = """
+SELECT s.routine, e.name, e.hold_s FROM exercises e JOIN sessions s ON s.id = e.session_id
+WHERE s.id IN ({ids})
+ORDER BY s.started_at, s.id, e.rowid
+"""
+"""An exercise's rows keep the rowid of their first insert: the order the session planned them in."""
+
+_TOO_MUCH_SQL = """
+SELECT s.started_at, s.routine, v.exercise, v.value_s FROM events v JOIN sessions s ON s.id = v.session_id
+WHERE v.kind = 'too_much' AND s.id IN ({ids})
+ORDER BY s.started_at, s.id, v.t_s
+"""
+
+
+def _in_sessions(sql: str, session_ids: Sequence[int]) -> str:
+    """The query with one placeholder per session id."""
+    return sql.format(ids=", ".join("?" * len(session_ids)) or "NULL")
 
 
 def _upsert_exercise(db: sqlite3.Connection, session_id: int, result: ExerciseRecord) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import tzinfo
 
-from voicecoach.store.history import SessionRow
+from voicecoach.store.history import HoldTrend, SessionRow, TooMuchMoment
 
 _HEADERS = ("Date", "Routine", "Minutes", "Exercises", "Stops", "Too much")
 _RIGHT_ALIGNED = frozenset({2, 3, 4, 5})
@@ -36,3 +36,35 @@ def _cells(row: SessionRow, zone: tzinfo | None) -> tuple[str, ...]:
         str(row.stops),
         str(row.too_much),
     )
+
+
+def format_trends(trends: Sequence[HoldTrend]) -> str:
+    """Each exercise's holds over the sessions, changes only: `  Bridge  15 -> 20 -> 25 s`, under its routine."""
+    if not trends:
+        return ""
+    width = max(len(trend.exercise) for trend in trends)
+    lines = ["Holds over these sessions, oldest first:"]
+    for routine in dict.fromkeys(trend.routine for trend in trends):
+        lines.append(f"  {routine}")
+        for trend in (t for t in trends if t.routine == routine):
+            lines.append(f"    {trend.exercise:<{width}}  {_steps(trend.holds_s)}")
+    return "\n".join(lines)
+
+
+def _steps(holds_s: Sequence[float]) -> str:
+    """'15 -> 20 -> 25 s': each hold that differs from the one before it."""
+    changes = [hold for index, hold in enumerate(holds_s) if index == 0 or hold != holds_s[index - 1]]
+    return " -> ".join(f"{hold:g}" for hold in changes) + " s"
+
+
+def format_too_much(moments: Sequence[TooMuchMoment], zone: tzinfo | None = None) -> str:
+    """One line per "too much": when, in which routine and exercise, how far into the hold."""
+    if not moments:
+        return ""
+    lines = ['"Too much":']
+    for moment in moments:
+        when = moment.session_started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        where = moment.exercise or "between exercises"
+        into = f", {moment.into_hold_s:g} s into a hold" if moment.into_hold_s is not None else ""
+        lines.append(f"  {when}  {moment.routine}: {where}{into}")
+    return "\n".join(lines)
