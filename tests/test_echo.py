@@ -259,3 +259,14 @@ def test_aligner_settings_are_validated() -> None:
         AlignerSettings(history_s=2.0)
     with pytest.raises(ValueError, match="filter"):
         EchoSettings(filter_ms=5)
+
+
+def test_a_reference_known_in_full_and_longer_than_the_history_is_lined_up_from_its_start() -> None:
+    """A recording's whole reference (listen --reference) or a room utterance is given before it is heard."""
+    settings = AlignerSettings(delay_s=0.0, lead_s=0.0)
+    played = np.random.default_rng(12).integers(-8000, 8000, round(3 * settings.history_s * RATE), dtype=np.int16)
+    aligner = ReferenceAligner(settings)
+    aligner.add_played(0.0, played, RATE)
+    got = np.concatenate([aligner.align(np.zeros(BLOCK, dtype=np.int16), k * BLOCK / RATE)
+                          for k in range(len(played) // BLOCK)])  # fmt: skip
+    assert np.array_equal(got, played[: len(got)])

@@ -38,6 +38,9 @@ _SKEW_SMOOTHING = 0.01
 """Weight of each block's timing error in the smoothed skew between capture times and the sample count."""
 _MAX_SKEW_S = 0.002
 """The mic timeline jumps to its capture times once they drift this far from the gap-free count (clock drift)."""
+_AHEAD_S = 1.0
+"""Played audio is put on the mic grid at most this far ahead of the newest mic block: a buffer known in full long
+before it is heard (a recording's whole reference, the room's utterances) must not overrun the history kept."""
 
 
 # --- resampling onto the microphone's sample grid -----------------------------------------------
@@ -111,6 +114,8 @@ class _Feed:
         """Input samples needed past a position before its value is final."""
         self.next_index = math.ceil(start_s * mic_rate - 1e-6)
         """The next mic-grid sample to produce."""
+        self.final = False
+        """True once the buffer can grow no more (a newer one started, or the mic is past its end)."""
 
     def end_index(self, mic_rate: int) -> int:
         """One past the last mic-grid sample this buffer (as known so far) reaches."""
@@ -217,6 +222,8 @@ class ReferenceAligner:
         self._clock = _BlockClock(self.settings.sample_rate)
         self._newest = 0
         """One past the newest mic-grid index seen on either side."""
+        self._mic_end: int | None = None
+        """One past the newest mic block's last sample (None before the first block)."""
         self._estimates: collections.deque[float] = collections.deque(maxlen=self.settings.estimates_kept)
         fixed = self.settings.delay_s
         self._delay_s = self.settings.initial_delay_s if fixed is None else fixed
@@ -245,12 +252,13 @@ class ReferenceAligner:
             feed = self._feeds[start_s] = _Feed(start_s, sample_rate, rate)
             for older in self._feeds.values():
                 if older.start_s < start_s:
-                    self._produce(older, final=True)
+                    older.final = True
+                    self._produce(older)
         samples = int16_block(samples, "played")
         if len(samples) < len(feed.samples):
             self._cut(feed, len(samples))
         feed.samples = samples
-        self._produce(feed, final=False)
+        self._produce(feed)
         self._forget_old_feeds()
 
     def align(self, mic: np.ndarray, capture_s: float) -> np.ndarray:
@@ -259,21 +267,27 @@ class ReferenceAligner:
         start = self._clock.place(capture_s, len(mic16))
         self._mic.write(start, mic16)
         self._newest = max(self._newest, start + len(mic16))
-        self._maybe_estimate(start + len(mic16))
+        self._mic_end = start + len(mic16)
         reference_start = start - round((self._delay_s - self.settings.lead_s) * self.settings.sample_rate)
         for feed in self._feeds.values():
             if feed.end_index(self.settings.sample_rate) <= reference_start + len(mic16):
-                self._produce(feed, final=True)
+                feed.final = True
+            self._produce(feed)
+        self._maybe_estimate(start + len(mic16))
         return self._reference.read(reference_start, len(mic16))
 
-    def _produce(self, feed: _Feed, final: bool) -> None:
-        """Put as much of a buffer on the mic grid as its samples allow (all of it, silence after, when final)."""
+    def _produce(self, feed: _Feed) -> None:
+        """Put as much of a buffer on the mic grid as its samples allow (all of it, silence after, when final), but
+        no further than _AHEAD_S past the newest mic block."""
         rate = self.settings.sample_rate
-        if final:
+        if self._mic_end is None:
+            return
+        if feed.final:
             stop = feed.end_index(rate)
         else:
             ready = len(feed.samples) - 1 - feed.look_ahead
             stop = math.floor((feed.start_s + ready / feed.sample_rate) * rate + 1e-6) + 1
+        stop = min(stop, self._mic_end + round(_AHEAD_S * rate))
         if stop <= feed.next_index:
             return
         index = np.arange(feed.next_index, stop, dtype=np.int64)
