@@ -253,6 +253,9 @@ def parse_config(text: str, source: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(exc, text, str(source))]) from None
+    except RecursionError:
+        message = "is nested too deeply (expected [section] headers and key = value lines)"
+        raise ConfigError([Problem(str(source), 1, FILE_FIELD, message)]) from None
     checker = _Checker(str(source), key_lines(text))
     values = checker.check(data)
     if checker.problems:

@@ -32,8 +32,18 @@ class Problem:
         return self.field
 
     def __str__(self) -> str:
-        """The problem as `FILE:LINE: field: message`."""
-        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+        """The problem as `FILE:LINE: field: message`, on one line whatever the file held."""
+        return one_line(f"{self.file}:{self.line}: {self.field}: {self.message}")
+
+
+_CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F, 0x85]} | {
+    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+"""Characters that would break a problem's one line (text from the file can hold any), and how they are shown."""
+
+
+def one_line(text: str) -> str:
+    """The text with line breaks and control characters written as escapes (`\\n`, `\\x00`)."""
+    return text.translate(_CONTROL)
 
 
 class FileProblems(Exception):
@@ -69,7 +79,7 @@ class Finding(Problem):
 
     def __str__(self) -> str:
         """The finding as `FILE:LINE: field: level: message`."""
-        return f"{self.file}:{self.line}: {self.field}: {self.level.value}: {self.message}"
+        return one_line(f"{self.file}:{self.line}: {self.field}: {self.level.value}: {self.message}")
 
 
 def read_text_file(
