@@ -280,9 +280,12 @@ def test_past_sessions_give_progression_the_sessions_own_exercise_records(path: 
         crashed = history.start_session("small", T0 + timedelta(days=1))
         history.record_event(crashed, 40.0, "too_much", "Bridge", 2.0)
         past = history.past_sessions(routine)
-    assert [(s.id, s.completed) for s in past] == [(crashed, False), (first, True)]
+        saved = history.session_records(routine, first)
+        assert history.session_records(routine, crashed) == {"Bridge": past[0].records[0]}
+    assert [(s.started_at, s.completed) for s in past] == [(T0 + timedelta(days=1), False), (T0, True)]
     assert past[0].records == (ExerciseRecord("Bridge", hold_s=0.0, holds_total=0, too_much=1),)
     assert sorted(past[1].records, key=lambda r: r.name) == [BRIDGE, TWIST]
+    assert saved == {"Twist": TWIST, "Bridge": BRIDGE}
 
 
 # --- the table ----------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def _row(number: int, hold_s: float, outcome: str, name: str = "Bridge") -> Past
         skipped=outcome == "skip",
         too_much=int(outcome in ("much", "crash")),
     )
-    return PastSession(number + 1, T0 + timedelta(days=number), outcome not in ("early", "crash"), (record,))
+    return PastSession(T0 + timedelta(days=number), outcome not in ("early", "crash"), (record,))
 
 
 def simulate(

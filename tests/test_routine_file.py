@@ -242,44 +242,52 @@ def test_routine_problem(text: str, line: int, field: str, message: str) -> None
     assert message in problem.message
 
 
+NUMBER_EXPECTED = {
+    "hold_s": "seconds from 1 to 600",
+    "max_hold_s": "seconds from 20 to 600, not less than hold_s",
+    "reps": "a whole number from 1 to 20",
+    "rest_s": "seconds from 0 to 600",
+}
+"""What each number field of MINIMAL's exercise expects (its hold_s is 20), as its problems say."""
+NUMBER_PROBLEMS = [
+    # (line added to the first exercise at line 10, or replacing its hold_s at line 9; what is wrong)
+    ("hold_s: 0", "0 is out of range"),
+    ("hold_s: 1200", "1200 is out of range"),
+    ("hold_s: -5", "-5 is out of range"),
+    ("hold_s: .inf", ".inf is out of range"),
+    ("hold_s: .nan", ".nan is out of range"),
+    ("hold_s: yes", "the yes/no value yes is not a number"),
+    ("hold_s: true", "the yes/no value true is not a number"),
+    ('hold_s: "20"', 'the text "20" is not a number'),
+    ("hold_s: 20s", 'the text "20s" is not a number'),
+    ("hold_s: [20]", "a list is not a number"),
+    ("hold_s:", "has no value"),
+    ("hold_s: 20.5", "20.5 is not a whole number of seconds"),
+    ("max_hold_s: 10", "10 is out of range"),
+    ("max_hold_s: 601", "601 is out of range"),
+    ("max_hold_s: false", "the yes/no value false is not a number"),
+    ("max_hold_s: 30.5", "30.5 is not a whole number of seconds"),
+    ("reps: 0", "0 is out of range"),
+    ("reps: 21", "21 is out of range"),
+    ("reps: 2.5", "2.5 is not a whole number"),
+    ("reps: true", "the yes/no value true is not a whole number"),
+    ("rest_s: -1", "-1 is out of range"),
+    ("rest_s: no", "the yes/no value no is not a number"),
+    ("rest_s: 2.5", "2.5 is not a whole number of seconds"),
+]
+
+
+@pytest.mark.parametrize(("added", "wrong"), NUMBER_PROBLEMS, ids=[c[0] for c in NUMBER_PROBLEMS])
+def test_number_problem(added: str, wrong: str) -> None:
+    field = added.split(":")[0]
+    problem = _only_problem(_with_exercise_line(added))
+    line = 9 if field == "hold_s" else 10
+    message = f"{wrong} (expected {NUMBER_EXPECTED[field]})"
+    assert (problem.line, problem.field, problem.message) == (line, f"exercises[1].{field}", message)
+
+
 EXERCISE_PROBLEMS = [
     # (line added to the first exercise at line 10, field, exact message)
-    ("hold_s: 0", "hold_s", "0 is out of range (expected seconds from 1 to 600)"),
-    ("hold_s: 1200", "hold_s", "1200 is out of range (expected seconds from 1 to 600)"),
-    ("hold_s: -5", "hold_s", "-5 is out of range (expected seconds from 1 to 600)"),
-    ("hold_s: .inf", "hold_s", ".inf is out of range (expected seconds from 1 to 600)"),
-    ("hold_s: .nan", "hold_s", ".nan is out of range (expected seconds from 1 to 600)"),
-    ("hold_s: yes", "hold_s", "the yes/no value yes is not a number (expected seconds from 1 to 600)"),
-    ("hold_s: true", "hold_s", "the yes/no value true is not a number (expected seconds from 1 to 600)"),
-    ('hold_s: "20"', "hold_s", 'the text "20" is not a number (expected seconds from 1 to 600)'),
-    ("hold_s: 20s", "hold_s", 'the text "20s" is not a number (expected seconds from 1 to 600)'),
-    ("hold_s: [20]", "hold_s", "a list is not a number (expected seconds from 1 to 600)"),
-    ("hold_s:", "hold_s", "has no value (expected seconds from 1 to 600)"),
-    (
-        "max_hold_s: 10",
-        "max_hold_s",
-        "10 is out of range (expected seconds from 20 to 600, not less than hold_s)",
-    ),
-    (
-        "max_hold_s: 601",
-        "max_hold_s",
-        "601 is out of range (expected seconds from 20 to 600, not less than hold_s)",
-    ),
-    (
-        "max_hold_s: false",
-        "max_hold_s",
-        "the yes/no value false is not a number (expected seconds from 20 to 600, not less than hold_s)",
-    ),
-    ("reps: 0", "reps", "0 is out of range (expected a whole number from 1 to 20)"),
-    ("reps: 21", "reps", "21 is out of range (expected a whole number from 1 to 20)"),
-    ("reps: 2.5", "reps", "2.5 is not a whole number (expected a whole number from 1 to 20)"),
-    (
-        "reps: true",
-        "reps",
-        "the yes/no value true is not a whole number (expected a whole number from 1 to 20)",
-    ),
-    ("rest_s: -1", "rest_s", "-1 is out of range (expected seconds from 0 to 600)"),
-    ("rest_s: no", "rest_s", "the yes/no value no is not a number (expected seconds from 0 to 600)"),
     ("sides: left", "sides", '"left" is not known (expected one of: none, both)'),
     ("sides: bothe", "sides", '"bothe" is not known (expected one of: none, both; did you mean both?)'),
     (

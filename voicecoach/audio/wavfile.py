@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,9 +46,8 @@ def _read_frames(path: str | Path) -> tuple[np.ndarray, int]:
     return samples[:usable].reshape(-1, fmt.channels), fmt.rate
 
 
-@dataclass(frozen=True)
-class _Format:
-    """The parts of a WAV 'fmt ' chunk we use."""
+class _Format(NamedTuple):
+    """The parts of a WAV 'fmt ' chunk we use: a record of header fields, as struct unpacks them."""
 
     channels: int
     rate: int

@@ -71,9 +71,8 @@ class ProgressionSettings:
 class PastSession:
     """One earlier session of the routine, as progression reads it."""
 
-    id: int
-    """Orders sessions that started at the same instant."""
     started_at: datetime
+    """Orders the sessions (one routine's sessions never share a start)."""
     completed: bool
     """The session ran to its end."""
     records: tuple[ExerciseRecord, ...]
@@ -143,8 +142,7 @@ def plan_holds(
     exercises: list[Exercise] = []
     changes: list[HoldChange] = []
     for exercise in routine.exercises:
-        newest_first = sorted(by_exercise.get(exercise.name, []), key=lambda p: (p.session.started_at, p.session.id),
-                              reverse=True)  # fmt: skip
+        newest_first = sorted(by_exercise.get(exercise.name, []), key=lambda p: p.session.started_at, reverse=True)
         change = _exercise_change(exercise, newest_first, settings)
         if change is None:
             exercises.append(replace(exercise, hold_s=_current_hold_s(exercise, newest_first)))

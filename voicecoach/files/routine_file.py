@@ -182,20 +182,27 @@ class _Fields:
 
 @dataclass(frozen=True)
 class _Range:
-    """The numbers a field accepts."""
+    """The whole numbers a field accepts: seconds, or a count."""
 
     low: float
     high: float
-    unit: str
-    whole: str = ""
-    """What a whole value is called ("a whole number"); '' when fractions are fine."""
-    kind: str = "a number"
-    """What a value of the wrong type is not."""
+    seconds: bool = True
+    """False for a count, such as reps."""
     note: str = ""
 
     def describe(self) -> str:
         """What is expected, for a problem message."""
-        return f"{self.unit} from {self.low:g} to {self.high:g}{self.note}"
+        unit = "seconds" if self.seconds else "a whole number"
+        return f"{unit} from {self.low:g} to {self.high:g}{self.note}"
+
+    def not_a_number(self) -> str:
+        """What a value of the wrong type is not."""
+        return "a number" if self.seconds else "a whole number"
+
+    def not_whole(self) -> str:
+        """What a value with a fraction is not. Times are whole seconds: the narrator says them ("hold for 20
+        seconds") and counts them down, and progression steps by whole seconds; 20.5 would be announced as 20."""
+        return "a whole number of seconds" if self.seconds else "a whole number"
 
 
 @dataclass(frozen=True)
@@ -213,12 +220,9 @@ class _Count:
         return f"a list of {self.low} to {self.high} {self.noun}"
 
 
-_WHOLE_SECONDS = "a whole number of seconds"
-"""Times are whole seconds: the narrator says them ("hold for 20 seconds") and counts them down, and progression
-steps by whole seconds; a hold of 20.5 would be announced as 20."""
-_HOLD = _Range(1, _MAX_SECONDS, "seconds", whole=_WHOLE_SECONDS)
-_REST = _Range(0, _MAX_SECONDS, "seconds", whole=_WHOLE_SECONDS)
-_REPS = _Range(1, 20, "a whole number", whole="a whole number", kind="a whole number")
+_HOLD = _Range(1, _MAX_SECONDS)
+_REST = _Range(0, _MAX_SECONDS)
+_REPS = _Range(1, 20, seconds=False)
 _EXERCISE_COUNT = _Count(1, 50, "exercises")
 _STEP_COUNT = _Count(1, 12, "steps")
 _SENTENCES = _Count(0, None, "spoken sentences")
@@ -504,13 +508,13 @@ def _number(checker: _Checker, fields: _Fields, key: str, limits: _Range, requir
     path = fields.path(key)
     value = checker.number(node) if isinstance(node, ScalarNode) and node.tag in _NUMBER_TAGS else None
     if value is None:
-        checker.add(node, path, f"{_describe(node)} is not {limits.kind} (expected {expected})")
+        checker.add(node, path, f"{_describe(node)} is not {limits.not_a_number()} (expected {expected})")
         return None
     if not limits.low <= value <= limits.high:
         checker.add(node, path, f"{node.value} is out of range (expected {expected})")
         return None
-    if limits.whole and not float(value).is_integer():
-        checker.add(node, path, f"{node.value} is not {limits.whole} (expected {expected})")
+    if not float(value).is_integer():
+        checker.add(node, path, f"{node.value} is not {limits.not_whole()} (expected {expected})")
         return None
     return value
 
@@ -518,7 +522,7 @@ def _number(checker: _Checker, fields: _Fields, key: str, limits: _Range, requir
 def _max_hold(checker: _Checker, fields: _Fields, hold_s: float | None) -> float | None:
     """The optional cap for progression: from hold_s (when valid) to the maximum."""
     low = hold_s if hold_s is not None else _HOLD.low
-    limits = _Range(low, _MAX_SECONDS, "seconds", whole=_WHOLE_SECONDS, note=", not less than hold_s")
+    limits = _Range(low, _MAX_SECONDS, note=", not less than hold_s")
     value = _number(checker, fields, "max_hold_s", limits, required=False)
     return float(value) if value is not None else None
 

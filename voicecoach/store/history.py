@@ -312,8 +312,13 @@ class History:
         sessions: dict[int, tuple[ExerciseHistoryRow, list[ExerciseRecord]]] = {}
         for row in self.routine_history(routine, limit):
             sessions.setdefault(row.session_id, (row, []))[1].append(_record(row))
-        past = [PastSession(sid, row.started_at, row.completed, tuple(recs)) for sid, (row, recs) in sessions.items()]
-        return sorted(past, key=lambda session: (session.started_at, session.id), reverse=True)
+        past = [PastSession(row.started_at, row.completed, tuple(records)) for row, records in sessions.values()]
+        return sorted(past, key=lambda session: session.started_at, reverse=True)
+
+    def session_records(self, routine: Routine, session_id: int) -> dict[str, ExerciseRecord]:
+        """What each exercise of the routine had reached in one session, by name (for resuming it after a crash)."""
+        rows = self.routine_history(routine, limit=50)
+        return {row.exercise: _record(row) for row in rows if row.session_id == session_id}
 
     def hold_trends(self, session_ids: Sequence[int]) -> list[HoldTrend]:
         """The planned hold of each exercise over these sessions, oldest first; exercises in the order their

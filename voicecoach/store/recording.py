@@ -127,8 +127,7 @@ def _progressed(routine: Routine, history: History, settings: ProgressionSetting
 
 def _resumed_session(routine: Routine, history: History, position: Position) -> Session:
     """A session offering to resume at the saved segment, with the holds and results it had before the crash."""
-    crashed = next((s for s in history.past_sessions(routine, limit=50) if s.id == position.session_id), None)
-    saved = {r.name: r for r in crashed.records} if crashed is not None else {}
+    saved = history.session_records(routine, position.session_id) if position.session_id is not None else {}
     exercises = tuple(
         replace(e, hold_s=saved[e.name].hold_s or e.hold_s) if e.name in saved else e for e in routine.exercises
     )
