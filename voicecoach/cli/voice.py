@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from voicecoach.cli.options import add_voice_options
+from voicecoach.cli.text import plural
 from voicecoach.core.commands import load_vocabulary
 from voicecoach.core.events import CommandHeard
 from voicecoach.runtime.rig import DeviceTrouble, LiveError
@@ -130,8 +131,7 @@ def _listen_file(path: Path, reference: Path | None, pipeline: object) -> int:
     for heard in result.commands:
         print(heard_line(heard))
     rtf = result.real_time_factor
-    count = len(result.commands)
-    print(f"# {count} command{'s' if count != 1 else ''}; {pipeline.name}, real-time factor {rtf:.3f}",  # type: ignore[attr-defined]
+    print(f"# {plural(len(result.commands), 'command')}; {pipeline.name}, real-time factor {rtf:.3f}",  # type: ignore[attr-defined]
           file=sys.stderr)  # fmt: skip
     return 0
 

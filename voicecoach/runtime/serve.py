@@ -98,7 +98,8 @@ def _serve(settings: AppSettings, once: bool, json_lines: bool) -> int:
             except RoutineFileError as exc:
                 _LOGGER.warning("cannot start %s:\n%s", name, exc)
                 continue
-            session, observers, close = prepare_session(routine, record=settings.history, progression=settings.progression)
+            session, observers, close = prepare_session(routine, record=settings.history,
+                                                        progression=settings.progression)  # fmt: skip
             try:
                 Player(session, rig.narrator, events, vocabulary, transcript, observers).run()
             finally:
