@@ -159,16 +159,14 @@ def test_a_folder_without_routines_and_a_folder_to_run_say_what_is_expected(
 def test_an_oversized_routine_file_is_refused_before_it_is_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "huge.yaml"
+    folder = tmp_path / "routines"  # the user's routines (no_user_files), so that list loads it too
+    folder.mkdir()
+    path = folder / "huge.yaml"
     with path.open("wb") as out:
         out.truncate(10 * MAX_FILE_BYTES)  # ten times the cap, sparse: reading it would take seconds
     with pytest.raises(RoutineFileError) as caught:
         load_routine_file(path)
     assert str(caught.value) == f"{path}:0: (file): is 10.0 MB (expected a routine file of at most 1.0 MB)"
-    path.rename(tmp_path / "routines-huge.yaml")
-    folder = tmp_path / "routines"
-    folder.mkdir()
-    (tmp_path / "routines-huge.yaml").rename(folder / "huge.yaml")
     code, out, _ = run_cli(["list"], capsys)
     assert code == 0 and "huge" in out and "INVALID (1 problem; run: voicecoach check" in out
 
