@@ -23,6 +23,10 @@ _LOGGER = logging.getLogger(__name__)
 _PLAYED_HISTORY_S = 60.0
 _IDLE_TAIL_S = 0.5
 """Silence the speaker plays after a buffer before its stream stops itself (well above any output latency)."""
+_LATE_S = 0.01
+"""A callback whose DAC time is this much later than the buffer's timeline says starts a new piece: the device fell
+behind (an underrun), and the rest of the buffer is heard that much later than it was due. The log keeps the gap as
+silence, so the echo canceller's reference stays where the sound really was."""
 
 
 # --- speaker ------------------------------------------------------------------------------------
@@ -54,6 +58,10 @@ class _Playback:
         self.position = 0
         """Frames handed to PortAudio."""
         self.start_s: float | None = None
+        self.pieces: list[tuple[int, float]] = []
+        """(first frame, its DAC time) of each stretch played without a gap; the first is (0, start_s)."""
+        self.logged: tuple[int, int, np.ndarray] | None = None
+        """(frames, pieces, samples) of the last _logged() with gaps: played() asks every 20 ms."""
         self.end_s: float | None = None
         """time.monotonic() when the last sample is due at the device (set once all are handed over)."""
         self.tail_frames = 0
@@ -187,7 +195,7 @@ class Speaker:
         if playback is not None and not playback.done.is_set() and playback.start_s is not None:
             position = playback.position
             if position > 0:
-                entries.append(PlayedBuffer(playback.start_s, self.sample_rate, _as_heard(playback, position)))
+                entries.append(_logged(playback, position, self.sample_rate, aborted=False))
         return entries
 
     def close(self) -> None:
@@ -222,6 +230,8 @@ class Speaker:
             raise self._callback_abort
         position = playback.position
         chunk = playback.samples[position : position + frames]
+        if len(chunk):
+            self._place(playback, position, callback_monotonic(time_info.outputBufferDacTime, time_info.currentTime))
         if self._gain == self._target_gain == 1.0:
             outdata[: len(chunk), 0] = chunk
         else:
@@ -230,8 +240,6 @@ class Speaker:
             playback.gains[position : position + len(chunk)] = ramp
             self._gain = self._target_gain
         outdata[len(chunk) :] = 0
-        if playback.start_s is None:
-            playback.start_s = callback_monotonic(time_info.outputBufferDacTime, time_info.currentTime)
         playback.position = position + len(chunk)
         if playback.end_s is None:
             if playback.position < len(playback.samples):
@@ -243,6 +251,16 @@ class Speaker:
         if playback.tail_frames >= self._idle_tail_frames:
             raise self._callback_abort
 
+    def _place(self, playback: _Playback, position: int, dac_s: float) -> None:
+        """Note when the frame at `position` is due at the device; a late one starts a new piece of the log."""
+        if playback.start_s is None:
+            playback.start_s = dac_s
+            playback.pieces.append((0, dac_s))
+            return
+        first, first_s = playback.pieces[-1]
+        if dac_s - (first_s + (position - first) / self.sample_rate) > _LATE_S:
+            playback.pieces.append((position, dac_s))
+
     def _complete(self, playback: _Playback, abort_s: float | None) -> None:
         """Log what was heard of this buffer and release its waiters (once); abort_s None means it finished."""
         with self._log_lock:
@@ -250,11 +268,13 @@ class Speaker:
                 return
             frames = playback.position
             if abort_s is not None:
-                heard = 0 if playback.start_s is None else round((abort_s - playback.start_s) * self.sample_rate)
+                heard = 0
+                if playback.pieces:
+                    first, first_s = playback.pieces[-1]
+                    heard = first + round((abort_s - first_s) * self.sample_rate)
                 frames = min(frames, max(0, heard))
             if playback.start_s is not None and frames > 0:
-                entry = PlayedBuffer(playback.start_s, self.sample_rate, _as_heard(playback, frames),
-                                     aborted=abort_s is not None)  # fmt: skip
+                entry = _logged(playback, frames, self.sample_rate, aborted=abort_s is not None)
                 self._log.append(entry)
                 self._trim_log(entry.start_s + entry.duration_s)
             playback.finished = abort_s is None
@@ -265,6 +285,28 @@ class Speaker:
         """Forget buffers that ended more than history_s ago (caller holds _log_lock)."""
         while self._log and self._log[0].start_s + self._log[0].duration_s < now_s - self._history_s:
             self._log.popleft()
+
+
+def _logged(playback: _Playback, frames: int, rate: int, aborted: bool) -> PlayedBuffer:
+    """The log entry of a buffer's first frames: as heard, with silence where the device fell behind."""
+    heard = _as_heard(playback, frames)
+    pieces = [(first, start_s) for first, start_s in list(playback.pieces) if first < frames]
+    start_s = pieces[0][1]
+    if len(pieces) > 1:
+        cached = playback.logged
+        if cached is not None and cached[:2] == (frames, len(pieces)):
+            heard = cached[2]
+        else:
+            spans = [(first, (pieces[n + 1][0] if n + 1 < len(pieces) else frames), round((at_s - start_s) * rate))
+                     for n, (first, at_s) in enumerate(pieces)]  # fmt: skip
+            spans = [(first, end, max(at, first)) for first, end, at in spans]
+            gapped = np.zeros(max(at + end - first for first, end, at in spans), dtype=np.int16)
+            for first, end, at in spans:
+                gapped[at : at + end - first] = heard[first:end]
+            gapped.flags.writeable = False
+            playback.logged = (frames, len(pieces), gapped)
+            heard = gapped
+    return PlayedBuffer(start_s, rate, heard, aborted=aborted)
 
 
 def _as_heard(playback: _Playback, frames: int) -> np.ndarray:

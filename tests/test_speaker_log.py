@@ -1,0 +1,85 @@
+"""The speaker's playback log (the echo canceller's reference) follows the device when it falls behind.
+
+The real Speaker runs on a fake stream: the test plays the PortAudio thread, calling the callback with the DAC times
+a device would report, including an underrun that delays the rest of the buffer.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from voicecoach.audio import speaker as speaker_module
+from voicecoach.audio.speaker import Speaker
+
+RATE = 48000
+FRAMES = 256
+
+
+class FakeStream:
+    latency = 0.01
+
+    def start(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def speaker(monkeypatch: pytest.MonkeyPatch) -> Speaker:
+    monkeypatch.setattr(speaker_module, "open_stream", lambda *args, **kwargs: FakeStream())
+    monkeypatch.setattr(speaker_module, "callback_monotonic", lambda dac_s, now_s: dac_s)  # the device's DAC clock
+    return Speaker(sample_rate=RATE, block_frames=FRAMES)
+
+
+def callback(speaker: Speaker, dac_s: float) -> np.ndarray:
+    """One PortAudio callback whose first frame is due at dac_s (monotonic); what it wrote."""
+    out = np.zeros((FRAMES, 1), dtype=np.int16)
+    times = SimpleNamespace(outputBufferDacTime=dac_s, currentTime=0.0)
+    speaker._callback(out, FRAMES, times, SimpleNamespace(output_underflow=False))
+    return out[:, 0].copy()
+
+
+def test_an_underrun_is_logged_as_silence_where_the_device_fell_behind(speaker: Speaker) -> None:
+    samples = (np.arange(20 * FRAMES) % 2000 - 1000).astype(np.int16)
+    speaker.play(samples, RATE)
+    start_s = speaker_module.time.monotonic() + 0.02
+    for block in range(10):
+        callback(speaker, start_s + block * FRAMES / RATE)
+    late_s = start_s + 10 * FRAMES / RATE + 0.3  # the device stalled 300 ms, then went on with frame 10 * FRAMES
+    for block in range(10):
+        callback(speaker, late_s + block * FRAMES / RATE)
+    (entry,) = speaker.played()
+    gap = round((late_s - start_s) * RATE) - 10 * FRAMES
+    assert entry.start_s == pytest.approx(start_s, abs=1e-3) and not entry.aborted
+    assert gap == round(0.3 * RATE)
+    assert np.array_equal(entry.samples[: 10 * FRAMES], samples[: 10 * FRAMES])
+    assert not entry.samples[10 * FRAMES : 10 * FRAMES + gap].any(), "the stall is silence"
+    assert np.array_equal(entry.samples[10 * FRAMES + gap :], samples[10 * FRAMES :])
+
+
+def test_small_timing_jitter_is_no_gap_and_an_abort_cuts_after_the_gap(speaker: Speaker) -> None:
+    samples = np.full(40 * FRAMES, 500, dtype=np.int16)
+    speaker.play(samples, RATE)
+    start_s = speaker_module.time.monotonic() + 0.02
+    jitter = np.random.default_rng(3).uniform(-0.003, 0.003, 8)
+    for block in range(8):
+        callback(speaker, start_s + block * FRAMES / RATE + jitter[block])
+    late_s = start_s + 8 * FRAMES / RATE + 0.1
+    for block in range(4):
+        callback(speaker, late_s + block * FRAMES / RATE)
+    (entry,) = speaker.played()
+    gap = len(entry.samples) - 12 * FRAMES
+    assert abs(gap - round(0.1 * RATE)) <= 0.004 * RATE, "jitter under 10 ms is no gap; the 100 ms stall is"
+    speaker_module.time.sleep(max(0.0, late_s + 0.005 - speaker_module.time.monotonic()))
+    speaker.abort()
+    (cut,) = speaker.played()
+    assert cut.aborted and cut.start_s == entry.start_s
+    after_gap = len(cut.samples) - 8 * FRAMES - gap
+    assert 0 < after_gap <= 4 * FRAMES and cut.samples[-1] == 500
