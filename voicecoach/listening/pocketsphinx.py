@@ -4,7 +4,8 @@ The grammar is one hub state: every command phrase, vocabulary decoy, frequent E
 model's top unigrams) and single-phone garbage word leaves the hub and comes back to it, so any stream of speech can
 be explained without forcing it onto a command. Competitors that could steal a safety word are left out ('top' in
 'stop', 'talk' one broad-class phone from it), and safety phrases get a prior boost: a missed stop costs more than a
-false one. Figures behind every default: scripts/eval_pocketsphinx.py.
+false one. Figures behind the defaults: `scripts/eval_commands.py --engine pocketsphinx` and
+../shared/research/recognition.md.
 
 Memory: the decoder is given a dictionary of only the words the grammar can use, copied from the bundled one at load
 time (the full 135,000-word dictionary costs about 22 MB resident), and the frequent words come ranked from a small
