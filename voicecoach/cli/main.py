@@ -67,8 +67,7 @@ def _handle(handler: Callable[[argparse.Namespace, AppSettings], int], args: arg
                 raise UserError(str(exc)) from None
         return handler(args, settings)
     except (RoutineFileError, ConfigError) as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        _print_problems(exc)
         return _EXIT_USER_ERROR
     except DeviceTrouble as exc:
         print(f"voicecoach: {str(exc).rstrip('.')}. What to do: {DEVICE_HELP}{_without_audio(args)}.",
@@ -215,38 +214,33 @@ def cmd_check(args: argparse.Namespace, settings: AppSettings) -> int:
     Exit 2 if any routine has problems, else 1 if --strict and any has warnings, else 0.
     """
     failed = warned = False
-    for path in _routine_paths(args.routines):
-        if isinstance(path, RoutineFileError):
-            failed = True
-            for problem in path.problems:
-                print(problem, file=sys.stderr)
-            continue
+    for name_or_path in args.routines:
         try:
-            routine, findings = check_routine(path)
+            paths = routine_files(name_or_path)
         except RoutineFileError as exc:
-            failed = True
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
+            failed = _print_problems(exc)
             continue
-        for finding in findings:
-            print(finding, file=sys.stderr)
-        warned = warned or any(finding.level is Level.WARNING for finding in findings)
-        exercises = plural(len(routine.exercises), "exercise")
-        print(f"{path}: ok ({exercises}, {_minutes(routine)}{_finding_counts(findings)})")
+        for path in paths:
+            try:
+                routine, findings = check_routine(path)
+            except RoutineFileError as exc:
+                failed = _print_problems(exc)
+                continue
+            for finding in findings:
+                print(finding, file=sys.stderr)
+            warned = warned or any(finding.level is Level.WARNING for finding in findings)
+            exercises = plural(len(routine.exercises), "exercise")
+            print(f"{path}: ok ({exercises}, {_minutes(routine)}{_finding_counts(findings)})")
     if failed:
         return _EXIT_USER_ERROR
     return _EXIT_STRICT_WARNINGS if warned and args.strict else 0
 
 
-def _routine_paths(arguments: list[str]) -> list[Path | RoutineFileError]:
-    """The routine files the arguments name (every one in a folder), or why an argument names none."""
-    paths: list[Path | RoutineFileError] = []
-    for name_or_path in arguments:
-        try:
-            paths.extend(routine_files(name_or_path))
-        except RoutineFileError as exc:
-            paths.append(exc)
-    return paths
+def _print_problems(exc: RoutineFileError | ConfigError) -> bool:
+    """Print each problem on its own line on stderr; True (something failed)."""
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    return True
 
 
 def _finding_counts(findings: list[Finding]) -> str:
