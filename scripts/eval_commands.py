@@ -1,563 +1,436 @@
-"""Evaluate command spotting during narration, offline and faster than real time, through the product's own code.
+#!/usr/bin/env python3
+"""Evaluate the commands in the closed-loop living room: the product's room (voicecoach/runtime/room.py), the
+product's narrator audio and its one listening pipeline, on virtual time, faster than real time.
 
-Test audio is built the way a living room builds it: the narrator's real narration of a routine (pyttsx3 driving
-eSpeak-NG, laid out on the routine's own timeline) comes back into the microphone as echo through a room (a delay
-and a decaying room response) at a level relative to the person's voice (-6 dB and 0 dB by default); spoken
-commands are inserted at known times (TTS voices the narrator does not use, and every `<word>/*.wav` clip of a
-folder such as ../shared/data/speech_commands, where words that are not commands are distractors); pink noise is
-added at a signal-to-noise ratio. The microphone signal then goes through exactly what voice mode runs:
-live.CleanMicrophone (reference aligner with its delay estimate, Speex echo canceller, its do-no-harm guard), the
-recognizer, the listener's CommandSpotter, and the own-voice filter.
+Closed loop: a person's recording is laid out from clips (held-out speakers of ../shared/data, by the spotter's own
+seeded split; held-out synthetic voices saying every command; any `<word>/*.wav` folder, where words that are not
+commands are distractors) and goes into the room with the lower-back routine, exactly as `voicecoach run lower-back
+--room --person WAV --auto-resume S --echo-db DB --snr-db DB --seed N` does: the narration echoes at DB re the
+person, the session reacts (a stop cuts the narration, a rising stop score fades it), and "resume" follows every
+stop. The clips are cut into runs of about --chunk-s seconds, each a fresh session (the routine starting at another
+exercise each time; an "end workout" clip is always the last of its run).
+Narration only: the whole routine in the room with nobody speaking, at each --narration-echo level: every command is
+false.
 
-Two passes per engine and condition:
-  narration  the whole routine as echo, nothing inserted: every command heard is false (per hour of routine).
-  inserted   the routine's spoken lines back to back, a command or distractor every few seconds on top.
+    scripts/eval_commands.py                                  # spotter (auto): quiet, -6/20, 0/20, +6/20 and narration
+    scripts/eval_commands.py --engine auto --engine pocketsphinx --jobs 2 --json /tmp/eval_out/room.json
+    scripts/eval_commands.py --conditions 0/20 --words stop --no-tts   # human stops only (eval_room.py is this)
+    scripts/eval_commands.py --engine vosk --model DIR --language ko --quick
+    scripts/eval_commands.py --quick                          # a few clips, a few seconds of narration
 
-    .venv/bin/python scripts/eval_commands.py                       # pocketsphinx, default conditions
-    .venv/bin/python scripts/eval_commands.py --conditions quiet,0/20 --clips ../shared/data/speech_commands
-    .venv/bin/python scripts/eval_commands.py --engine vosk --model DIR --language ko
-    .venv/bin/python scripts/eval_commands.py --quick               # a small smoke run (about a minute)
-
-A condition is ECHO_DB/SNR_DB ("0/20": echo as loud as the voice, noise 20 dB under it), or "quiet" (no echo, no
-noise). Levels are active-speech RMS; the person's voice is at -26 dBFS.
+A condition is "quiet" (the speaker muted, no noise) or ECHO_DB/SNR_DB ("0/20": echo as loud as the person, noise
+20 dB under the person). Prints markdown tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
-import logging
 import multiprocessing
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))
 
-_LOGGER = logging.getLogger("eval_commands")
-RATE = 16000
-BLOCK = 320
-"""Samples per microphone block (20 ms), as the microphone delivers them."""
-VOICE_DBFS = -26.0
-"""Active-speech level of the person's voice at the microphone."""
-WINDOW_S = 2.5
-"""A detection up to this long after an inserted word's end belongs to that insertion."""
-GAP_S = (3.2, 5.0)
-"""Seconds from one insertion's end to the next one's start (random in this range)."""
-ECHO_DELAY_S = 0.045
-"""Playback-to-capture delay of the echo (device latencies plus about a metre of air)."""
-DEFAULT_CLIPS = _ROOT.parent / "shared" / "data" / "speech_commands"
-TUNED_VOICES = (("flite", "slt"), ("flite", "rms"), ("flite", "awb"), ("flite", "kal"),
-                ("espeak-ng", "en+m3"), ("espeak-ng", "en+f3"))
-"""Voices the recognizer settings were tuned with (reported apart from the held-out ones)."""
-HELD_VOICES = (("espeak-ng", "en-gb-scotland+m1"), ("espeak-ng", "en-us+f2"), ("flite", "kal16"))
-KOREAN_VOICES = (("espeak-ng", "ko"), ("espeak-ng", "ko+f3"), ("espeak-ng", "ko+m3"))
+from voicecoach.audio.acoustics import RATE, RoomSettings, active_level  # noqa: E402
+from voicecoach.audio.wavfile import read_wav, resample  # noqa: E402
+from voicecoach.core.commands import Vocabulary, load_vocabulary  # noqa: E402
+from voicecoach.core.events import Command  # noqa: E402
+
+_DATA = _ROOT.parent / "shared" / "data"
+_HEAD = _ROOT / "voicecoach" / "listening" / "spotter" / "head.npz"
+_PERSON_LEVEL = 3000.0
+"""Active speech level every clip is brought to: the room's reference level when there is no person."""
+_WINDOW_S = 2.0
+"""A command up to this long after a clip's word ends belongs to that clip."""
+_GAP_S = (3.2, 5.0)
+"""Seconds from one clip's end to the next one's start (seeded, random in this range)."""
+_FIRST_S = 6.0
+"""Where the first clip of a run starts (the narrator has begun the introduction)."""
+_QUIET_DB = -20.0
+"""A fade at least this deep counts as quiet."""
 
 
-# --- conditions and clips ----------------------------------------------------------------------
+# --- conditions and clips ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Condition:
-    """How loud the narrator's echo and the noise are, relative to the person's voice."""
+    """The room: the narrator's echo re the person and the noise; echo None is the quiet room (speaker muted)."""
 
     echo_db: float | None
-    """None: no echo at all."""
     snr_db: float | None
-    """None: no noise."""
 
     @property
     def label(self) -> str:
-        if self.echo_db is None and self.snr_db is None:
-            return "quiet"
-        echo = "no echo" if self.echo_db is None else f"echo {self.echo_db:+g} dB"
-        noise = "no noise" if self.snr_db is None else f"SNR {self.snr_db:g} dB"
-        return f"{echo}, {noise}"
+        """'quiet' or 'echo +0 dB, SNR 20 dB'."""
+        if self.echo_db is None:
+            return "quiet" if self.snr_db is None else f"no narration, SNR {self.snr_db:g} dB"
+        return f"echo {self.echo_db:+g} dB, " + ("no noise" if self.snr_db is None else f"SNR {self.snr_db:g} dB")
 
 
 def parse_condition(text: str) -> Condition:
-    """'quiet', 'ECHO/SNR', '-/SNR' (no echo) or 'ECHO/-' (no noise)."""
+    """'quiet' or ECHO_DB/SNR_DB, where '-' is none ('-/20': no narration; '0/-': no noise)."""
     text = text.strip()
     if text == "quiet":
         return Condition(None, None)
     echo, sep, snr = text.partition("/")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"condition {text!r}: expected 'quiet' or ECHO_DB/SNR_DB such as 0/20")
     try:
+        if not sep:
+            raise ValueError
         return Condition(None if echo == "-" else float(echo), None if snr == "-" else float(snr))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"condition {text!r}: expected numbers such as -6/20 or 0/10") from None
+        expected = "expected 'quiet' or ECHO_DB/SNR_DB such as 0/20"
+        raise argparse.ArgumentTypeError(f"condition {text!r}: {expected}") from None
 
 
 @dataclass(frozen=True)
 class Clip:
-    """One spoken word or phrase to insert: 16 kHz int16, trimmed to speech plus a little silence."""
+    """One word or phrase the person says: 16 kHz int16 at the person's level, trimmed around its speech."""
 
     label: str
-    """The command's value ('stop', 'too_much' ...), or '' for a distractor."""
+    """The command ('stop', 'resume', ...), or '' for a distractor."""
     text: str
     source: str
-    """'tts-tuned', 'tts-held' or 'people'."""
+    """'people', 'wake words', 'sentences' or 'tts'."""
     samples: np.ndarray = field(repr=False)
-    speech_end_s: float
-    """Where the speech ends within the clip."""
+    word_start_s: float
+    word_end_s: float
+    """Where the speech starts and ends within the clip."""
+    name: str = ""
+
+    @property
+    def group(self) -> str:
+        """'safety', 'other' or 'distractor'."""
+        return "distractor" if not self.label else "safety" if Command(self.label).is_safety else "other"
 
 
-def _frame_db(samples: np.ndarray, frame: int = 320) -> np.ndarray:
-    """Energy of each 20 ms frame, dBFS."""
-    count = max(1, len(samples) // frame)
-    frames = samples[: count * frame].astype(np.float64).reshape(count, -1) / 32768.0
-    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+def speech_bounds(samples: np.ndarray) -> tuple[float, float]:
+    """Start and end of the speech, s: 10 ms frames within 30 dB of the loudest and 10 dB over the clip's noise
+    floor (its quietest fifth)."""
+    usable = len(samples) - len(samples) % 160
+    power = np.mean(samples[:usable].astype(np.float64).reshape(-1, 160) ** 2, axis=1)
+    floor = float(np.percentile(power, 20))
+    loud = np.flatnonzero(power >= max(power.max() * 1e-3, floor * 10))
+    if len(loud) == 0:
+        return 0.0, len(samples) / RATE
+    return loud[0] * 160 / RATE, (loud[-1] + 1) * 160 / RATE
 
 
-def active_rms_db(samples: np.ndarray) -> float:
-    """RMS level of the frames within 30 dB of the loudest (the speech, not the pauses), dBFS."""
-    db = _frame_db(samples)
-    active = db[db > db.max() - 30.0]
-    return float(10 * np.log10(np.mean(10 ** (active / 10)))) if len(active) else -120.0
+def make_clip(label: str, text: str, source: str, samples: np.ndarray, rate: int, name: str = "") -> Clip:
+    """The clip at 16 kHz, from 0.1 s before its speech to 0.2 s after, at the person's level."""
+    samples = resample(samples, rate, RATE).astype(np.float64)
+    start_s, end_s = speech_bounds(samples)
+    first = max(0, round((start_s - 0.1) * RATE))
+    samples = samples[first : round((end_s + 0.2) * RATE)]
+    samples *= _PERSON_LEVEL / (active_level(samples) or 1.0)
+    pcm = np.clip(np.round(samples), -32768, 32767).astype(np.int16)
+    return Clip(label, text, source, pcm, start_s - first / RATE, end_s - first / RATE, name)
 
 
-def _scaled(samples: np.ndarray, level_db: float) -> np.ndarray:
-    """float64 samples scaled to an active-speech level."""
-    return samples.astype(np.float64) * 10 ** ((level_db - active_rms_db(samples)) / 20)
+def label_of(word: str, vocabulary: Vocabulary) -> str:
+    """The command a folder's word is when it is a whole command phrase; '' (a distractor) otherwise."""
+    found = vocabulary.match(word)
+    return found.command.value if found is not None and found.phrase == word else ""
 
 
-def _trimmed(samples: np.ndarray) -> tuple[np.ndarray, float]:
-    """The clip from 0.1 s before its speech to 0.2 s after it, and where the speech ends in it (s)."""
-    db = _frame_db(samples)
-    loud = np.nonzero(db > db.max() - 35.0)[0]
-    first, last = (int(loud[0]), int(loud[-1])) if len(loud) else (0, len(db) - 1)
-    start = max(0, first * 320 - RATE // 10)
-    end = min(len(samples), (last + 1) * 320 + RATE // 5)
-    return samples[start:end].astype(np.int16), ((last + 1) * 320 - start) / RATE
+def _capped(items: list[Any], cap: int | None, rng: random.Random) -> list[Any]:
+    """A seeded sample of at most cap items, in their order."""
+    if cap is None or len(items) <= cap:
+        return items
+    keep = set(rng.sample(range(len(items)), cap))
+    return [x for i, x in enumerate(items) if i in keep]
 
 
-def command_phrases(vocabulary: Any) -> list[tuple[str, str]]:
-    """(command value, phrase) to insert: the first phrase of every command, and every safety phrase."""
-    chosen = []
-    for command, phrases in vocabulary.phrases.items():
-        for index, phrase in enumerate(phrases):
-            if index == 0 or command.is_safety:
-                chosen.append((command.value, phrase))
-    return chosen
+def data_clips(data_dir: Path, vocabulary: Vocabulary, options: argparse.Namespace) -> list[Clip]:
+    """Every held-out real person of the data folder (the spotter's validation split), commands in full, at most
+    --per-word distractors of each word."""
+    from voicecoach.training.sources import held_out, human_clips
 
-
-def tts_clips(vocabulary: Any, voices: Iterable[tuple[str, str]], source: str) -> list[Clip]:
-    """Every inserted phrase spoken by every available voice."""
-    import speech
-
+    by_word: dict[str, list[Any]] = {}
+    for clip in human_clips(data_dir):
+        if options.all_speakers or held_out(clip.speaker, options.train_seed):
+            by_word.setdefault(clip.word.removeprefix("wake:").replace("_", " "), []).append(clip)
+    rng = random.Random(options.seed)
     clips = []
-    for engine, name in voices:
-        voice = speech.Voice(engine, name)
-        if not speech.available(voice):
-            _LOGGER.warning("%s is not installed: its clips are left out", voice.label)
+    for word, found in sorted(by_word.items()):
+        label = "" if word == "sentence" else label_of(word, vocabulary)
+        if options.words and word not in options.words:
             continue
-        for value, phrase in command_phrases(vocabulary):
-            samples, end_s = _trimmed(speech.synthesize(voice, phrase))
-            clips.append(Clip(value, phrase, f"{source}", samples, end_s))
+        cap = options.per_command if label else options.per_word
+        for human in _capped(found, cap, rng):
+            source = {"wake_words": "wake words", "sentences": "sentences"}.get(human.corpus, "people")
+            samples, rate = read_wav(human.path)
+            clips.append(make_clip(label, word, source, samples, rate, f"{human.corpus}/{human.path.name}"))
     return clips
 
 
-def folder_clips(folder: Path, vocabulary: Any, per_word: int | None = None) -> list[Clip]:
-    """Every `<word>/*.wav` of a folder: a word that is a whole command phrase is that command, others distract."""
-    from voicecoach.audio.wavfile import read_wav, resample
+def folder_clips(folder: Path, vocabulary: Vocabulary, options: argparse.Namespace) -> list[Clip]:
+    """Every `<word>/*.wav` of a folder; Speech Commands names (SPEAKER_nohash_N) keep to held-out speakers."""
+    from voicecoach.training.sources import held_out
 
+    rng = random.Random(options.seed)
     clips = []
     for word_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         word = word_dir.name.replace("_", " ")
-        match = vocabulary.match(word)
-        label = match.command.value if match is not None and match.phrase == word else ""
-        for path in sorted(word_dir.glob("*.wav"))[:per_word]:
+        label = label_of(word, vocabulary)
+        if options.words and word not in options.words:
+            continue
+        paths = [p for p in sorted(word_dir.glob("*.wav")) if options.all_speakers or "_nohash_" not in p.name
+                 or held_out(p.name.split("_nohash_")[0], options.train_seed)]  # fmt: skip
+        for path in _capped(paths, options.per_command if label else options.per_word, rng):
             samples, rate = read_wav(path)
-            samples, end_s = _trimmed(resample(samples, rate, RATE))
-            clips.append(Clip(label, word, "people", samples, end_s))
+            clips.append(make_clip(label, word, "people", samples, rate, f"{word_dir.name}/{path.name}"))
     return clips
 
 
-# --- the narration -------------------------------------------------------------------------------
+def tts_clips(vocabulary: Vocabulary, options: argparse.Namespace) -> list[Clip]:
+    """Command phrases in the synthetic voices the spotter never trained on: the first phrase of each command and
+    every safety phrase (--all-phrases: every phrase)."""
+    from voicecoach.training.synthesis import held_out_voices, synthesize
+
+    clips = []
+    for voice in held_out_voices()[: options.tts_voices]:
+        for command, phrases in vocabulary.phrases.items():
+            for index, phrase in enumerate(phrases):
+                if options.words and phrase not in options.words:
+                    continue
+                if index == 0 or command.is_safety or options.all_phrases:
+                    samples = synthesize(voice, phrase)
+                    clips.append(make_clip(command.value, phrase, "tts", samples, RATE, voice.label))
+    return clips
+
+
+# --- runs in the room ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Spoken:
-    """One utterance of the narrator on the timeline."""
-
-    start_s: float
-    text: str
-    samples: np.ndarray = field(repr=False)
-    """int16 at rate, as the speaker plays them."""
-    rate: int
-    words: tuple[Any, ...] = ()
-    """Word timings within the utterance (voicecoach.tts.WordTiming), where the synthesizer gives them."""
-
-    @property
-    def end_s(self) -> float:
-        return self.start_s + len(self.samples) / self.rate
-
-
-class NarrationVoice:
-    """The narrator's real voice (pyttsx3, eSpeak-NG), remembering what it already said."""
-
-    def __init__(self) -> None:
-        from voicecoach.narration.synthesis import Pyttsx3Synthesizer
-
-        self._synth = Pyttsx3Synthesizer()
-        self._said: dict[str, tuple[np.ndarray, tuple[Any, ...]]] = {}
-
-    def say(self, text: str) -> tuple[np.ndarray, int, tuple[Any, ...]]:
-        """Samples, rate and word timings of a text."""
-        if text not in self._said:
-            with_words = getattr(self._synth, "synthesize_words", None)
-            if with_words is not None:
-                speech = with_words(text)
-                self._said[text] = (np.asarray(speech.samples, dtype=np.int16), tuple(speech.words))
-            else:
-                self._said[text] = (self._synth.synthesize(text), ())
-        samples, words = self._said[text]
-        return samples, self._synth.sample_rate, words
-
-
-def routine_lines(routine_name: str) -> Iterator[tuple[float, str]]:
-    """(silence before, text) for everything the narrator says over the routine, in order, on its timeline."""
-    from voicecoach.core.plan import Kind, build_plan
-    from voicecoach.files.library import find_routine
-    from voicecoach.files.routine_file import load_routine_file
-
-    for segment in build_plan(load_routine_file(find_routine(routine_name))):
-        if segment.text:
-            yield 0.3, segment.text
-        if segment.kind in (Kind.HOLD, Kind.REST, Kind.RELAX) and segment.duration_s > 0:
-            quiet_s = max(0.0, segment.duration_s - segment.countdown_from)
-            if segment.halfway:
-                yield quiet_s / 2, "Halfway."
-                quiet_s /= 2
-            first = True
-            for number in range(segment.countdown_from, 0, -1):
-                yield (quiet_s if first else 0.3), ["", "One.", "Two.", "Three.", "Four.", "Five."][number]
-                first = False
-            if first:
-                yield quiet_s, ""
-        if segment.end_text:
-            yield 0.3, segment.end_text
-
-
-def lay_out(voice: NarrationVoice, lines: Iterable[tuple[float, str]], until_s: float | None = None) -> list[Spoken]:
-    """Utterances on a timeline, each after its silence; with until_s, the lines loop until that time."""
-    spoken: list[Spoken] = []
-    clock = 0.5
-    pending = list(lines)
-    while True:
-        for pause_s, text in pending:
-            clock += pause_s
-            if text:
-                samples, rate, words = voice.say(text)
-                spoken.append(Spoken(clock, text, samples, rate, words))
-                clock = spoken[-1].end_s
-            if until_s is not None and clock >= until_s:
-                return spoken
-        if until_s is None:
-            return spoken
-
-
-# --- building the microphone signal --------------------------------------------------------------
-
-
-def room_response(rt60_s: float, direct_to_reverb_db: float, seed: int) -> np.ndarray:
-    """An impulse response: the direct sound, then exponentially decaying diffuse reflections from 3 ms on."""
-    rng = np.random.default_rng(seed)
-    length = int(rt60_s * RATE)
-    t = np.arange(length) / RATE
-    tail = rng.normal(0.0, 1.0, length) * 10 ** (-3 * t / rt60_s)
-    tail[: int(0.003 * RATE)] = 0.0
-    tail *= 10 ** (-direct_to_reverb_db / 20) / np.sqrt(np.sum(tail**2))
-    tail[0] = 1.0
-    return tail
-
-
-def convolve(signal: np.ndarray, response: np.ndarray) -> np.ndarray:
-    """Overlap-add FFT convolution, trimmed to the signal's length."""
-    size = 1 << int(np.ceil(np.log2(len(response) * 8)))
-    step = size - len(response) + 1
-    spectrum = np.fft.rfft(response, size)
-    out = np.zeros(len(signal) + size, dtype=np.float64)
-    for start in range(0, len(signal), step):
-        piece = np.fft.irfft(np.fft.rfft(signal[start : start + step], size) * spectrum, size)
-        out[start : start + size] += piece
-    return out[: len(signal)]
-
-
-def pink_noise(count: int, seed: int) -> np.ndarray:
-    """Noise with a 1/f spectrum (a fan, a fridge, the street), unit RMS."""
-    rng = np.random.default_rng(seed)
-    spectrum = np.fft.rfft(rng.normal(0.0, 1.0, count))
-    frequency = np.fft.rfftfreq(count, 1 / RATE)
-    spectrum[1:] /= np.sqrt(frequency[1:] / frequency[1])
-    spectrum[0] = 0.0
-    noise = np.fft.irfft(spectrum, count)
-    return noise / np.sqrt(np.mean(noise**2))
-
-
-@dataclass(frozen=True)
-class Insertion:
-    """A clip placed on the timeline."""
+class Placed:
+    """A clip on a run's timeline."""
 
     clip: Clip
     start_s: float
 
     @property
-    def speech_end_s(self) -> float:
-        return self.start_s + self.clip.speech_end_s
+    def word_start_s(self) -> float:
+        return self.start_s + self.clip.word_start_s
+
+    @property
+    def word_end_s(self) -> float:
+        return self.start_s + self.clip.word_end_s
 
 
-def schedule(clips: list[Clip], start_s: float, seed: int) -> list[Insertion]:
-    """All clips in a random order, one after another with random gaps."""
-    rng = random.Random(seed)
+def runs_of(clips: list[Clip], chunk_s: float, seed: int) -> list[list[Clip]]:
+    """The clips in a seeded order, cut into runs of about chunk_s seconds; each "end workout" ends its run."""
     order = clips[:]
-    rng.shuffle(order)
-    placed, clock = [], start_s
-    for clip in order:
-        placed.append(Insertion(clip, clock))
-        clock += len(clip.samples) / RATE + rng.uniform(*GAP_S)
-    return placed
+    random.Random(seed).shuffle(order)
+    quits = [c for c in order if c.label == Command.QUIT.value]
+    rest = [c for c in order if c.label != Command.QUIT.value]
+    mean_s = statistics.mean(len(c.samples) / RATE + sum(_GAP_S) / 2 for c in clips) if clips else 1.0
+    count = max(len(quits), round(len(clips) * mean_s / chunk_s), 1)
+    runs: list[list[Clip]] = [rest[i::count] for i in range(count)]
+    for i, clip in enumerate(quits):
+        runs[i].append(clip)
+    return [r for r in runs if r]
 
 
-def microphone_signal(
-    narration: list[Spoken], insertions: list[Insertion], condition: Condition, length_s: float, seed: int
-) -> tuple[np.ndarray, list[bool]]:
-    """int16 microphone samples, and for each insertion whether the narrator was talking over it."""
-    from voicecoach.audio.wavfile import resample
-
-    count = int(length_s * RATE) // BLOCK * BLOCK
-    voice = np.zeros(count)
-    for inserted in insertions:
-        at = int(inserted.start_s * RATE)
-        piece = _scaled(inserted.clip.samples, VOICE_DBFS)[: count - at]
-        voice[at : at + len(piece)] += piece
-    voice = convolve(voice, room_response(0.35, 6.0, seed + 1))
-    talking = []
-    echo = np.zeros(count)
-    if narration:
-        for spoken in narration:
-            at = int(round((spoken.start_s + ECHO_DELAY_S) * RATE))
-            piece = resample(spoken.samples, spoken.rate, RATE).astype(np.float64)[: max(0, count - at)]
-            echo[at : at + len(piece)] += piece
-        echo = convolve(echo, room_response(0.4, 3.0, seed + 2))
-    mic = voice
-    if condition.echo_db is not None and narration:
-        level = active_rms_db(np.clip(echo, -32768, 32767))
-        mic = mic + echo * 10 ** ((VOICE_DBFS + condition.echo_db - level) / 20)
-    for inserted in insertions:
-        a, b = int(inserted.start_s * RATE), int(inserted.speech_end_s * RATE)
-        talking.append(condition.echo_db is not None and bool(np.mean(np.abs(echo[a:b]) > 30) > 0.5))
-    if condition.snr_db is not None:
-        rms = 32768 * 10 ** ((VOICE_DBFS - condition.snr_db) / 20)
-        mic = mic + pink_noise(count, seed + 3) * rms
-    return np.clip(np.rint(mic), -32768, 32767).astype(np.int16), talking
-
-
-# --- running the product's listening chain -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Played:
-    start_s: float
-    sample_rate: int
-    samples: np.ndarray
-
-
-class _TimelineSpeaker:
-    """The speaker's playback log as it would read at a moment on the timeline."""
-
-    def __init__(self, narration: list[Spoken], echo: bool) -> None:
-        self._narration = narration if echo else []
-        self._next = 0
-        self._recent: list[_Played] = []
-        self.now_s = 0.0
-
-    def played(self) -> list[_Played]:
-        while self._next < len(self._narration) and self._narration[self._next].start_s <= self.now_s:
-            spoken = self._narration[self._next]
-            self._recent.append(_Played(spoken.start_s, spoken.rate, spoken.samples))
-            self._next += 1
-        self._recent = [p for p in self._recent if p.start_s + len(p.samples) / p.sample_rate > self.now_s - 10]
-        return self._recent
-
-
-@dataclass(frozen=True)
-class Detection:
-    command: str
-    at_s: float
-    """Timeline time of the end of the block after which the listener reported it."""
-    text: str
-    dropped_as_own: bool = False
-
-
-def listen(
-    mic_samples: np.ndarray,
-    narration: list[Spoken],
-    echo: bool,
-    recognizer: Any,
-    vocabulary: Any,
-    spotter_settings: Any = None,
-) -> tuple[list[Detection], float]:
-    """Run the microphone signal through the product's listening pipeline, the narration as its playback log and
-    its word timings given to the own-voice filter; the detections and the CPU seconds spent."""
-    from voicecoach.listening.pipeline import ListeningPipeline
-
-    pipeline = ListeningPipeline(recognizer, vocabulary, echo_cancel=True, rules=spotter_settings)
-    for spoken in narration if echo else []:
-        pipeline.own_voice.record(spoken.start_s + ECHO_DELAY_S, spoken.text, spoken.words,
-                                  len(spoken.samples) / spoken.rate)  # fmt: skip
-    speaker = _TimelineSpeaker(narration, echo)
-    recognizer.reset()
-    detections = []
-    cpu_start = time.thread_time()
-    for offset in range(0, len(mic_samples), BLOCK):
-        speaker.now_s = offset / RATE
-        block = mic_samples[offset : offset + BLOCK]
-        for heard in pipeline.process(block, offset / RATE, speaker.played()):
-            detections.append(Detection(heard.command.value, (offset + len(block)) / RATE, heard.text))
-    for heard in pipeline.flush(len(mic_samples) / RATE):
-        detections.append(Detection(heard.command.value, len(mic_samples) / RATE, heard.text))
-    return detections, time.thread_time() - cpu_start
-
-
-# --- scoring -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Score:
-    """What one engine did under one condition."""
-
-    inserted: Counter[str] = field(default_factory=Counter)
-    """Per group: 'safety', 'other', 'distractor', and the same per source ('safety/people' ...)."""
-    detected: Counter[str] = field(default_factory=Counter)
-    wrong: Counter[str] = field(default_factory=Counter)
-    per_command: dict[str, list[int]] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
-    safety_latencies_ms: list[float] = field(default_factory=list)
-    false_narration: list[Detection] = field(default_factory=list)
-    narration_s: float = 0.0
-    false_between: int = 0
-    own_dropped: int = 0
-    audio_s: float = 0.0
-    cpu_s: float = 0.0
-    misses: list[str] = field(default_factory=list)
-
-
-def score_insertions(score: Score, insertions: list[Insertion], talking: list[bool], found: list[Detection]) -> None:
-    """Match detections to insertions (within WINDOW_S after the speech ends); the rest are false commands."""
-    from voicecoach.core.events import Command
-
-    kept = [d for d in found if not d.dropped_as_own]
-    score.own_dropped += len(found) - len(kept)
-    used: set[int] = set()
-    for inserted, over_narration in zip(insertions, talking, strict=True):
-        clip = inserted.clip
-        window = [(i, d) for i, d in enumerate(kept) if inserted.start_s <= d.at_s <= inserted.speech_end_s + WINDOW_S]
-        used.update(i for i, _ in window)
-        group = "distractor" if not clip.label else ("safety" if Command(clip.label).is_safety else "other")
-        keys = [group, f"{group}/{clip.source}"] + ([f"{group} over narration"] if over_narration else [])
-        for key in keys:
-            score.inserted[key] += 1
-        if not clip.label:
-            if window:
-                for key in keys:
-                    score.detected[key] += 1
-                score.misses.append(f"distractor {clip.text!r} ({clip.source}) -> {window[0][1].command}")
-            continue
-        score.per_command.setdefault(clip.label, [0, 0])[1] += 1
-        hit = next((d for _, d in window if d.command == clip.label), None)
-        if hit is not None:
-            for key in keys:
-                score.detected[key] += 1
-            score.per_command[clip.label][0] += 1
-            latency = (hit.at_s - inserted.speech_end_s) * 1000
-            score.latencies_ms.append(latency)
-            if group == "safety":
-                score.safety_latencies_ms.append(latency)
-        elif window:
-            for key in keys:
-                score.wrong[key] += 1
-            score.misses.append(f"{clip.text!r} ({clip.source}) heard as {window[0][1].command}")
-        else:
-            score.misses.append(f"{clip.text!r} ({clip.source}) missed")
-    score.false_between += len([d for i, d in enumerate(kept) if i not in used])
-
-
-# --- one engine, one condition --------------------------------------------------------------------
+def person_track(clips: list[Clip], seed: int) -> tuple[np.ndarray, list[Placed]]:
+    """The clips one after another from _FIRST_S with seeded gaps: the recording and where each clip is."""
+    rng = random.Random(seed)
+    placed, clock = [], _FIRST_S
+    for clip in clips:
+        placed.append(Placed(clip, round(clock * RATE) / RATE))
+        clock += len(clip.samples) / RATE + rng.uniform(*_GAP_S)
+    track = np.zeros(round((clock + 1.0) * RATE), np.int16)
+    for p in placed:
+        at = round(p.start_s * RATE)
+        track[at : at + len(p.clip.samples)] = p.clip.samples
+    return track, placed
 
 
 @dataclass(frozen=True)
 class Job:
+    """One engine in one condition: a closed-loop pass over clips, or the narration alone."""
+
     engine: str
     model: str | None
     language: str
     condition: Condition
-    routine: str
-    clips: tuple[Clip, ...]
-    narration_pass: bool
-    seed: int
-    max_narration_s: float | None
-    spotter: tuple[tuple[str, float], ...] = ()
-    """SpotterSettings fields to override (tuning experiments)."""
+    kind: str
+    """'closed loop' or 'narration'."""
+    runs: tuple[tuple[Clip, ...], ...] = ()
+    until_s: float | None = None
+    """Narration pass: stop the routine here (None: the whole routine)."""
+    auto_resume_s: float = 2.0
+    seed: int = 0
+    routine: str = "lower-back"
 
 
-def make_recognizer(engine: str, model: str | None, vocabulary: Any) -> Any:
-    """The engine as voice mode makes it."""
-    from voicecoach.listening.engines import make_recognizer as live_recognizer
-    from voicecoach.settings import RecognizerSettings
+@dataclass
+class RoomResult:
+    """One room run, as an evaluation reads it."""
 
-    settings = RecognizerSettings(engine=engine, model_dir=Path(model) if model else None,
-                                  language=vocabulary.language)
-    return live_recognizer(settings, vocabulary)
+    records: list[dict[str, Any]]
+    placed: list[Placed]
+    auto_resumes: list[float]
+    played: list[tuple[float, float]]
+    """(start, end) of what reached the microphone from the speaker, s."""
+    delay_s: float
+    room_s: float
+    cpu_s: float
+    counters: dict[str, int]
+
+
+def _routine(name: str, turn: int) -> Any:
+    """The routine, starting at exercise `turn` (and going round)."""
+    from voicecoach.files.library import find_routine
+    from voicecoach.files.routine_file import load_routine_file
+
+    routine = load_routine_file(find_routine(name))
+    k = turn % len(routine.exercises)
+    return dataclasses.replace(routine, exercises=routine.exercises[k:] + routine.exercises[:k])
+
+
+def room_run(job: Job, turn: int, clips: tuple[Clip, ...]) -> RoomResult:
+    """One run of `voicecoach run ROUTINE --room` in-process: the person's clips as a WAV, the room, the pipeline."""
+    from voicecoach.core.session import Session
+    from voicecoach.listening.pipeline import ListeningPipeline
+    from voicecoach.narration.speech_store import StoredSynthesizer
+    from voicecoach.narration.stand_in_voices import write_wav
+    from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer
+    from voicecoach.runtime.room import RoomRun, run_room
+    from voicecoach.runtime.transcript import Transcript
+    from voicecoach.settings import ListeningSettings, NarratorSettings, RecognizerSettings
+
+    vocabulary = load_vocabulary(job.language)
+    model = Path(job.model) if job.model else None
+    settings = ListeningSettings(RecognizerSettings(engine=job.engine, model_dir=model, language=job.language))
+    pipeline = ListeningPipeline.from_settings(settings, vocabulary)
+    voice = NarratorSettings()
+    identity = f"pyttsx3 {voice.voice} {voice.rate_wpm} {voice.volume}"  # the CLI's store, shared with run --room
+    synthesizer = CachedSynthesizer(StoredSynthesizer(Pyttsx3Synthesizer(voice), identity))
+    echo_db = job.condition.echo_db
+    acoustics = RoomSettings(0.0 if echo_db is None else echo_db, job.condition.snr_db, 45.0, job.seed + turn)
+    track, placed = person_track(list(clips), job.seed + turn)
+    until_s = job.until_s if not clips else placed[-1].word_end_s + _WINDOW_S + 0.5
+    transcript = Transcript()
+    with tempfile.TemporaryDirectory() as folder:
+        person = write_wav(Path(folder) / "person.wav", track, RATE) if clips else None
+        run = RoomRun(person, None, job.auto_resume_s, acoustics, until_s=until_s, muted=echo_db is None)
+        cpu = time.process_time()
+        room = run_room(Session(_routine(job.routine, turn)), vocabulary, pipeline, synthesizer, run, transcript)
+        cpu_s = time.process_time() - cpu
+    delay_s = acoustics.delay_ms / 1000
+    played = [(b.start_s + delay_s, b.start_s + b.duration_s + delay_s) for b in room.played]
+    counters = {k: int(getattr(pipeline, k)) for k in ("fades", "false_fades", "ignored_own_voice")}
+    return RoomResult(transcript.records, placed, room.auto_resumes, played, delay_s, room.position / RATE, cpu_s,
+                      counters)  # fmt: skip
+
+
+# --- scoring -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Score:
+    """What one engine did in one condition, summed over its runs."""
+
+    inserted: Counter[str] = field(default_factory=Counter)
+    """Per key: 'safety', 'other', 'distractor', 'GROUP/SOURCE', 'GROUP over narration', 'word:TEXT'."""
+    detected: Counter[str] = field(default_factory=Counter)
+    wrong: Counter[str] = field(default_factory=Counter)
+    detect_ms: dict[str, list[float]] = field(default_factory=lambda: {"safety": [], "other": []})
+    quiet_ms: dict[str, list[float]] = field(default_factory=lambda: {"safety": [], "other": []})
+    false: list[dict[str, Any]] = field(default_factory=list)
+    """Commands that belong to no clip (the narrator's voice, mostly)."""
+    misses: list[str] = field(default_factory=list)
+    room_s: float = 0.0
+    narration_s: float = 0.0
+    """Seconds the narrator's speech reached the microphone."""
+    cpu_s: float = 0.0
+    counters: Counter[str] = field(default_factory=Counter)
+
+
+def _person_commands(result: RoomResult) -> list[dict[str, Any]]:
+    """The commands heard from the microphone (not the auto-resume's "resume")."""
+    pending = sorted(result.auto_resumes)
+    heard = []
+    for record in (r for r in result.records if r["kind"] == "heard" and r.get("command")):
+        auto = next((a for a in pending if record["command"] == "resume" and a - 1e-3 <= record["t"] <= a + 0.05), None)
+        if auto is not None:
+            pending.remove(auto)
+        else:
+            heard.append(record)
+    return heard
+
+
+def _quiet_times(result: RoomResult) -> list[float]:
+    """When the narration stopped reaching the microphone, or reached it faded by 20 dB or more."""
+    times = [r["t"] for r in result.records if r["kind"] == "quiet" and "already" not in r["text"]]
+    times += [r["t"] + result.delay_s for r in result.records
+              if r["kind"] == "fade" and float(r["text"].split()[0]) <= _QUIET_DB]  # fmt: skip
+    return sorted(times)
+
+
+def _narrating(result: RoomResult, at_s: float) -> bool:
+    """True if the narrator's speech reached the microphone at at_s."""
+    return any(start <= at_s < end for start, end in result.played)
+
+
+def score_run(score: Score, result: RoomResult) -> None:
+    """Match each clip to the commands heard while it and the _WINDOW_S after it lasted; the rest are false."""
+    heard = _person_commands(result)
+    quiet = _quiet_times(result)
+    used: set[int] = set()
+    for p in result.placed:
+        clip = p.clip
+        window = [(i, r) for i, r in enumerate(heard) if p.start_s <= r["t"] <= p.word_end_s + _WINDOW_S]
+        used.update(i for i, _ in window)
+        over = _narrating(result, p.word_start_s)
+        keys = [clip.group, f"{clip.group}/{clip.source}", f"word:{clip.text}"]
+        keys += [f"{clip.group} over narration"] if over else []
+        score.inserted.update(keys)
+        hit = next((r for _, r in window if r["command"] == clip.label), None) if clip.label else None
+        if clip.label and hit is not None:
+            score.detected.update(keys)
+            score.detect_ms[clip.group].append(1000 * (hit["t"] - p.word_end_s))
+            after = [q for q in quiet if q >= p.word_start_s] if over else []
+            if after and after[0] <= hit["t"] + 1.0:
+                score.quiet_ms[clip.group].append(1000 * (after[0] - p.word_end_s))
+        elif window:
+            (score.wrong if clip.label else score.detected).update(keys)
+            score.misses.append(f"{clip.text!r} ({clip.source} {clip.name}) -> {window[0][1]['command']}")
+        elif clip.label:
+            score.misses.append(f"{clip.text!r} ({clip.source} {clip.name}) missed")
+    score.false += [r for i, r in enumerate(heard) if i not in used]
+    score.room_s += result.room_s
+    score.narration_s += sum(min(end, result.room_s) - start for start, end in result.played if start < result.room_s)
+    score.cpu_s += result.cpu_s
+    score.counters.update(result.counters)
 
 
 def run_job(job: Job) -> tuple[Job, Score]:
-    """Both passes for one engine and condition (in a worker process)."""
-    from voicecoach.core.commands import load_vocabulary
-    from voicecoach.listening.rules import SpotterSettings
-
-    logging.basicConfig(level=logging.WARNING)
-    vocabulary = load_vocabulary(job.language)
-    spotter = dataclasses.replace(SpotterSettings(), **dict(job.spotter))
-    recognizer = make_recognizer(job.engine, job.model, vocabulary)
-    voice = NarrationVoice()
+    """Every run of a job (in a worker process when --jobs > 1)."""
     score = Score()
-    echo = job.condition.echo_db is not None
-    if job.narration_pass:
-        narration = lay_out(voice, routine_lines(job.routine))
-        if job.max_narration_s is not None:
-            narration = [s for s in narration if s.end_s <= job.max_narration_s]
-        length_s = narration[-1].end_s + 2.0
-        mic, _ = microphone_signal(narration, [], job.condition, length_s, job.seed)
-        found, cpu_s = listen(mic, narration, echo, recognizer, vocabulary, spotter)
-        score.false_narration = [d for d in found if not d.dropped_as_own]
-        score.own_dropped += len(found) - len(score.false_narration)
-        score.narration_s, score.audio_s, score.cpu_s = length_s, length_s, cpu_s
-    if job.clips:
-        insertions = schedule(list(job.clips), 2.0, job.seed)
-        length_s = insertions[-1].speech_end_s + WINDOW_S + 1.0
-        spoken_lines = [(0.4, text) for _, text in routine_lines(job.routine) if text]
-        narration = lay_out(voice, spoken_lines, until_s=length_s) if echo else []
-        mic, talking = microphone_signal(narration, insertions, job.condition, length_s, job.seed)
-        found, cpu_s = listen(mic, narration, echo, recognizer, vocabulary, spotter)
-        score_insertions(score, insertions, talking, found)
-        score.audio_s += length_s
-        score.cpu_s += cpu_s
+    for turn, clips in enumerate(job.runs or ((),)):
+        score_run(score, room_run(job, turn, clips))
     return job, score
 
 
-# --- report ----------------------------------------------------------------------------------------
+# --- report --------------------------------------------------------------------------------------------------------
 
 
 def _ratio(score: Score, key: str) -> str:
@@ -565,154 +438,228 @@ def _ratio(score: Score, key: str) -> str:
     return f"{score.detected.get(key, 0)}/{n} ({100 * score.detected.get(key, 0) / n:.0f}%)" if n else "-"
 
 
-def _percentiles(values: list[float]) -> str:
+def percentiles(values: list[float]) -> str:
+    """'median / p95' of milliseconds (p95 by linear interpolation), or '-'."""
     if not values:
         return "-"
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return f"{statistics.median(ordered):.0f} / {p95:.0f}"
+    return f"{statistics.median(values):.0f} / {float(np.percentile(values, 95)):.0f}"
 
 
-def report(results: list[tuple[Job, Score]], verbose: bool) -> None:
-    """One table per engine: a row per condition."""
-    sources = sorted({k.split("/", 1)[1] for _, s in results for k in s.inserted if "/" in k})
-    for engine in sorted({job.engine for job, _ in results}):
-        print(f"\n== {engine} ==")
-        header = ("condition", "safety", "safety over narration", "other commands", "wrong", "distractor->cmd",
-                  "false/h narration", "false between", "own-voice drops", "latency ms med/p95 (safety)", "CPU RT")
-        rows = []
-        for job, s in (r for r in results if r[0].engine == engine):
-            false_h = f"{len(s.false_narration) / (s.narration_s / 3600):.1f} ({len(s.false_narration)})" \
-                if s.narration_s else "-"
-            rows.append((job.condition.label, _ratio(s, "safety"), _ratio(s, "safety over narration"),
-                         _ratio(s, "other"), str(sum(s.wrong[k] for k in ("safety", "other"))),
-                         _ratio(s, "distractor"), false_h, str(s.false_between), str(s.own_dropped),
-                         f"{_percentiles(s.latencies_ms)} ({_percentiles(s.safety_latencies_ms)})",
-                         f"{s.cpu_s / s.audio_s:.3f}" if s.audio_s else "-"))
-        _table(header, rows)
-        by_source = [(job.condition.label, *(_ratio(s, f"{g}/{src}") for src in sources for g in ("safety", "other")))
-                     for job, s in results if job.engine == engine]
-        print("\nby source (detected/inserted):")
-        _table(("condition", *(f"{g} {src}" for src in sources for g in ("safety", "other"))), by_source)
+def _per_hour(count: float, seconds: float) -> str:
+    return f"{count * 3600 / seconds:.1f}" if seconds else "-"
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(lines[0].split(" | ")))
+    lines += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def closed_loop_table(results: list[tuple[Job, Score]]) -> str:
+    """A row per engine and condition."""
+    header = ("engine", "condition", "stop/too much heard", "... over narration", "other commands heard",
+              "wrong command", "distractors -> command", "false commands (per h of narration)",
+              "fades / false fades per h of narration", "end of word to command, ms med / p95 (stop; others)",
+              "end of word to quiet, ms med / p95 (stop; others)", "CPU x real time")  # fmt: skip
+    rows = []
+    for job, s in results:
+        c = s.counters
+        rows.append((job.engine, job.condition.label, _ratio(s, "safety"), _ratio(s, "safety over narration"),
+                     _ratio(s, "other"), str(s.wrong["safety"] + s.wrong["other"]), _ratio(s, "distractor"),
+                     f"{len(s.false)} ({_per_hour(len(s.false), s.narration_s)})",
+                     f"{_per_hour(c['fades'], s.narration_s)} / {_per_hour(c['false_fades'], s.narration_s)}",
+                     f"{percentiles(s.detect_ms['safety'])}; {percentiles(s.detect_ms['other'])}",
+                     f"{percentiles(s.quiet_ms['safety'])}; {percentiles(s.quiet_ms['other'])}",
+                     f"{s.cpu_s / s.room_s:.3f}" if s.room_s else "-"))  # fmt: skip
+    return _table(header, rows)
+
+
+def source_table(results: list[tuple[Job, Score]]) -> str:
+    """Detected (commands) or turned into a command (distractors), per source."""
+    keys = sorted({k for _, s in results for k in s.inserted if "/" in k})
+    rows = [(job.engine, job.condition.label, *(_ratio(s, k) for k in keys)) for job, s in results]
+    return _table(("engine", "condition", *keys), rows)
+
+
+def narration_table(results: list[tuple[Job, Score]]) -> str:
+    """A row per engine and echo level: every command is false."""
+    header = ("engine", "condition", "routine min", "narrator speech min", "false commands",
+              "per h of routine / of speech", "fades (per h of speech)", "false fades (per h of speech)",
+              "dropped as own voice", "CPU x real time")  # fmt: skip
+    rows = []
+    for job, s in results:
+        c = s.counters
+        which = ", ".join(f"{r['command']}@{r['t']:.0f}s" for r in s.false)
+        rows.append((job.engine, job.condition.label, f"{s.room_s / 60:.1f}", f"{s.narration_s / 60:.1f}",
+                     f"{len(s.false)}" + (f": {which}" if which else ""),
+                     f"{_per_hour(len(s.false), s.room_s)} / {_per_hour(len(s.false), s.narration_s)}",
+                     f"{c['fades']} ({_per_hour(c['fades'], s.narration_s)})",
+                     f"{c['false_fades']} ({_per_hour(c['false_fades'], s.narration_s)})", str(c["ignored_own_voice"]),
+                     f"{s.cpu_s / s.room_s:.3f}" if s.room_s else "-"))  # fmt: skip
+    return _table(header, rows)
+
+
+def report(results: list[tuple[Job, Score]], verbose: bool) -> str:
+    """The markdown tables."""
+    closed = [r for r in results if r[0].kind == "closed loop"]
+    narration = [r for r in results if r[0].kind == "narration"]
+    parts = []
+    if closed:
+        parts += ["## Closed loop: the person over the narration", closed_loop_table(closed),
+                  "### By source (commands: heard as themselves; distractors: turned into a command)",
+                  source_table(closed)]  # fmt: skip
+    if narration:
+        parts += ["## Narration only: the routine with nobody speaking", narration_table(narration)]
+    if verbose:
         for job, s in results:
-            if job.engine != engine:
-                continue
-            per = ", ".join(f"{c} {d}/{n}" for c, (d, n) in sorted(s.per_command.items()))
-            print(f"\n[{job.condition.label}] per command: {per}")
-            for d in s.false_narration:
-                print(f"  false during narration at {d.at_s:7.1f} s: {d.command} ({d.text!r})")
-            if verbose:
-                for line in s.misses:
-                    print(f"  {line}")
+            parts.append(f"### {job.engine}, {job.condition.label}, {job.kind}: misses and false commands")
+            parts.append("\n".join([f"- {m}" for m in s.misses] +
+                                   [f"- false {r['command']} at {r['t']:.1f} s" for r in s.false]) or "-")
+    return "\n\n".join(parts)
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    for row in (header, *rows):
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip())
+def figures(job: Job, s: Score) -> dict[str, Any]:
+    """The figures of one job, for --json."""
+    return {"engine": job.engine, "kind": job.kind, "condition": job.condition.label, "echo_db": job.condition.echo_db,
+            "snr_db": job.condition.snr_db, "inserted": dict(s.inserted), "detected": dict(s.detected),
+            "wrong": dict(s.wrong), "detect_ms": s.detect_ms, "quiet_ms": s.quiet_ms, "false": s.false,
+            "misses": s.misses, "room_s": s.room_s, "narration_s": s.narration_s, "cpu_s": s.cpu_s,
+            "counters": dict(s.counters), "runs": len(job.runs) or 1}  # fmt: skip
 
 
-# --- main ------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engine", action="append", choices=("spotter", "pocketsphinx", "vosk"),
-                        help="engine to evaluate (repeatable; default pocketsphinx)")
-    parser.add_argument("--model", help="Vosk model folder")
-    parser.add_argument("--language", default="en", help="vocabulary language (ko for the Korean Vosk model)")
-    parser.add_argument("--conditions", default="quiet,-6/20,0/20,0/10",
-                        help="comma-separated: quiet, ECHO_DB/SNR_DB (default: %(default)s)")
-    parser.add_argument("--routine", default="lower-back")
-    parser.add_argument("--clips", type=Path, action="append",
-                        help=f"folder of <word>/*.wav clips (repeatable; default {DEFAULT_CLIPS} if present)")
-    parser.add_argument("--no-clips", action="store_true", help="no clip folder, TTS voices only")
-    parser.add_argument("--no-tts", action="store_true", help="no TTS voices, clip folders only")
-    parser.add_argument("--no-narration-pass", action="store_true", help="skip the false-command pass")
-    parser.add_argument("--jobs", type=int, default=min(2, multiprocessing.cpu_count()))
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 60 s of narration, one voice, two clips per word")
-    parser.add_argument("--spotter", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a listener.SpotterSettings field, e.g. stable_partials_multiword=2")
-    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    parser.add_argument("-v", "--verbose", action="store_true", help="list every miss and false command")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-
-    from voicecoach.core.commands import load_vocabulary
-
+def spotter_head() -> str:
+    """The spotter head measured: its file hash and its last commit."""
+    digest = hashlib.sha256(_HEAD.read_bytes()).hexdigest()[:12] if _HEAD.is_file() else "missing"
     try:
-        conditions = [parse_condition(c) for c in args.conditions.split(",")]
-    except argparse.ArgumentTypeError as exc:
-        parser.error(str(exc))
-    vocabulary = load_vocabulary(args.language)
-    spotter = tuple(_spotter_override(text, parser) for text in args.spotter)
-    engines = args.engine or ["pocketsphinx"]
-    clips = _gather_clips(args, vocabulary)
-    if not clips and args.no_narration_pass:
-        parser.error("nothing to evaluate: no clips and no narration pass")
-    jobs = [Job(engine, args.model, args.language, condition, args.routine, tuple(clips),
-                not args.no_narration_pass, args.seed, 60.0 if args.quick else None, spotter)
-            for engine in engines for condition in conditions]
-    print(f"{len(clips)} clips ({', '.join(f'{k} {v}' for k, v in sorted(Counter(c.source for c in clips).items()))})"
-          f", {len(jobs)} runs on {args.jobs} processes", flush=True)
-    started = time.monotonic()
-    if args.jobs > 1 and len(jobs) > 1:
-        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            results = pool.map(run_job, jobs, chunksize=1)
-    else:
-        results = [run_job(job) for job in jobs]
-    report(results, args.verbose)
-    print(f"\nwall time {time.monotonic() - started:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps([_figures(job, s) for job, s in results], indent=2))
-    return 0
+        commit = subprocess.run(["git", "-C", str(_ROOT), "log", "-1", "--format=%h", "--", str(_HEAD)],
+                                capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
+    except OSError:
+        commit = ""
+    return f"head.npz sha256 {digest}, git {commit or 'unknown'}"
 
 
-def _spotter_override(text: str, parser: argparse.ArgumentParser) -> tuple[str, float]:
-    """'FIELD=VALUE' for a SpotterSettings field."""
-    from voicecoach.listening.rules import SpotterSettings
-
-    name, _, value = text.partition("=")
-    fields = {f.name for f in dataclasses.fields(SpotterSettings)}
-    if name not in fields:
-        parser.error(f"--spotter {text!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}")
-    try:
-        number = float(value)
-    except ValueError:
-        parser.error(f"--spotter {text!r}: {value!r} is not a number")
-    return name, int(number) if number.is_integer() and name != "min_coverage" else number
+# --- main ----------------------------------------------------------------------------------------------------------
 
 
-def _gather_clips(args: argparse.Namespace, vocabulary: Any) -> list[Clip]:
-    """The TTS clips and the clip folders' clips the arguments ask for."""
-    clips: list[Clip] = []
-    if not args.no_tts:
-        if args.language == "ko":
-            clips += tts_clips(vocabulary, KOREAN_VOICES[:1] if args.quick else KOREAN_VOICES, "tts-held")
-        else:
-            clips += tts_clips(vocabulary, TUNED_VOICES[:1] if args.quick else TUNED_VOICES, "tts-tuned")
-            clips += tts_clips(vocabulary, HELD_VOICES[:1] if args.quick else HELD_VOICES, "tts-held")
-    folders = [] if args.no_clips else (args.clips or ([DEFAULT_CLIPS] if DEFAULT_CLIPS.is_dir() else []))
-    for folder in folders:
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--engine", action="append", choices=("auto", "spotter", "pocketsphinx", "vosk"),
+                   help="engine (repeatable; default auto, the spotter)")
+    p.add_argument("--model", help="Vosk model folder (required with --engine vosk)")
+    p.add_argument("--language", default="en", help="vocabulary language (ko with the Korean Vosk model)")
+    p.add_argument("--conditions", default="quiet,-6/20,0/20,6/20", help="closed loop: quiet or ECHO_DB/SNR_DB, "
+                   "comma-separated (default %(default)s)")  # fmt: skip
+    p.add_argument("--narration-echo", default="-6,0,6", help="narration-only echo levels, dB (default %(default)s)")
+    p.add_argument("--narration-snr", type=float, default=20.0)
+    p.add_argument("--narration-s", type=float, help="narration only: stop the routine here (default: all of it)")
+    p.add_argument("--no-narration-pass", action="store_true")
+    p.add_argument("--no-closed-loop", action="store_true")
+    p.add_argument("--data", type=Path, default=_DATA, help="the team's recordings (default %(default)s)")
+    p.add_argument("--no-data", action="store_true", help="leave the data folder out")
+    p.add_argument("--clips", type=Path, action="append", default=[], help="a folder of <word>/*.wav (repeatable)")
+    p.add_argument("--words", type=lambda t: set(t.replace("_", " ").split(",")), help="only these words/phrases")
+    p.add_argument("--no-tts", action="store_true", help="no synthetic voices")
+    p.add_argument("--tts-voices", type=int, default=None, help="at most this many held-out synthetic voices")
+    p.add_argument("--all-phrases", action="store_true", help="every phrase of every command in the synthetic voices")
+    p.add_argument("--per-word", type=int, default=3, help="distractor clips per word (default %(default)s)")
+    p.add_argument("--per-command", type=int, default=None, help="people's command clips per word (default all)")
+    p.add_argument("--all-speakers", action="store_true", help="also the speakers the spotter trained on")
+    p.add_argument("--train-seed", type=int, default=1, help="the spotter training's seed (its speaker split)")
+    p.add_argument("--chunk-s", type=float, default=300.0, help="seconds of clips per room run (default %(default)s)")
+    p.add_argument("--auto-resume", type=float, default=2.0, help="resume this long after each stop")
+    p.add_argument("--seed", type=int, default=0, help="clip order, gaps, room and noise")
+    p.add_argument("--quick", action="store_true", help="three clips and 20 s of narration at 0 dB: a smoke run")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    p.add_argument("--export-clips", type=Path, help="write the clips as <word>/*.wav here (for other scripts)")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every miss and false command")
+    return p
+
+
+def _quick(options: argparse.Namespace) -> None:
+    """A smoke run: a clip a word (stop, go and dog, unless --clips), 0 dB, 20 s of narration."""
+    options.conditions, options.narration_echo = options.conditions if options.conditions_given else "0/20", "0"
+    options.narration_s = options.narration_s or 20.0
+    if not options.clips:
+        options.words = options.words or {"stop", "go", "dog"}
+    options.per_word, options.per_command, options.tts_voices = 1, 1, 1
+
+
+def gather_clips(options: argparse.Namespace, vocabulary: Vocabulary) -> list[Clip]:
+    """The clips the options ask for."""
+    clips = [] if options.no_tts else tts_clips(vocabulary, options)
+    if not options.no_data:
+        if not options.data.is_dir():
+            raise SystemExit(f"eval_commands: {options.data} is missing (it is ../shared/data; or give --no-data)")
+        clips += data_clips(options.data, vocabulary, options)
+    for folder in options.clips:
         if not folder.is_dir():
             raise SystemExit(f"eval_commands: clip folder {folder} does not exist (expected <word>/*.wav)")
-        clips += folder_clips(folder, vocabulary, 2 if args.quick else None)
+        clips += folder_clips(folder, vocabulary, options)
     return clips
 
 
-def _figures(job: Job, s: Score) -> dict[str, Any]:
-    """The figures of one run, for --json."""
-    return {
-        "engine": job.engine, "condition": job.condition.label, "echo_db": job.condition.echo_db,
-        "snr_db": job.condition.snr_db, "inserted": dict(s.inserted), "detected": dict(s.detected),
-        "wrong": dict(s.wrong), "per_command": {k: list(v) for k, v in s.per_command.items()},
-        "false_narration": [dataclasses.asdict(d) for d in s.false_narration], "narration_s": s.narration_s,
-        "false_between": s.false_between, "own_dropped": s.own_dropped,
-        "latency_ms": s.latencies_ms, "safety_latency_ms": s.safety_latencies_ms,
-        "cpu_rt": s.cpu_s / s.audio_s if s.audio_s else None,
-    }
+def export_clips(clips: list[Clip], folder: Path) -> None:
+    """Each clip as folder/<word>/<n>.wav (words with '_' for spaces)."""
+    from voicecoach.narration.stand_in_voices import write_wav
+
+    for n, clip in enumerate(clips):
+        word = clip.text.replace(" ", "_")
+        (folder / word).mkdir(parents=True, exist_ok=True)
+        write_wav(folder / word / f"{n:05d}_{clip.source.replace(' ', '-')}.wav", clip.samples, RATE)
+
+
+def make_jobs(options: argparse.Namespace, clips: list[Clip]) -> list[Job]:
+    """Closed-loop jobs per engine and condition, then narration-only jobs per engine and echo level."""
+    engines = options.engine or ["auto"]
+    conditions = [] if options.no_closed_loop else [parse_condition(c) for c in options.conditions.split(",")]
+    runs = tuple(tuple(r) for r in runs_of(clips, options.chunk_s, options.seed))
+    jobs = [Job(e, options.model, options.language, c, "closed loop", runs, None, options.auto_resume, options.seed)
+            for e in engines for c in conditions if runs]  # fmt: skip
+    if not options.no_narration_pass:
+        levels = [float(x) for x in options.narration_echo.split(",")]
+        jobs += [Job(e, options.model, options.language, Condition(db, options.narration_snr), "narration", (),
+                     options.narration_s, options.auto_resume, options.seed)
+                 for e in engines for db in levels]  # fmt: skip
+    return jobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    options = parser.parse_args(argv)
+    options.conditions_given = any(a.startswith("--conditions") for a in argv)
+    if "vosk" in (options.engine or []) and not options.model:
+        parser.error("--engine vosk needs --model DIR (a Vosk model folder)")
+    if options.quick:
+        _quick(options)
+    try:
+        vocabulary = load_vocabulary(options.language)
+        clips = [] if options.no_closed_loop else gather_clips(options, vocabulary)
+        jobs = make_jobs(options, clips)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    if options.export_clips:
+        export_clips(clips, options.export_clips)
+    if not jobs:
+        parser.error("nothing to evaluate: no clips and no narration pass")
+    started = time.monotonic()
+    sources = ", ".join(f"{k} {v}" for k, v in sorted(Counter(c.source for c in clips).items()))
+    print(f"# Commands in the room\n\n{len(clips)} clips ({sources or 'none'}) in {len(jobs[0].runs)} runs; "
+          f"{len(jobs)} jobs on {options.jobs} processes; spotter {spotter_head()}\n", flush=True)
+    if options.jobs > 1 and len(jobs) > 1:
+        with multiprocessing.get_context("spawn").Pool(options.jobs) as pool:
+            results = pool.map(run_job, jobs, chunksize=1)
+    else:
+        results = [run_job(job) for job in jobs]
+    print(report(results, options.verbose))
+    print(f"\nwall time {time.monotonic() - started:.0f} s; CPU {sum(s.cpu_s for _, s in results):.0f} s in the room")
+    if options.json:
+        options.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"argv": argv, "spotter": spotter_head(), "jobs": [figures(j, s) for j, s in results]}
+        options.json.write_text(json.dumps(payload, indent=1))
+    return 0
 
 
 if __name__ == "__main__":

@@ -43,6 +43,14 @@ class RoomRun:
     auto_resume_s: float | None = None
     """Say "resume" this long after each stop, so every stop in a long recording is a fresh barge-in."""
     acoustics: RoomSettings = field(default_factory=RoomSettings)
+    until_s: float | None = None
+    """End the run at this room time even if the routine goes on; None: play the routine to its end."""
+    muted: bool = False
+    """The speaker plays nothing (the person alone in a quiet room); the routine keeps its timing."""
+
+
+class RoomTimeUp(Exception):
+    """The room reached RoomRun.until_s."""
 
 
 class RoomClock:
@@ -50,18 +58,24 @@ class RoomClock:
 
     virtual = True
 
-    def __init__(self) -> None:
+    def __init__(self, until_s: float | None = None) -> None:
         self._now_s = 0.0
         self.room: Room | None = None
+        self.until_s = until_s
 
     def now(self) -> float:
         """The current room time."""
         return self._now_s
 
     def wait(self, cond: threading.Condition, timeout_s: float) -> None:
-        """Advance up to timeout_s in whole blocks; return early once the room heard something."""
+        """Advance up to timeout_s in whole blocks (at least one, for any wait: a deadline a hair after now, from
+        rounding, would otherwise never come); return early once the room heard something."""
         end_s = self._now_s + max(0.0, timeout_s)
-        while self._now_s < end_s - 1e-9:
+        first = timeout_s > 0
+        while first or self._now_s < end_s - 1e-9:
+            first = False
+            if self.until_s is not None and self._now_s >= self.until_s - 1e-9:
+                raise RoomTimeUp
             heard = self.room.advance() if self.room is not None else False
             self._now_s = round(self._now_s + _BLOCK / RATE, 6)
             if heard:
@@ -114,7 +128,7 @@ class Room:
     """The playback timeline, the acoustics and the listening pipeline, advanced one block at a time."""
 
     def __init__(self, acoustics: RoomAcoustics, pipeline: object, events: EventQueue, transcript: Transcript,
-                 auto_resume_s: float | None) -> None:  # fmt: skip
+                 auto_resume_s: float | None, muted: bool = False) -> None:  # fmt: skip
         self.acoustics = acoustics
         self.pipeline = pipeline
         self.events = events
@@ -131,9 +145,14 @@ class Room:
         self._gain = 1.0
         self._faded_until = 0
         """End of the utterance a fade applies to."""
+        self.muted = muted
+        self.auto_resumes: list[float] = []
+        """Room times at which the auto-resume says "resume" (for evaluations: not the person's)."""
 
     def play(self, start: int, samples: np.ndarray, text: str, words: tuple) -> None:  # type: ignore[type-arg]
-        """Put an utterance on the playback timeline at sample start."""
+        """Put an utterance on the playback timeline at sample start (nothing, when the speaker is muted)."""
+        if self.muted:
+            return
         end = start + len(samples)
         if end > len(self.timeline):
             self.timeline = np.concatenate([self.timeline, np.zeros(max(end - len(self.timeline), RATE * 60))])
@@ -178,6 +197,7 @@ class Room:
     def _schedule_resume(self, now: int) -> None:
         """With auto-resume, the person says resume a while after each stop."""
         if self.auto_resume_s is not None:
+            self.auto_resumes.append(now / RATE + self.auto_resume_s)
             self.events.post(Utterance("resume"), at_s=now / RATE + self.auto_resume_s)
 
     def advance(self) -> bool:
@@ -218,7 +238,8 @@ def _cut(buffer: PlayedBuffer, at_s: float) -> PlayedBuffer:
 
 def run_room(session: Session, vocabulary: Vocabulary, pipeline: object, synthesizer: Synthesizer, run: RoomRun,
              transcript: Transcript, observers: list | None = None) -> Room:  # type: ignore[type-arg]  # fmt: skip
-    """Play the session in the room until it finishes (or the person's recording and the narration are over)."""
+    """Play the session in the room until it finishes (or the person's recording and the narration are over, or
+    the run reaches run.until_s)."""
     person = np.zeros(0, np.int16)
     if run.person is not None:
         samples, rate = read_wav(run.person)
@@ -231,12 +252,15 @@ def run_room(session: Session, vocabulary: Vocabulary, pipeline: object, synthes
     level_speech = cache.synthesize(_LEVEL_PHRASE)
     narrator_level = active_level(resample(level_speech, cache.sample_rate, RATE))
     acoustics = RoomAcoustics(run.acoustics, person, narrator_level, response)
-    clock = RoomClock()
+    clock = RoomClock(run.until_s)
     events = EventQueue(clock)
-    room = Room(acoustics, pipeline, events, transcript, run.auto_resume_s)
+    room = Room(acoustics, pipeline, events, transcript, run.auto_resume_s, run.muted)
     clock.room = room
     narrator = RoomNarrator(cache, events, room)
     pipeline.floor = narrator  # type: ignore[attr-defined]
     events.post(Tick(len(person) / RATE + _TAIL_S), at_s=len(person) / RATE + _TAIL_S)
-    Player(session, narrator, events, vocabulary, transcript, observers or []).run()
+    try:
+        Player(session, narrator, events, vocabulary, transcript, observers or []).run()
+    except RoomTimeUp:
+        _LOGGER.debug("the room stopped at %.1f s", clock.now())
     return room
