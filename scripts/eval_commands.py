@@ -218,20 +218,13 @@ def tts_clips(vocabulary: Vocabulary, options: argparse.Namespace) -> list[Clip]
 # --- runs in the room ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Placed:
-    """A clip on a run's timeline."""
+    """A clip on a run's timeline, from start_s: where its word starts and ends on it."""
 
-    clip: Clip
-    start_s: float
-
-    @property
-    def word_start_s(self) -> float:
-        return self.start_s + self.clip.word_start_s
-
-    @property
-    def word_end_s(self) -> float:
-        return self.start_s + self.clip.word_end_s
+    def __init__(self, clip: Clip, start_s: float) -> None:
+        self.clip, self.start_s = clip, start_s
+        self.word_start_s = start_s + clip.word_start_s
+        self.word_end_s = start_s + clip.word_end_s
 
 
 def runs_of(clips: list[Clip], chunk_s: float, seed: int) -> list[list[Clip]]:
@@ -572,7 +565,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="three clips and 20 s of narration at 0 dB: a smoke run")
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
-    p.add_argument("--export-clips", type=Path, help="write the clips as <word>/*.wav here (for other scripts)")
+    p.add_argument("--export-clips", type=Path, help="write the clips as <word>/*.wav here, and stop")
     p.add_argument("-v", "--verbose", action="store_true", help="list every miss and false command")
     return p
 
@@ -642,6 +635,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if options.export_clips:
         export_clips(clips, options.export_clips)
+        print(f"{len(clips)} clips written to {options.export_clips}")
+        return 0
     if not jobs:
         parser.error("nothing to evaluate: no clips and no narration pass")
     started = time.monotonic()
