@@ -241,10 +241,10 @@ def people_stops(folder: Path, count: int) -> list[np.ndarray]:
 
 
 def word_end_s(speech: np.ndarray) -> float:
-    """The end of the last 10 ms frame within 25 dB of the loudest one."""
+    """The end of the last 10 ms frame within 15 dB of the loudest one (the recordings carry some noise)."""
     frames = len(speech) // 160
     power = np.mean(speech[: frames * 160].astype(np.float64).reshape(frames, 160) ** 2, axis=1)
-    loud = np.flatnonzero(power >= power.max() * 10 ** (-2.5))
+    loud = np.flatnonzero(power >= power.max() * 10 ** (-1.5))
     return (int(loud[-1]) + 1) * 160 / _MIC_RATE
 
 
