@@ -604,18 +604,50 @@ def export_clips(clips: list[Clip], folder: Path) -> None:
 
 
 def make_jobs(options: argparse.Namespace, clips: list[Clip]) -> list[Job]:
-    """Closed-loop jobs per engine and condition, then narration-only jobs per engine and echo level."""
+    """Closed-loop jobs per condition and engine, then narration-only jobs per echo level and engine (in the order
+    given: the first ones finish first)."""
     engines = options.engine or ["auto"]
     conditions = [] if options.no_closed_loop else [parse_condition(c) for c in options.conditions.split(",")]
     runs = tuple(tuple(r) for r in runs_of(clips, options.chunk_s, options.seed))
     jobs = [Job(e, options.model, options.language, c, "closed loop", runs, None, options.auto_resume, options.seed)
-            for e in engines for c in conditions if runs]  # fmt: skip
+            for c in conditions for e in engines if runs]  # fmt: skip
     if not options.no_narration_pass:
         levels = [float(x) for x in options.narration_echo.split(",")]
         jobs += [Job(e, options.model, options.language, Condition(db, options.narration_snr), "narration", (),
                      options.narration_s, options.auto_resume, options.seed)
-                 for e in engines for db in levels]  # fmt: skip
+                 for db in levels for e in engines]  # fmt: skip
     return jobs
+
+
+def _indexed(item: tuple[int, Job]) -> tuple[int, tuple[Job, Score]]:
+    return item[0], run_job(item[1])
+
+
+def run_all(jobs: list[Job], workers: int, on_result: Any) -> list[tuple[Job, Score]]:
+    """Every job, in worker processes when workers > 1; after each job, on_result(results so far, that job's)."""
+    done: dict[int, tuple[Job, Score]] = {}
+    if workers > 1 and len(jobs) > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            for index, result in pool.imap_unordered(_indexed, enumerate(jobs)):
+                done[index] = result
+                on_result([done[i] for i in sorted(done)], done[index])
+    else:
+        for index, job in enumerate(jobs):
+            done[index] = run_job(job)
+            on_result([done[i] for i in sorted(done)], done[index])
+    return [done[i] for i in sorted(done)]
+
+
+def _save(path: Path | None, argv: list[str], head: str, results: list[tuple[Job, Score]],
+          finished: tuple[Job, Score]) -> None:  # fmt: skip
+    """The figures so far, to --json (rewritten after every job, so a cut-short run keeps what it did)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"argv": argv, "spotter": head, "jobs": [figures(j, s) for j, s in results]},
+                                   indent=1))  # fmt: skip
+    last, score = finished
+    print(f"<!-- done {len(results)}: {last.engine}, {last.condition.label}, {last.kind}, "
+          f"{score.room_s:.0f} s in {score.cpu_s:.0f} s CPU -->", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -643,17 +675,12 @@ def main(argv: list[str] | None = None) -> int:
     sources = ", ".join(f"{k} {v}" for k, v in sorted(Counter(c.source for c in clips).items()))
     print(f"# Commands in the room\n\n{len(clips)} clips ({sources or 'none'}) in {len(jobs[0].runs)} runs; "
           f"{len(jobs)} jobs on {options.jobs} processes; spotter {spotter_head()}\n", flush=True)
-    if options.jobs > 1 and len(jobs) > 1:
-        with multiprocessing.get_context("spawn").Pool(options.jobs) as pool:
-            results = pool.map(run_job, jobs, chunksize=1)
-    else:
-        results = [run_job(job) for job in jobs]
+    head = spotter_head()
+    results = run_all(jobs, options.jobs, lambda done, last: _save(options.json, argv, head, done, last))
     print(report(results, options.verbose))
     print(f"\nwall time {time.monotonic() - started:.0f} s; CPU {sum(s.cpu_s for _, s in results):.0f} s in the room")
-    if options.json:
-        options.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"argv": argv, "spotter": spotter_head(), "jobs": [figures(j, s) for j, s in results]}
-        options.json.write_text(json.dumps(payload, indent=1))
+    if spotter_head() != head:
+        print(f"warning: the spotter head changed during the run (now {spotter_head()})")
     return 0
 
 
