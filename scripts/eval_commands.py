@@ -521,6 +521,19 @@ def figures(job: Job, s: Score) -> dict[str, Any]:
             "counters": dict(s.counters), "runs": len(job.runs) or 1}  # fmt: skip
 
 
+def load_figures(paths: list[Path]) -> list[tuple[Job, Score]]:
+    """The jobs of saved --json files, to report again."""
+    results = []
+    for path in paths:
+        for f in json.loads(path.read_text())["jobs"]:
+            job = Job(f["engine"], None, "", Condition(f["echo_db"], f["snr_db"]), f["kind"])
+            score = Score(Counter(f["inserted"]), Counter(f["detected"]), Counter(f["wrong"]), f["detect_ms"],
+                          f["quiet_ms"], f["false"], f["misses"], f["room_s"], f["narration_s"], f["cpu_s"],
+                          Counter(f["counters"]))  # fmt: skip
+            results.append((job, score))
+    return results
+
+
 def spotter_head() -> str:
     """The spotter head measured: its file hash and its last commit."""
     digest = hashlib.sha256(_HEAD.read_bytes()).hexdigest()[:12] if _HEAD.is_file() else "missing"
@@ -566,6 +579,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     p.add_argument("--export-clips", type=Path, help="write the clips as <word>/*.wav here, and stop")
+    p.add_argument("--report", type=Path, action="append", help="print the tables of a saved --json file, and stop")
     p.add_argument("-v", "--verbose", action="store_true", help="list every miss and false command")
     return p
 
@@ -657,6 +671,9 @@ def main(argv: list[str] | None = None) -> int:
     options.conditions_given = any(a.startswith("--conditions") for a in argv)
     if "vosk" in (options.engine or []) and not options.model:
         parser.error("--engine vosk needs --model DIR (a Vosk model folder)")
+    if options.report:
+        print(report(load_figures(options.report), options.verbose))
+        return 0
     if options.quick:
         _quick(options)
     try:

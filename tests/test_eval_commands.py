@@ -104,3 +104,5 @@ def test_the_smallest_run_finds_a_spoken_stop_in_the_room_and_counts_the_narrati
     row = next(line for line in table.splitlines() if line.startswith("| auto | echo +0 dB, SNR 20 dB | 0.2 |"))
     per_hour = f"{false * 3600 / narration['room_s']:.1f} / {false * 3600 / narration['narration_s']:.1f}"
     assert f"| {false}" in row and per_hour in row
+    assert harness.main(["--report", str(out)]) == 0
+    assert row in capsys.readouterr().out, "a saved run reports the same figures"
