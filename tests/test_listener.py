@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from voicecoach.audio.microphone import MicBlock
@@ -267,10 +269,12 @@ class _Floor:
         self.gains.append(gain_db)
 
 
-def _yielding(recognizer: ScriptedRecognizer, vocabulary: Vocabulary) -> tuple[ListeningPipeline, _Floor]:
+def _yielding(recognizer: ScriptedRecognizer, vocabulary: Vocabulary, near_end: bool = False
+              ) -> tuple[ListeningPipeline, _Floor]:  # fmt: skip
     from voicecoach.settings import YieldSettings
 
-    pipeline = ListeningPipeline(recognizer, vocabulary, echo_cancel=False, yield_floor=YieldSettings(score=0.3))
+    settings = YieldSettings(score=0.3, near_end=near_end)
+    pipeline = ListeningPipeline(recognizer, vocabulary, echo_cancel=False, yield_floor=settings)
     floor = _Floor()
     pipeline.floor = floor
     return pipeline, floor
@@ -300,3 +304,30 @@ def test_a_fade_that_a_stop_follows_is_not_undone(vocabulary: Vocabulary) -> Non
     heard = [h for i in range(60) for h in pipeline.process(np.zeros(320, np.int16), i * 0.02)]
     assert [h.command for h in heard] == [Command.STOP]
     assert floor.gains == [-25.0] and pipeline.false_fades == 0
+
+
+@dataclass(frozen=True)
+class _Played:
+    start_s: float
+    sample_rate: int
+    samples: np.ndarray
+
+
+def test_the_persons_voice_over_the_narration_fades_it_before_any_score_rises(vocabulary: Vocabulary) -> None:
+    """No echo path here (canceller off): what the microphone hears beyond the learnt residue is the person."""
+    rng = np.random.default_rng(4)
+    narration = (rng.standard_normal(16000 * 6) * 3000).astype(np.int16)
+    played = [_Played(0.0, 16000, narration)]
+    echo = (narration * 0.05).astype(np.int16)  # what reaches the mic: 26 dB down
+    person = (rng.standard_normal(16000) * 3000).astype(np.int16)
+    mic = echo.copy()
+    mic[16000 * 3 : 16000 * 4] += person  # the person speaks from 3 s to 4 s
+    recognizer = _ScoringRecognizer([], [])
+    pipeline, floor = _yielding(recognizer, vocabulary, near_end=True)
+    faded_at = []
+    for offset in range(0, len(mic), 320):
+        pipeline.process(mic[offset : offset + 320], offset / 16000, played)
+        if floor.gains and not faded_at:
+            faded_at.append(offset / 16000)
+    assert faded_at and 3.0 <= faded_at[0] <= 3.15, "the fade came within 150 ms of the person's first word"
+    assert floor.gains == [-25.0, 0.0] and pipeline.fades == 1 and pipeline.false_fades == 1

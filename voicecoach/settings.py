@@ -61,7 +61,8 @@ class RecognizerSettings:
 
 @dataclass(frozen=True)
 class YieldSettings:
-    """Yielding the floor: the narrator fades the moment a safety score rises, and comes back if nothing follows."""
+    """Yielding the floor: the narrator fades the moment a safety score rises (or, with near_end, speech the echo
+    does not explain), and comes back if no command follows."""
 
     enabled: bool = True
     score: float = 0.3
@@ -69,6 +70,10 @@ class YieldSettings:
     fade_db: float = -25.0
     hold_s: float = 1.0
     """With no command this long after the fade, the narrator comes back to full level."""
+    near_end: bool = False
+    """Also fade the moment the echo-cancelled signal carries sound the echo does not explain (the person starting
+    to speak), before any score rises. Off: at 0 dB echo it caught few stops early for its false fades
+    (scripts/eval_near_end.py)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from voicecoach.echo.aligner import AlignerSettings, PlayedAudio, ReferenceAligner
+from voicecoach.echo.near_end import NearEndDetector, NearEndSettings
 from voicecoach.echo.speex import EchoCancellerUnavailable, EchoSettings, PassThroughEchoCanceller, SpeexEchoCanceller
 
 _LOGGER = logging.getLogger(__name__)
@@ -20,8 +21,11 @@ _DIVERGED_BLOCKS = 50
 class EchoRemover:
     """Takes the narrator's own playback out of microphone blocks (the speaker's playback log is the reference)."""
 
-    def __init__(self, sample_rate: int = 16000, enabled: bool = True) -> None:
+    def __init__(self, sample_rate: int = 16000, enabled: bool = True, near_end: NearEndSettings | None = None) -> None:
         self._aligner = ReferenceAligner(AlignerSettings(sample_rate=sample_rate))
+        self._near_end = NearEndDetector(near_end)
+        self.near_end = False
+        """The last block carried sound the echo does not explain: the person speaking over the narrator."""
         self._canceller: Any = PassThroughEchoCanceller()
         self._louder_blocks = 0
         self.resets = 0
@@ -41,8 +45,11 @@ class EchoRemover:
         """One int16 block captured at capture_s (time.monotonic() timeline), with the played audio's echo removed."""
         self._aligner.sync(played)
         reference = self._aligner.align(pcm, capture_s)
-        cleaned = np.asarray(self._canceller.process(pcm, reference), dtype=np.int16)
-        return self._do_no_harm(pcm, cleaned)
+        cleaned = self._do_no_harm(pcm, np.asarray(self._canceller.process(pcm, reference), dtype=np.int16))
+        power = float(np.mean(cleaned.astype(np.float64) ** 2)) if len(cleaned) else 0.0
+        reference_power = float(np.mean(reference.astype(np.float64) ** 2)) if len(reference) else 0.0
+        self.near_end = self._near_end.update(power, reference_power)
+        return cleaned
 
     def _do_no_harm(self, pcm: np.ndarray, cleaned: np.ndarray) -> np.ndarray:
         """The cleaned block, unless cancelling made it louder: then the filter is wrong (no echo path, or it
@@ -57,6 +64,7 @@ class EchoRemover:
         if self._louder_blocks >= _DIVERGED_BLOCKS:
             _LOGGER.info("echo canceller diverged: reset")
             self._canceller.reset()
+            self._near_end.reset()
             self._louder_blocks = 0
             self.resets += 1
         return pcm

@@ -117,8 +117,9 @@ class ListeningPipeline:
         cleaned = self._echo.clean(np.asarray(pcm, dtype=np.int16), capture_s, played)
         hyps = self.recognizer.accept(cleaned.astype("<i2").tobytes())
         now_s = capture_s + len(pcm) / SAMPLE_RATE
-        heard = self._commands(hyps, now_s, self._narrating(played, capture_s))
-        self._yield_floor(now_s, bool(heard))
+        narrating = self._narrating(played, capture_s)
+        heard = self._commands(hyps, now_s, narrating)
+        self._yield_floor(now_s, bool(heard), narrating and self._yield.near_end and self._echo.near_end)
         return heard
 
     @staticmethod
@@ -127,8 +128,9 @@ class ListeningPipeline:
         return any(p.start_s <= capture_s and p.start_s + len(p.samples) / p.sample_rate > capture_s - _NARRATION_TAIL_S
                    for p in played)  # fmt: skip
 
-    def _yield_floor(self, now_s: float, heard: bool) -> None:
-        """Fade the narrator on a rising safety score; bring it back when no command followed."""
+    def _yield_floor(self, now_s: float, heard: bool, person_speaking: bool = False) -> None:
+        """Fade the narrator on a rising safety score or the person's voice over it; bring it back when no command
+        followed."""
         scores = getattr(self.recognizer, "scores", None)
         if self.floor is None or not self._yield.enabled or not callable(scores):
             return
@@ -136,7 +138,7 @@ class ListeningPipeline:
             self._faded_at_s = None  # the command acts (a stop cuts; the next utterance plays at full level)
             return
         latest = scores()
-        rising = max(latest.get("stop", 0.0), latest.get("too_much", 0.0)) >= self._yield.score
+        rising = person_speaking or max(latest.get("stop", 0.0), latest.get("too_much", 0.0)) >= self._yield.score
         if rising and self._faded_at_s is None:
             self.floor.fade(self._yield.fade_db)
             self._faded_at_s = now_s
