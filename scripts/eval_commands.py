@@ -271,6 +271,13 @@ class Job:
     auto_resume_s: float = 2.0
     seed: int = 0
     routine: str = "lower-back"
+    yield_floor: bool = True
+    """The pipeline fades the narrator on a rising stop score (the product's default)."""
+
+    @property
+    def name(self) -> str:
+        """The engine, and ', no yield' when the narrator does not fade."""
+        return self.engine + ("" if self.yield_floor else ", no yield")
 
 
 @dataclass
@@ -307,11 +314,12 @@ def room_run(job: Job, turn: int, clips: tuple[Clip, ...]) -> RoomResult:
     from voicecoach.narration.synthesis import CachedSynthesizer, Pyttsx3Synthesizer
     from voicecoach.runtime.room import RoomRun, run_room
     from voicecoach.runtime.transcript import Transcript
-    from voicecoach.settings import ListeningSettings, NarratorSettings, RecognizerSettings
+    from voicecoach.settings import ListeningSettings, NarratorSettings, RecognizerSettings, YieldSettings
 
     vocabulary = load_vocabulary(job.language)
     model = Path(job.model) if job.model else None
-    settings = ListeningSettings(RecognizerSettings(engine=job.engine, model_dir=model, language=job.language))
+    recognizer = RecognizerSettings(engine=job.engine, model_dir=model, language=job.language)
+    settings = ListeningSettings(recognizer, yield_floor=YieldSettings(enabled=job.yield_floor))
     pipeline = ListeningPipeline.from_settings(settings, vocabulary)
     voice = NarratorSettings()
     identity = f"pyttsx3 {voice.voice} {voice.rate_wpm} {voice.volume}"  # the CLI's store, shared with run --room
@@ -458,7 +466,7 @@ def closed_loop_table(results: list[tuple[Job, Score]]) -> str:
     rows = []
     for job, s in results:
         c = s.counters
-        rows.append((job.engine, job.condition.label, _ratio(s, "safety"), _ratio(s, "safety over narration"),
+        rows.append((job.name, job.condition.label, _ratio(s, "safety"), _ratio(s, "safety over narration"),
                      _ratio(s, "other"), str(s.wrong["safety"] + s.wrong["other"]), _ratio(s, "distractor"),
                      f"{len(s.false)} ({_per_hour(len(s.false), s.narration_s)})",
                      f"{_per_hour(c['fades'], s.narration_s)} / {_per_hour(c['false_fades'], s.narration_s)}",
@@ -471,7 +479,7 @@ def closed_loop_table(results: list[tuple[Job, Score]]) -> str:
 def source_table(results: list[tuple[Job, Score]]) -> str:
     """Detected (commands) or turned into a command (distractors), per source."""
     keys = sorted({k for _, s in results for k in s.inserted if "/" in k})
-    rows = [(job.engine, job.condition.label, *(_ratio(s, k) for k in keys)) for job, s in results]
+    rows = [(job.name, job.condition.label, *(_ratio(s, k) for k in keys)) for job, s in results]
     return _table(("engine", "condition", *keys), rows)
 
 
@@ -484,7 +492,7 @@ def narration_table(results: list[tuple[Job, Score]]) -> str:
     for job, s in results:
         c = s.counters
         which = ", ".join(f"{r['command']}@{r['t']:.0f}s" for r in s.false)
-        rows.append((job.engine, job.condition.label, f"{s.room_s / 60:.1f}", f"{s.narration_s / 60:.1f}",
+        rows.append((job.name, job.condition.label, f"{s.room_s / 60:.1f}", f"{s.narration_s / 60:.1f}",
                      f"{len(s.false)}" + (f": {which}" if which else ""),
                      f"{_per_hour(len(s.false), s.room_s)} / {_per_hour(len(s.false), s.narration_s)}",
                      f"{c['fades']} ({_per_hour(c['fades'], s.narration_s)})",
@@ -506,7 +514,7 @@ def report(results: list[tuple[Job, Score]], verbose: bool) -> str:
         parts += ["## Narration only: the routine with nobody speaking", narration_table(narration)]
     if verbose:
         for job, s in results:
-            parts.append(f"### {job.engine}, {job.condition.label}, {job.kind}: misses and false commands")
+            parts.append(f"### {job.name}, {job.condition.label}, {job.kind}: misses and false commands")
             parts.append("\n".join([f"- {m}" for m in s.misses] +
                                    [f"- false {r['command']} at {r['t']:.1f} s" for r in s.false]) or "-")
     return "\n\n".join(parts)
@@ -514,10 +522,10 @@ def report(results: list[tuple[Job, Score]], verbose: bool) -> str:
 
 def figures(job: Job, s: Score) -> dict[str, Any]:
     """The figures of one job, for --json."""
-    return {"engine": job.engine, "kind": job.kind, "condition": job.condition.label, "echo_db": job.condition.echo_db,
-            "snr_db": job.condition.snr_db, "inserted": dict(s.inserted), "detected": dict(s.detected),
-            "wrong": dict(s.wrong), "detect_ms": s.detect_ms, "quiet_ms": s.quiet_ms, "false": s.false,
-            "misses": s.misses, "room_s": s.room_s, "narration_s": s.narration_s, "cpu_s": s.cpu_s,
+    return {"engine": job.engine, "yield_floor": job.yield_floor, "kind": job.kind, "condition": job.condition.label,
+            "echo_db": job.condition.echo_db, "snr_db": job.condition.snr_db, "inserted": dict(s.inserted),
+            "detected": dict(s.detected), "wrong": dict(s.wrong), "detect_ms": s.detect_ms, "quiet_ms": s.quiet_ms,
+            "false": s.false, "misses": s.misses, "room_s": s.room_s, "narration_s": s.narration_s, "cpu_s": s.cpu_s,
             "counters": dict(s.counters), "runs": len(job.runs) or 1}  # fmt: skip
 
 
@@ -526,7 +534,8 @@ def load_figures(paths: list[Path]) -> list[tuple[Job, Score]]:
     results = []
     for path in paths:
         for f in json.loads(path.read_text())["jobs"]:
-            job = Job(f["engine"], None, "", Condition(f["echo_db"], f["snr_db"]), f["kind"])
+            job = Job(f["engine"], None, "", Condition(f["echo_db"], f["snr_db"]), f["kind"],
+                      yield_floor=f.get("yield_floor", True))  # fmt: skip
             score = Score(Counter(f["inserted"]), Counter(f["detected"]), Counter(f["wrong"]), f["detect_ms"],
                           f["quiet_ms"], f["false"], f["misses"], f["room_s"], f["narration_s"], f["cpu_s"],
                           Counter(f["counters"]))  # fmt: skip
@@ -573,6 +582,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--all-speakers", action="store_true", help="also the speakers the spotter trained on")
     p.add_argument("--train-seed", type=int, default=1, help="the spotter training's seed (its speaker split)")
     p.add_argument("--chunk-s", type=float, default=300.0, help="seconds of clips per room run (default %(default)s)")
+    p.add_argument("--no-yield", action="store_true", help="the narrator never fades (yield_floor off)")
     p.add_argument("--auto-resume", type=float, default=2.0, help="resume this long after each stop")
     p.add_argument("--seed", type=int, default=0, help="clip order, gaps, room and noise")
     p.add_argument("--quick", action="store_true", help="three clips and 20 s of narration at 0 dB: a smoke run")
@@ -623,12 +633,13 @@ def make_jobs(options: argparse.Namespace, clips: list[Clip]) -> list[Job]:
     engines = options.engine or ["auto"]
     conditions = [] if options.no_closed_loop else [parse_condition(c) for c in options.conditions.split(",")]
     runs = tuple(tuple(r) for r in runs_of(clips, options.chunk_s, options.seed))
-    jobs = [Job(e, options.model, options.language, c, "closed loop", runs, None, options.auto_resume, options.seed)
+    common = {"auto_resume_s": options.auto_resume, "seed": options.seed, "yield_floor": not options.no_yield}
+    jobs = [Job(e, options.model, options.language, c, "closed loop", runs, None, **common)
             for c in conditions for e in engines if runs]  # fmt: skip
     if not options.no_narration_pass:
         levels = [float(x) for x in options.narration_echo.split(",")]
         jobs += [Job(e, options.model, options.language, Condition(db, options.narration_snr), "narration", (),
-                     options.narration_s, options.auto_resume, options.seed)
+                     options.narration_s, **common)
                  for db in levels for e in engines]  # fmt: skip
     return jobs
 
@@ -660,7 +671,7 @@ def _save(path: Path | None, argv: list[str], head: str, results: list[tuple[Job
         path.write_text(json.dumps({"argv": argv, "spotter": head, "jobs": [figures(j, s) for j, s in results]},
                                    indent=1))  # fmt: skip
     last, score = finished
-    print(f"<!-- done {len(results)}: {last.engine}, {last.condition.label}, {last.kind}, "
+    print(f"<!-- done {len(results)}: {last.name}, {last.condition.label}, {last.kind}, "
           f"{score.room_s:.0f} s in {score.cpu_s:.0f} s CPU -->", flush=True)
 
 
