@@ -457,6 +457,13 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
     return "\n".join(lines)
 
 
+def _false_rate(s: Score) -> str:
+    """False commands and their rate an hour of narration (of room time, where nothing was narrated)."""
+    if s.narration_s:
+        return f"{len(s.false)} ({_per_hour(len(s.false), s.narration_s)})"
+    return f"{len(s.false)} ({_per_hour(len(s.false), s.room_s)} per h of room, no narration)"
+
+
 def closed_loop_table(results: list[tuple[Job, Score]]) -> str:
     """A row per engine and condition."""
     header = ("engine", "condition", "stop/too much heard", "... over narration", "other commands heard",
@@ -468,7 +475,7 @@ def closed_loop_table(results: list[tuple[Job, Score]]) -> str:
         c = s.counters
         rows.append((job.name, job.condition.label, _ratio(s, "safety"), _ratio(s, "safety over narration"),
                      _ratio(s, "other"), str(s.wrong["safety"] + s.wrong["other"]), _ratio(s, "distractor"),
-                     f"{len(s.false)} ({_per_hour(len(s.false), s.narration_s)})",
+                     _false_rate(s),
                      f"{_per_hour(c['fades'], s.narration_s)} / {_per_hour(c['false_fades'], s.narration_s)}",
                      f"{percentiles(s.detect_ms['safety'])}; {percentiles(s.detect_ms['other'])}",
                      f"{percentiles(s.quiet_ms['safety'])}; {percentiles(s.quiet_ms['other'])}",
