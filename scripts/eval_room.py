@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-own-voice", action="store_true", help="no narration-only pass")
     options, rest = parser.parse_known_args(argv)
-    forwarded = ["--engine", options.engine, "--conditions", f"{options.echo_db:g}/{options.snr_db:g}",
-                 "--narration-echo", f"{options.echo_db:g}", "--narration-snr", f"{options.snr_db:g}",
+    forwarded = ["--engine", options.engine, f"--conditions={options.echo_db:g}/{options.snr_db:g}",
+                 f"--narration-echo={options.echo_db:g}", "--narration-snr", f"{options.snr_db:g}",
                  "--words", "stop", "--no-tts", "--auto-resume", f"{options.auto_resume:g}",
                  "--seed", str(options.seed)]  # fmt: skip
     forwarded += ["--model", options.model] if options.model else []
