@@ -104,3 +104,13 @@ def test_the_echo_comes_at_the_level_and_delay_asked_for() -> None:
     echo = mic[delay : delay + RATE // 4]
     assert np.sqrt(np.mean(echo**2)) == pytest.approx(3000 * 10 ** (-6 / 20), rel=0.05)
     assert np.all(mic[delay + RATE // 4 : RATE // 2] == 0), "echo after the playback ended"
+
+
+def test_the_pipeline_sees_the_playback_log_as_a_speaker_shows_it_never_the_future() -> None:
+    from voicecoach.audio.speaker import PlayedBuffer
+    from voicecoach.runtime.room import _played_by
+
+    buffer = PlayedBuffer(1.0, 16000, np.arange(16000, dtype=np.int16))
+    assert len(_played_by(buffer, 1.25).samples) == 4000
+    assert _played_by(buffer, 3.0) is buffer
+    assert len(_played_by(buffer, 0.5).samples) == 0

@@ -25,6 +25,10 @@ from voicecoach.runtime.transcript import Transcript
 
 _LOGGER = logging.getLogger(__name__)
 _BLOCK = 320
+_HANDED_OVER_S = 0.03
+"""How far past the microphone block the pipeline sees the playback log, as a real speaker's log runs ahead of what
+the microphone hears by its output latency. The room knows each utterance in full, but a later fade rescales what is
+left of it: a log with the future in it would hand the echo canceller a reference the room then does not play."""
 """20 ms microphone blocks."""
 _TAIL_S = 2.0
 """The room keeps listening this long after the person's recording ends."""
@@ -206,7 +210,9 @@ class Room:
         block = self.acoustics.mic_block(start, _BLOCK, self.timeline[: self._playing_until])
         self.mic.append(block)
         self.position = start + _BLOCK
-        recent = [b for b in self.played if b.start_s + b.duration_s > start / RATE - 10.0]
+        horizon_s = self.position / RATE + _HANDED_OVER_S
+        recent = [_played_by(b, horizon_s) for b in self.played
+                  if b.start_s + b.duration_s > start / RATE - 10.0 and b.start_s < horizon_s]  # fmt: skip
         heard = self.pipeline.process(block, start / RATE, recent)  # type: ignore[attr-defined]
         for command in heard:
             self.events.post(command)
@@ -226,6 +232,14 @@ def _scaled(buffer: PlayedBuffer, start: int, end: int, factor: float) -> Played
     samples = buffer.samples.astype(np.float64)
     samples[lo:hi] *= factor
     return PlayedBuffer(buffer.start_s, buffer.sample_rate, np.round(samples).astype(np.int16), buffer.aborted)
+
+
+def _played_by(buffer: PlayedBuffer, at_s: float) -> PlayedBuffer:
+    """The buffer as handed to the speaker by at_s, as a real speaker's log shows it while it plays."""
+    keep = max(0, round((at_s - buffer.start_s) * buffer.sample_rate))
+    if keep >= len(buffer.samples):
+        return buffer
+    return PlayedBuffer(buffer.start_s, buffer.sample_rate, buffer.samples[:keep], buffer.aborted)
 
 
 def _cut(buffer: PlayedBuffer, at_s: float) -> PlayedBuffer:
