@@ -66,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="without the extra renders (plan.extra_jobs) and with the original training settings")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a training setting (train.TrainConfig field), e.g. --set hard_share=0.3")
+    parser.add_argument("--false-budget", type=float, default=None,
+                        help="most validation human words, wake words and sentences (share of clips) that may fire "
+                             "any command: thresholds of the commands firing most are raised until they fit "
+                             "(default 0.01; none with --original-recipe)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="HEAD",
+                        help="only evaluate an existing head (its own thresholds and rule) on this run's "
+                             "validation and test clips, and print its headline figures")
     parser.add_argument("--extra-only", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -76,6 +83,40 @@ def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
     extra = [] if args.original_recipe else plan.extra_jobs(original, args.data, scale, args.seed)
     copies = plan.clean_copies(tts, args.seed) if args.clean_copies else []
     return original + extra + copies
+
+
+def _shaping_arguments(argv: list[str]) -> list[str]:
+    """The arguments that shape the head (without --stage, --out, --cache and --workers, which do not)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=")[0]
+        if name in ("--stage", "--out", "--cache", "--workers"):
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
+
+
+def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
+    """What this run did beyond the original recipe, for the model card."""
+    if args.original_recipe:
+        return "The original recipe (`--original-recipe`): no extra renders, every command window drawn alike."
+    return (
+        "Beyond the original recipe's renders, extra ones (`plan.extra_jobs`, their own cache shards): every "
+        "training speaker's stop and go once plain and twice as often again with wider speed (0.8-1.2), more "
+        "echo residue and full augmentation; every other real-person training clip once more, plain; four Flite "
+        "variants of the two training Flite voices (slt, kal at other rates and mean pitches) for every command "
+        "phrase and half the confusables; a plain copy (digital silence around it) of every training TTS command "
+        "and confusable; the routine and the training narration once more as echo residue. Training: command "
+        f"windows drawn with weight count^{config.balance_power - 1:g} (commands evened out), stop and too_much "
+        f"{config.safety_boost:g}x more often; from epoch 2, {100 * config.hard_share:.0f}% of each batch's "
+        f"\"none\" windows from the hardest {100 * config.hard_top:.0f}% of {config.mine_sample} mined once an "
+        f"epoch; {config.epochs} epochs of {config.steps_per_epoch} steps of {config.batch}, label smoothing "
+        f"{config.label_smoothing:g}; settings: `{config}`."
+    )
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -142,6 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     phrases = {c: p[0] for c, p in commands.items()}
     front_end = FrontEnd()
     table, starts = train.padded_table(feats, front_end.silence_embedding)
+    if args.baseline:
+        head = SpotterModel.load(args.baseline)
+        evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
+        probabilities = evaluate.clip_probabilities(head, table, starts, feats, evaluated)
+        figs = evaluate.figures(head, probabilities, feats, jobs, head.thresholds)
+        print(f"baseline {args.baseline}: thresholds {head.thresholds}, {head.consecutive_frames} frame(s) in a row")
+        for line in evaluate.headline(figs):
+            print(line)
+        return 0
     head_path = out / "head.npz"
     stage_dir = args.cache / "runs" / f"{scale.name}_{args.seed}"
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -167,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
     probabilities = evaluate.clip_probabilities(model, table, starts, feats, evaluated)
     best = None
+    budget = args.false_budget if args.false_budget is not None else (None if args.original_recipe else 0.01)
     for frames in (1, 2, 3):
-        thresholds = evaluate.choose_thresholds(model, probabilities, feats, frames)
+        thresholds = evaluate.choose_thresholds(model, probabilities, feats, frames,
+                                                total_budget=budget)
         tuned = evaluate.with_rule(model, thresholds, frames)
         figs = evaluate.figures(tuned, probabilities, feats, jobs, thresholds)
         val = [r for r in figs["recall"] if r["split"] == "val"]
@@ -187,11 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"window_frames": train.WINDOW_FRAMES, "train_windows": len(windows.labels),
                "train_clips": sum(1 for m in feats.meta if m["split"] == "train"),
                "minutes": (time.monotonic() - started) / 60}  # fmt: skip
-    command = "nice -n 10 .venv/bin/python scripts/train_spotter.py" + (
-        " " + shlex.join(argv if argv is not None else sys.argv[1:]) if (argv or sys.argv[1:]) else "")
+    given = _shaping_arguments(argv if argv is not None else sys.argv[1:])
+    command = "nice -n 10 .venv/bin/python scripts/train_spotter.py" + (" " + shlex.join(given) if given else "")
     model_card.write_model_card(out / "MODEL.md", command=command.strip(), seed=args.seed, summary=summary,
                                 figures=figs, thresholds=thresholds, consecutive_frames=frames,
-                                head_bytes=head_path.stat().st_size, weaknesses=_WEAKNESSES)  # fmt: skip
+                                head_bytes=head_path.stat().st_size, weaknesses=_WEAKNESSES,
+                                recipe=_recipe(args, config), headline=evaluate.headline(figs),
+                                false_budget=budget)  # fmt: skip
     print(f"wrote {head_path} ({head_path.stat().st_size / 1024:.0f} KB) and {out / 'MODEL.md'} "
           f"in {summary['minutes']:.1f} min; thresholds {thresholds}, {frames} frame(s) in a row")  # fmt: skip
     return 0

@@ -18,7 +18,9 @@ from voicecoach.training.train import WINDOW_FRAMES
 
 HIT_WINDOW_S = (-0.3, 1.2)
 """A detection from this long before to this long after the phrase's end belongs to it."""
-THRESHOLD_GRID = np.round(np.concatenate([np.arange(0.30, 0.90, 0.05), np.arange(0.90, 0.995, 0.01)]), 3)
+THRESHOLD_GRID = np.round(np.concatenate([np.arange(0.30, 0.90, 0.05), np.arange(0.90, 0.995, 0.01),
+                                          [0.993, 0.996, 0.998, 0.999, 0.9995, 0.9998, 0.9999]]), 4)
+"""Thresholds tried, finer near 1 (a confident head's scores crowd there)."""
 FALSE_BUDGET = {"default": 0.002, "stop": 0.002, "too_much": 0.002}
 """Most validation negative clips a command may fire on when its threshold is chosen."""
 _NEGATIVE_TAGS = ("human_word", "wake", "sentence", "tts_confusable")
@@ -47,8 +49,13 @@ def _run_peak(scores: np.ndarray, frames: int) -> np.ndarray:
 
 
 def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray], features: Features,
-                      frames: int) -> dict[str, float]:  # fmt: skip
-    """Per command, the lowest grid threshold that keeps validation negatives within budget and narration silent."""
+                      frames: int, total_budget: float | None = None) -> dict[str, float]:  # fmt: skip
+    """Per command, the lowest grid threshold that keeps validation negatives within budget and narration silent.
+
+    With total_budget, thresholds of the commands firing most on validation negatives (other commands before
+    stop and too_much) are then raised a grid step at a time until at most that share of the validation negative
+    clips (human words, wake words, sentences) fires any command.
+    """
     columns = {c: model.labels.index(c) for c in model.commands}
     neg_peaks, narr_peaks, other_cmd_peaks = [], [], []
     for i, probs in probabilities.items():
@@ -74,7 +81,26 @@ def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray],
                 chosen = float(threshold)
                 break
         thresholds[command] = chosen
+    if total_budget is not None and neg_peaks:
+        _within_total(thresholds, columns, np.array(neg_peaks), total_budget)
     return thresholds
+
+
+def _within_total(thresholds: dict[str, float], columns: dict[str, int], peaks: np.ndarray, budget: float) -> None:
+    """Raise thresholds (in place) until at most `budget` of the negative clips' peaks reach any of them."""
+    grid = list(THRESHOLD_GRID)
+    while True:
+        above = np.stack([peaks[:, columns[c]] >= thresholds[c] for c in thresholds], axis=1)
+        if np.mean(above.any(axis=1)) <= budget:
+            return
+        counts = dict(zip(thresholds, above.sum(axis=0), strict=True))
+        movable = [c for c in thresholds if counts[c] and thresholds[c] < grid[-1]]
+        others = [c for c in movable if c not in ("stop", "too_much")]
+        pick = others or movable
+        if not pick:
+            return
+        command = max(pick, key=lambda c: counts[c])
+        thresholds[command] = float(grid[min(len(grid) - 1, grid.index(thresholds[command]) + 1)])
 
 
 def clip_outcome(model: SpotterModel, probs: np.ndarray, meta: dict[str, Any], word_end_s: float,

@@ -182,6 +182,8 @@ def compute(jobs: list[dict[str, Any]], *, data_dir: Path, cache_dir: Path, work
     folder.mkdir(parents=True, exist_ok=True)
     shards = shard_list(jobs, folder)
     todo = [shard for shard in shards if not shard[0].is_file()]
+    # The slow shards (long narration pieces) first, so that no worker is left with one at the end.
+    todo.sort(key=lambda shard: -sum(len(job.get("texts", ())) for job in shard[1]))
     _LOGGER.info("features: %d jobs in %d shards, %d to compute", len(jobs), len(shards), len(todo))
     if todo:
         bar = tqdm(total=len(todo), desc="features", unit="shard", disable=not progress)

@@ -34,8 +34,18 @@ def _cell(value: Any) -> str:
 
 def write_model_card(path: Path, *, command: str, seed: int, summary: dict[str, Any], figures: dict[str, Any],
                      thresholds: dict[str, float], consecutive_frames: int, head_bytes: int,
-                     weaknesses: list[str]) -> None:  # fmt: skip
+                     weaknesses: list[str], recipe: str = "", headline: list[str] | None = None,
+                     false_budget: float | None = None) -> None:  # fmt: skip
     """Write MODEL.md."""
+    import shutil
+
+    festival_note = "" if shutil.which("text2wave") else (
+        " (Festival was not installed where this head was made: no Festival voice in training or test)")
+    budget_note = (f"; then the thresholds of the commands firing most raised until at most {100 * false_budget:g}% "
+                   "of validation human words, wake words and sentences fire any command") if false_budget else ""
+    recipe_text = f"\n## Recipe\n{recipe}\n" if recipe else ""
+    headline_text = ("\n## Headline figures (what the shipping rule compares)\n" + "\n".join(
+        f"- {line}" for line in headline) + "\n") if headline else ""
     recall = [dict(r, recall=f"{100 * r['recall']:.1f}%") for r in figures["recall"]]
     false = [dict(r, rate=f"{100 * r['clips_firing'] / max(1, r['clips']):.2f}%") for r in figures["false"]]
     text = f"""# voicecoach keyword spotter head
@@ -51,20 +61,20 @@ Made by:
 
 Seed {seed}; {summary["train_windows"]} training windows from {summary["train_clips"]} rendered clips;
 {summary["minutes"]:.1f} minutes on this machine (2 cores, CPU only), cold cache: {summary.get("cold", "see log")}.
-
+{recipe_text}{headline_text}
 ## Data and attribution
 {_ATTRIBUTION}
 
 Splits: real people by speaker (Speech Commands' file-name prefix; {int(100 * 0.3)}% of speakers held out for
 validation); wake words and sentences (no speaker ids) by file. Synthesized voices: 15% of the training voice
 settings held out for validation; never trained on and used only for the test figures: Flite awb, rms and kal16,
-Festival kal, eSpeak-NG en-gb-scotland+m1 and en-us+f2 (Piper voices are not used at all). The narrator's own voice
+Festival kal{festival_note}, eSpeak-NG en-gb-scotland+m1 and en-us+f2 (Piper voices are not used at all). The narrator's own voice
 (eSpeak-NG default English voice via pyttsx3, 165 wpm) is never a positive: the routine's narration, narration-like
 lines with command words in them (including the teaching line "say stop or too much") and ordinary prose, clean
 through a room and as the residue of the product's Speex echo canceller at -6, 0 and +6 dB echo (45 ms delay,
 synthetic room), are negatives; the residue is also laid under the positives.
 
-## Thresholds (chosen on validation: at most 0.2% of validation negative clips and no validation narration)
+## Thresholds (chosen on validation: at most 0.2% of validation negative clips per command, no validation narration{budget_note})
 {_table([{"command": c, "threshold": t} for c, t in thresholds.items()], ["command", "threshold"])}
 
 ## Recall (a command clip heard as its own command within 1.2 s of its end)

@@ -199,7 +199,7 @@ def extra_jobs(jobs: list[dict[str, Any]], data_dir: Path, scale: Scale, seed: i
     - every real person's command clip of the training speakers: once plain (as the validation "quiet" clips are
       heard), and `scale.human_renders` more times with wider speed, more echo and full augmentation;
     - every other real-person clip of the training speakers once more, plain (hard human negatives as heard);
-    - Flite variants (slt and kal at other rates and mean pitches; awb, rms and kal16 stay held out) for every
+    - four Flite variants (slt and kal at other rates and mean pitches; awb, rms and kal16 stay held out) for every
       command phrase and the confusables;
     - a plain render (digital silence around it, as the test voices are heard) of every training TTS text and voice,
       commands and confusables alike, so that clean speech is learned on both sides;
@@ -232,7 +232,7 @@ def extra_jobs(jobs: list[dict[str, Any]], data_dir: Path, scale: Scale, seed: i
             human_other_seen.add(job["path"])
             add(base, strength="none")
     commands = sources.command_phrases()
-    flite = synthesis.flite_variants(10 if not scale.tiny else 1, seed + 8)
+    flite = synthesis.flite_variants(4 if not scale.tiny else 1, seed + 8)
     for voice in flite:
         for command, phrases in commands.items():
             for phrase in phrases if not scale.tiny else phrases[:1]:

@@ -38,6 +38,12 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     hidden: int = 96
+    """Channels of the first convolution (and the dense layer's width, unless `dense` is set)."""
+    conv2: int = 64
+    conv3: int = 0
+    """Channels of a third convolution (0: none)."""
+    kernel: int = 3
+    dense: int = 0
     dropout: float = 0.3
     positive_share: float = 0.35
     """Share of each batch drawn from command windows."""
@@ -122,12 +128,17 @@ def label_windows(features: Features, starts: np.ndarray, labels: tuple[str, ...
 def _network(features: int, classes: int, config: TrainConfig):  # type: ignore[no-untyped-def]
     import torch.nn as nn
 
+    channels = [c for c in (config.hidden, config.conv2, config.conv3) if c]
+    layers: list = []
+    width = features
+    for c in channels:
+        layers += [nn.Conv1d(width, c, config.kernel), nn.ReLU()]
+        width = c
+    frames = WINDOW_FRAMES - len(channels) * (config.kernel - 1)
     return nn.Sequential(
-        nn.Conv1d(features, config.hidden, 3), nn.ReLU(),
-        nn.Conv1d(config.hidden, 64, 3), nn.ReLU(),
-        nn.Flatten(), nn.Dropout(config.dropout),
-        nn.Linear(64 * (WINDOW_FRAMES - 4), config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
-        nn.Linear(config.hidden, classes),
+        *layers, nn.Flatten(), nn.Dropout(config.dropout),
+        nn.Linear(width * frames, config.dense or config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
+        nn.Linear(config.dense or config.hidden, classes),
     )  # fmt: skip
 
 
@@ -138,7 +149,7 @@ def train_head(table: np.ndarray, train: Windows, labels: tuple[str, ...], phras
     from tqdm import tqdm
 
     torch.manual_seed(config.seed)
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # a tiny network: a second thread gains little and, on a shared machine, spins
     rng = np.random.default_rng(config.seed)
     sample_rows = table[rng.choice(len(table), min(len(table), 200_000), replace=False)]
     mean, scale = sample_rows.mean(axis=0), sample_rows.std(axis=0) + 1e-3
