@@ -50,6 +50,7 @@ from voicecoach.audio.acoustics import RATE, RoomSettings, active_level  # noqa:
 from voicecoach.audio.wavfile import read_wav, resample  # noqa: E402
 from voicecoach.core.commands import Vocabulary, load_vocabulary  # noqa: E402
 from voicecoach.core.events import Command  # noqa: E402
+from voicecoach.settings import YieldSettings  # noqa: E402
 
 _DATA = _ROOT.parent / "shared" / "data"
 _HEAD = _ROOT / "voicecoach" / "listening" / "spotter" / "head.npz"
@@ -271,8 +272,8 @@ class Job:
     auto_resume_s: float = 2.0
     seed: int = 0
     routine: str = "lower-back"
-    yield_floor: bool = True
-    """The pipeline fades the narrator on a rising stop score (the product's default)."""
+    yield_floor: bool = YieldSettings().enabled
+    """The pipeline fades the narrator on a rising stop score (default: as the product does)."""
 
     @property
     def name(self) -> str:
@@ -589,7 +590,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--all-speakers", action="store_true", help="also the speakers the spotter trained on")
     p.add_argument("--train-seed", type=int, default=1, help="the spotter training's seed (its speaker split)")
     p.add_argument("--chunk-s", type=float, default=300.0, help="seconds of clips per room run (default %(default)s)")
-    p.add_argument("--no-yield", action="store_true", help="the narrator never fades (yield_floor off)")
+    p.add_argument("--yield", dest="yield_floor", action=argparse.BooleanOptionalAction, default=None,
+                   help="fade the narrator on a rising stop score, or never (default: as the product does)")
     p.add_argument("--auto-resume", type=float, default=2.0, help="resume this long after each stop")
     p.add_argument("--seed", type=int, default=0, help="clip order, gaps, room and noise")
     p.add_argument("--quick", action="store_true", help="three clips and 20 s of narration at 0 dB: a smoke run")
@@ -640,7 +642,8 @@ def make_jobs(options: argparse.Namespace, clips: list[Clip]) -> list[Job]:
     engines = options.engine or ["auto"]
     conditions = [] if options.no_closed_loop else [parse_condition(c) for c in options.conditions.split(",")]
     runs = tuple(tuple(r) for r in runs_of(clips, options.chunk_s, options.seed))
-    common = {"auto_resume_s": options.auto_resume, "seed": options.seed, "yield_floor": not options.no_yield}
+    yield_floor = YieldSettings().enabled if options.yield_floor is None else options.yield_floor
+    common = {"auto_resume_s": options.auto_resume, "seed": options.seed, "yield_floor": yield_floor}
     jobs = [Job(e, options.model, options.language, c, "closed loop", runs, None, **common)
             for c in conditions for e in engines if runs]  # fmt: skip
     if not options.no_narration_pass:

@@ -273,7 +273,7 @@ def _yielding(recognizer: ScriptedRecognizer, vocabulary: Vocabulary, near_end: 
               ) -> tuple[ListeningPipeline, _Floor]:  # fmt: skip
     from voicecoach.settings import YieldSettings
 
-    settings = YieldSettings(score=0.3, near_end=near_end)
+    settings = YieldSettings(enabled=True, score=0.3, near_end=near_end)
     pipeline = ListeningPipeline(recognizer, vocabulary, echo_cancel=False, yield_floor=settings)
     floor = _Floor()
     pipeline.floor = floor

@@ -64,7 +64,10 @@ class YieldSettings:
     """Yielding the floor: the narrator fades the moment a safety score rises (or, with near_end, speech the echo
     does not explain), and comes back if no command follows."""
 
-    enabled: bool = True
+    enabled: bool = False
+    """Off: in the closed-loop room at 0 dB echo it heard 24 of 87 stops against 27 without it (within the noise of
+    87 clips) and faded the narrator 92 times an hour of its own speech with nobody there, 72 of them for nothing
+    (docs/eval/room-eval.md). `voicecoach` ships what the figures earn; scripts/eval_commands.py --yield weighs it."""
     score: float = 0.3
     """A stop or too-much score at or above this fades the narrator (the command itself needs the full threshold)."""
     fade_db: float = -25.0
