@@ -68,13 +68,14 @@ Seed {seed}; {summary["train_windows"]} training windows from {summary["train_cl
 Splits: real people by speaker (Speech Commands' file-name prefix; {int(100 * 0.3)}% of speakers held out for
 validation); wake words and sentences (no speaker ids) by file. Synthesized voices: 15% of the training voice
 settings held out for validation; never trained on and used only for the test figures: Flite awb, rms and kal16,
-Festival kal{festival_note}, eSpeak-NG en-gb-scotland+m1 and en-us+f2 (Piper voices are not used at all). The narrator's own voice
-(eSpeak-NG default English voice via pyttsx3, 165 wpm) is never a positive: the routine's narration, narration-like
-lines with command words in them (including the teaching line "say stop or too much") and ordinary prose, clean
-through a room and as the residue of the product's Speex echo canceller at -6, 0 and +6 dB echo (45 ms delay,
-synthetic room), are negatives; the residue is also laid under the positives.
+Festival kal{festival_note}, eSpeak-NG en-gb-scotland+m1 and en-us+f2 (Piper voices are not used at all). The
+narrator's own voice (eSpeak-NG default English voice via pyttsx3, 165 wpm) is never a positive: the routine's
+narration, narration-like lines with command words in them (including the teaching line "say stop or too much") and
+ordinary prose, clean through a room and as the residue of the product's Speex echo canceller at -6, 0 and +6 dB
+echo (45 ms delay, synthetic room), are negatives; the residue is also laid under the positives.
 
-## Thresholds (chosen on validation: at most 0.2% of validation negative clips per command, no validation narration{budget_note})
+## Thresholds (chosen on validation: at most 0.2% of validation negative clips per command, no validation
+narration{budget_note})
 {_table([{"command": c, "threshold": t} for c, t in thresholds.items()], ["command", "threshold"])}
 
 ## Recall (a command clip heard as its own command within 1.2 s of its end)
