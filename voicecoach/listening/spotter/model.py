@@ -9,6 +9,9 @@ is prefilled with what silence gives, so the first score comes after the first 8
 Streaming (`StreamingSpotter.accept`) and whole-clip scoring (`score_clip`) run the same computation, chunk by chunk
 for the mel spectrogram (its log floor follows the loudest frame of each call, so it must see the same chunks) and
 batched for the embeddings (equal to float rounding).
+
+Longer than most modules (about 450 lines): the front end, the head's layers, the decision rule and the streaming
+spotter must compute exactly what training scored, so they live in one file that training imports as it is.
 """
 
 from __future__ import annotations
