@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,3 +183,16 @@ def test_reset_starts_again_from_time_zero(model: SpotterModel) -> None:
     assert spotter.time_s == 0.0 and all(v == 0.0 for v in spotter.scores().values())
     again = spotter.accept(samples)
     assert [(d.command, d.end_s) for d in again] == [(d.command, d.end_s) for d in first]
+
+
+def test_the_spotter_engine_takes_another_head_file_when_named(tmp_path: Path) -> None:
+    from voicecoach.core.commands import load_vocabulary
+    from voicecoach.listening.engines import make_recognizer
+    from voicecoach.listening.recognizer import RecognizerError
+    from voicecoach.settings import RecognizerSettings
+
+    vocabulary = load_vocabulary("en")
+    with pytest.raises(RecognizerError, match="cannot load"):
+        make_recognizer(RecognizerSettings(engine="spotter", model_dir=tmp_path / "missing.npz"), vocabulary)
+    packaged = make_recognizer(RecognizerSettings(engine="spotter"), vocabulary)
+    assert packaged.name == "spotter"

@@ -55,7 +55,8 @@ class RecognizerSettings:
 
     engine: Engine = "auto"
     model_dir: Path | None = None
-    """A Vosk model folder; None: look in the model folders."""
+    """A Vosk model folder; None: look in the model folders. With engine "spotter": a head file other than the
+    packaged one (e.g. a training run's, to evaluate it)."""
     language: str = "en"
 
 

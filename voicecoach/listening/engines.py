@@ -19,7 +19,7 @@ def make_recognizer(settings: RecognizerSettings, vocabulary: Vocabulary) -> Rec
         from voicecoach.listening.spotter_engine import SpotterRecognizer
 
         try:
-            return SpotterRecognizer(vocabulary)
+            return SpotterRecognizer(vocabulary, head=model if engine == "spotter" else None)
         except RecognizerError as exc:
             if engine == "spotter":
                 raise
@@ -38,12 +38,14 @@ def make_recognizer(settings: RecognizerSettings, vocabulary: Vocabulary) -> Rec
         model = find_model() if settings.language == "en" else None
     if engine == "vosk":
         if model is None:
-            raise RecognizerError("no Vosk model is installed: run `voicecoach model download`, or use --engine pocketsphinx")
+            raise RecognizerError("no Vosk model is installed: run `voicecoach model download`, "
+                                  "or use --engine pocketsphinx")  # fmt: skip
         from voicecoach.listening.vosk import VoskRecognizer
 
         return VoskRecognizer(model, vocabulary)
     if settings.language != "en":
-        raise RecognizerError(f"pocketsphinx has only an English model; for {settings.language!r} use --engine vosk --model")
+        raise RecognizerError(f"pocketsphinx has only an English model; for {settings.language!r} "
+                              "use --engine vosk --model")  # fmt: skip
     from voicecoach.listening.pocketsphinx import PocketSphinxRecognizer
 
     return PocketSphinxRecognizer(vocabulary)
