@@ -569,7 +569,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", action="append", choices=("auto", "spotter", "pocketsphinx", "vosk"),
                    help="engine (repeatable; default auto, the spotter)")
-    p.add_argument("--model", help="Vosk model folder (required with --engine vosk)")
+    p.add_argument("--model", help="Vosk model folder (needed with --engine vosk); with --engine spotter, a head")
     p.add_argument("--language", default="en", help="vocabulary language (ko with the Korean Vosk model)")
     p.add_argument("--conditions", default="quiet,-6/20,0/20,6/20", help="closed loop: quiet or ECHO_DB/SNR_DB, "
                    "comma-separated (default %(default)s)")  # fmt: skip
