@@ -128,7 +128,7 @@ def test_abort_silences_and_the_next_play_works(virtual_audio: VirtualAudio) -> 
     assert cut is not None
     assert start_s + cut / rate - abort_s < 0.3  # typically 2 to 6 ms here
     assert first.aborted and 0.3 < first.duration_s < 0.8
-    assert not second.aborted and abs(second.duration_s - 0.3) < 0.01
+    assert not second.aborted and abs(second.duration_s - second.stalled_s - 0.3) < 0.01  # stalls: a loaded machine
 
 
 def test_abort_from_another_thread_while_waiting(virtual_audio: VirtualAudio) -> None:

@@ -115,7 +115,8 @@ def test_stop_cuts_speech_at_once_and_the_next_utterance_plays(
     assert last is not None and start_s + last / rate - stop_s < 0.3, "silence within 300 ms (here ~5 ms)"
     assert rms(samples[at(stop_s + 0.3) : at(relax.start_s - 0.1)]) < 1.0, "nothing more of the cut sentence"
     heard = samples[at(relax.start_s) : at(relax.start_s + relax.duration_s)]
-    assert rms(heard) > 1000 and abs(relax.duration_s - len(synthesizer.synthesize("Relax.")) / 22050) < 0.01
+    sound_s = relax.duration_s - relax.stalled_s  # a loaded machine can make the device fall behind
+    assert rms(heard) > 1000 and abs(sound_s - len(synthesizer.synthesize("Relax.")) / 22050) < 0.01
 
 
 @needs_espeak
@@ -140,7 +141,8 @@ def test_utterances_and_chimes_play_in_order(
     expected_s = [len(synthesizer.synthesize(texts[11])) / 22050, 0.12] + [
         len(synthesizer.synthesize(texts[k])) / 22050 for k in (12, 13)
     ]
-    assert [p.duration_s for p in played] == pytest.approx(expected_s, abs=0.1)  # eSpeak-NG varies a little
+    sound_s = [p.duration_s - p.stalled_s for p in played]  # stalls of a loaded machine are logged as silence
+    assert sound_s == pytest.approx(expected_s, abs=0.1)  # eSpeak-NG varies a little
     starts = [p.start_s for p in played]
     ends = [p.start_s + p.duration_s for p in played]
     assert all(end <= start + 0.02 for end, start in zip(ends, starts[1:], strict=False)), "one after another"

@@ -58,6 +58,7 @@ def test_an_underrun_is_logged_as_silence_where_the_device_fell_behind(speaker: 
     (entry,) = speaker.played()
     gap = round((late_s - start_s) * RATE) - 10 * FRAMES
     assert entry.start_s == pytest.approx(start_s, abs=1e-3) and not entry.aborted
+    assert entry.stalled_s == pytest.approx(gap / RATE)
     assert gap == round(0.3 * RATE)
     assert np.array_equal(entry.samples[: 10 * FRAMES], samples[: 10 * FRAMES])
     assert not entry.samples[10 * FRAMES : 10 * FRAMES + gap].any(), "the stall is silence"

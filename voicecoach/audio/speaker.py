@@ -47,10 +47,12 @@ class PlayedBuffer:
     samples: np.ndarray
     """int16 mono, read-only, as played; cut at the estimated last sample heard when aborted."""
     aborted: bool = False
+    stalled_s: float = 0.0
+    """Seconds of silence inside samples where the device fell behind (underruns): the sound was heard that late."""
 
     @property
     def duration_s(self) -> float:
-        """Seconds of audio played."""
+        """Seconds from the first sample heard to the last, stalls included."""
         return len(self.samples) / self.sample_rate
 
 
@@ -296,6 +298,7 @@ def _logged(playback: _Playback, frames: int, rate: int, aborted: bool) -> Playe
     heard = _as_heard(playback, frames)
     pieces = [(first, start_s) for first, start_s in list(playback.pieces) if first < frames]
     start_s = pieces[0][1]
+    stalled_s = 0.0
     if len(pieces) > 1:
         cached = playback.logged
         if cached is not None and cached[:2] == (frames, len(pieces)):
@@ -310,7 +313,8 @@ def _logged(playback: _Playback, frames: int, rate: int, aborted: bool) -> Playe
             gapped.flags.writeable = False
             playback.logged = (frames, len(pieces), gapped)
             heard = gapped
-    return PlayedBuffer(start_s, rate, heard, aborted=aborted)
+        stalled_s = (len(heard) - frames) / rate
+    return PlayedBuffer(start_s, rate, heard, aborted=aborted, stalled_s=stalled_s)
 
 
 def _as_heard(playback: _Playback, frames: int) -> np.ndarray:
