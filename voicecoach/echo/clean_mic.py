@@ -23,9 +23,10 @@ class EchoRemover:
 
     def __init__(self, sample_rate: int = 16000, enabled: bool = True, near_end: NearEndSettings | None = None) -> None:
         self._aligner = ReferenceAligner(AlignerSettings(sample_rate=sample_rate))
-        self._near_end = NearEndDetector(near_end)
+        self._near_end = NearEndDetector(near_end) if near_end is not None else None
         self.near_end = False
-        """The last block carried sound the echo does not explain: the person speaking over the narrator."""
+        """The last block carried sound the echo does not explain: the person speaking over the narrator (only
+        watched when near_end settings are given)."""
         self._canceller: Any = PassThroughEchoCanceller()
         self._louder_blocks = 0
         self.resets = 0
@@ -46,9 +47,9 @@ class EchoRemover:
         self._aligner.sync(played)
         reference = self._aligner.align(pcm, capture_s)
         cleaned = self._do_no_harm(pcm, np.asarray(self._canceller.process(pcm, reference), dtype=np.int16))
-        power = float(np.mean(cleaned.astype(np.float64) ** 2)) if len(cleaned) else 0.0
-        reference_power = float(np.mean(reference.astype(np.float64) ** 2)) if len(reference) else 0.0
-        self.near_end = self._near_end.update(power, reference_power)
+        if self._near_end is not None and len(cleaned):
+            power = float(np.mean(cleaned.astype(np.float64) ** 2))
+            self.near_end = self._near_end.update(power, float(np.mean(reference.astype(np.float64) ** 2)))
         return cleaned
 
     def _do_no_harm(self, pcm: np.ndarray, cleaned: np.ndarray) -> np.ndarray:
@@ -64,7 +65,8 @@ class EchoRemover:
         if self._louder_blocks >= _DIVERGED_BLOCKS:
             _LOGGER.info("echo canceller diverged: reset")
             self._canceller.reset()
-            self._near_end.reset()
+            if self._near_end is not None:
+                self._near_end.reset()
             self._louder_blocks = 0
             self.resets += 1
         return pcm

@@ -23,6 +23,7 @@ from voicecoach.core.commands import Vocabulary
 from voicecoach.core.events import CommandHeard
 from voicecoach.echo.aligner import PlayedAudio
 from voicecoach.echo.clean_mic import EchoRemover
+from voicecoach.echo.near_end import NearEndSettings
 from voicecoach.listening.engines import make_recognizer
 from voicecoach.listening.own_voice import OwnVoice
 from voicecoach.listening.recognizer import Hypothesis, Recognizer
@@ -84,7 +85,6 @@ class ListeningPipeline:
         self.vocabulary = vocabulary
         self.own_voice = own_voice if own_voice is not None else OwnVoice(vocabulary)
         """What the narrator reports its playback to (a narration.narrator.PlaybackObserver)."""
-        self._echo = EchoRemover(SAMPLE_RATE, enabled=echo_cancel)
         self._rules = CommandSpotter(vocabulary, rules)
         self.hypotheses: list[Hypothesis] = []
         """Every hypothesis so far, when keep_hypotheses is on (file runs)."""
@@ -94,6 +94,8 @@ class ListeningPipeline:
         self.floor: FloorControl | None = None
         """The narrator, to fade when the person seems to start a safety command (set once it exists)."""
         self._yield = yield_floor or YieldSettings(enabled=False)
+        watch = self._yield.enabled and self._yield.near_end  # the person's voice is looked for only when it is used
+        self._echo = EchoRemover(SAMPLE_RATE, enabled=echo_cancel, near_end=NearEndSettings() if watch else None)
         self._faded_at_s: float | None = None
         self.fades = 0
         self.false_fades = 0
