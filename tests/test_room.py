@@ -106,6 +106,22 @@ def test_the_echo_comes_at_the_level_and_delay_asked_for() -> None:
     assert np.all(mic[delay + RATE // 4 : RATE // 2] == 0), "echo after the playback ended"
 
 
+def test_the_room_response_is_causal_the_direct_sound_first_then_its_reflections() -> None:
+    # A click through a room whose response is the direct sound and one reflection 10 ms later at half its
+    # amplitude: the microphone hears the click at the delay, then the reflection; never the reflection first
+    # (a time-reversed response puts the direct sound a whole response length late).
+    response = np.zeros(800)
+    response[0], response[160] = 1.0, 0.5
+    played = np.zeros(RATE)
+    played[100] = 1000.0
+    acoustics = RoomAcoustics(RoomSettings(echo_db=0.0, snr_db=None, delay_ms=45.0), np.zeros(RATE), 3000.0, response)
+    mic = np.concatenate([acoustics.mic_block(i, 320, played) for i in range(0, RATE, 320)]).astype(float)
+    delay = round(0.045 * RATE)
+    loud = np.flatnonzero(np.abs(mic) > 1.0)
+    assert list(loud) == [100 + delay, 100 + delay + 160]
+    assert mic[100 + delay + 160] == pytest.approx(0.5 * mic[100 + delay], rel=0.01)
+
+
 def test_the_pipeline_sees_the_playback_log_as_a_speaker_shows_it_never_the_future() -> None:
     from voicecoach.audio.speaker import PlayedBuffer
     from voicecoach.runtime.room import _played_by

@@ -76,7 +76,8 @@ class RoomAcoustics:
         person_level = active_level(self.person) or 3000.0
         response = synthetic_room(settings.seed) if impulse_response is None else np.asarray(impulse_response, float)
         response = response / (np.sqrt(np.sum(response**2)) or 1.0)  # unit energy: the level is set by the gain
-        self._response = response[::-1].copy()
+        self._response = response.copy()
+        """np.convolve flips it: output sample n is the sum over k of response[k] * played[n - delay - k]."""
         self._delay = round(settings.delay_ms * RATE / 1000)
         self._echo_gain = person_level * 10 ** (settings.echo_db / 20) / (narrator_level or 1.0)
         self._noise_level = 0.0 if settings.snr_db is None else person_level * 10 ** (-settings.snr_db / 20)
