@@ -122,6 +122,17 @@ def test_the_room_response_is_causal_the_direct_sound_first_then_its_reflections
     assert mic[100 + delay + 160] == pytest.approx(0.5 * mic[100 + delay], rel=0.01)
 
 
+def test_the_whole_microphone_track_at_once_equals_it_block_by_block() -> None:
+    rng = np.random.default_rng(3)
+    person = np.zeros(RATE * 2)
+    person[RATE // 2 : RATE] = rng.standard_normal(RATE // 2) * 2000
+    played = rng.standard_normal(RATE) * 4000
+    acoustics = RoomAcoustics(RoomSettings(echo_db=3.0, snr_db=25.0, delay_ms=60.0, seed=4), person, 4000.0)
+    blocks = np.concatenate([acoustics.mic_block(i, 320, played) for i in range(0, RATE * 2, 320)])
+    whole = acoustics.mic_track(RATE * 2, played)
+    assert np.max(np.abs(blocks.astype(int) - whole.astype(int))) <= 1  # rounding of two summation orders
+
+
 def test_the_pipeline_sees_the_playback_log_as_a_speaker_shows_it_never_the_future() -> None:
     from voicecoach.audio.speaker import PlayedBuffer
     from voicecoach.runtime.room import _played_by

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voicecoach.listening.spotter.model import SpotterModel
@@ -40,3 +41,29 @@ def test_missing_data_folder_is_one_clear_line(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 2
     assert "data folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_training_echo_residue_is_what_the_products_echo_removal_leaves(monkeypatch: pytest.MonkeyPatch) -> None:
+    # White "narration" through the room at 0 dB re the person: the product's EchoRemover (which the residue must
+    # come through) takes it well down once adapted; a person added on top survives it.
+    from voicecoach.echo import clean_mic
+    from voicecoach.training import augmentation
+
+    pytest.importorskip("audiomentations", reason="audiomentations missing: pip install -e '.[train]'")
+    calls = []
+    real = clean_mic.EchoRemover.clean
+    monkeypatch.setattr(clean_mic.EchoRemover, "clean", lambda self, *a: calls.append(1) or real(self, *a))
+    rng = np.random.default_rng(1)
+    lead = int(augmentation.ECHO_LEAD_S * augmentation.SAMPLE_RATE)
+    narration = (rng.standard_normal(lead + 16000 * 4) * 3000).astype(np.int16)
+    quiet = np.zeros(16000 * 4, np.float32)
+    residue = augmentation.echo_residue(quiet, narration, 0.0, seed=2, snr_db=40.0).astype(float)
+    assert len(residue) == len(quiet) and calls, "the residue did not come through the product's EchoRemover"
+    person_rms = 10 ** (augmentation.VOICE_DBFS / 20) * 32768
+    late = np.sqrt(np.mean(residue[16000 * 2 :] ** 2))
+    assert 20 * np.log10(person_rms / late) > 12.0, "the echo was not cancelled"
+    voice = quiet.copy()
+    voice[16000 * 2 : 16000 * 3] = rng.standard_normal(16000) * person_rms
+    with_person = augmentation.echo_residue(voice, narration, 0.0, seed=2, snr_db=40.0).astype(float)
+    kept = np.sqrt(np.mean(with_person[16000 * 2 : 16000 * 3] ** 2))
+    assert kept == pytest.approx(person_rms, rel=0.3)

@@ -70,10 +70,12 @@ class RoomAcoustics:
     """Mixes microphone blocks: the echo of the playback timeline, the person and noise."""
 
     def __init__(self, settings: RoomSettings, person: np.ndarray, narrator_level: float,
-                 impulse_response: np.ndarray | None = None) -> None:  # fmt: skip
+                 impulse_response: np.ndarray | None = None, person_level: float | None = None) -> None:  # fmt: skip
+        """person_level: the level echo_db and snr_db refer to (default: the person's active level, or 3000 when
+        the recording is silent)."""
         self.settings = settings
         self.person = np.asarray(person, dtype=np.float64)
-        person_level = active_level(self.person) or 3000.0
+        person_level = person_level or active_level(self.person) or 3000.0
         response = synthetic_room(settings.seed) if impulse_response is None else np.asarray(impulse_response, float)
         response = response / (np.sqrt(np.sum(response**2)) or 1.0)  # unit energy: the level is set by the gain
         self._response = response.copy()
@@ -99,6 +101,21 @@ class RoomAcoustics:
         if self._noise_level:
             index = (start + np.arange(count)) % len(self._noise)
             mix += self._noise[index] * self._noise_level
+        return np.clip(np.round(mix), -32768, 32767).astype(np.int16)
+
+    def mic_track(self, count: int, played: np.ndarray) -> np.ndarray:
+        """The first count microphone samples at once, for a playback timeline known in full: the same samples
+        as mic_block over consecutive blocks, by FFT convolution (for rendering training data quickly)."""
+        source = np.zeros(count)
+        lo, hi = min(self._delay, count), min(count, self._delay + len(played))
+        source[lo:hi] = np.asarray(played, dtype=np.float64)[: hi - lo]
+        size = 1 << int(np.ceil(np.log2(count + len(self._response))))
+        spectrum = np.fft.rfft(source, size) * np.fft.rfft(self._response, size)
+        mix = np.fft.irfft(spectrum, size)[:count] * self._echo_gain
+        person = self.person[:count]
+        mix[: len(person)] += person
+        if self._noise_level:
+            mix += self._noise[np.arange(count) % len(self._noise)] * self._noise_level
         return np.clip(np.round(mix), -32768, 32767).astype(np.int16)
 
     def direct_end(self, played_end: int) -> int:

@@ -2,9 +2,10 @@
 
 Per clip: a speed change (resampling, so the word's position stays known), a level, silence around it, then one
 seeded `audiomentations.Compose` (pitch, EQ, a measured or synthetic room, a cheap USB microphone's band, background
-noise, coloured noise, gain). With echo, the narrator's voice comes back through a room 45 ms late at -6, 0 or +6 dB
-relative to the person, and the product's own Speex echo canceller (with its residual suppressor) takes it out
-again: what it leaves is what the spotter hears.
+noise, coloured noise, gain). With echo, the narrator's voice comes back through the product's simulated living room
+(a seeded room, 25-120 ms late, at -6, 0 or +6 dB relative to the person) and the product's own echo removal (its
+aligner, Speex canceller and do-no-harm check, block by block) takes it out again: what it leaves is what the
+spotter hears.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import soxr
 SAMPLE_RATE = 16000
 VOICE_DBFS = -26.0
 """Active-speech level of the person's voice at the microphone (as in scripts/eval_commands.py)."""
-ECHO_DELAY_S = 0.045
-"""Playback-to-capture delay of the echo."""
 ECHO_LEAD_S = 2.5
 """Narration the canceller hears before a clip, so its filter has adapted as it would have in a session."""
 _SYNTHETIC_ROOMS = 24
@@ -144,46 +143,51 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
 
 
-def _convolve(signal: np.ndarray, response: np.ndarray) -> np.ndarray:
-    from scipy.signal import fftconvolve
+@dataclass(frozen=True)
+class _Played:
+    """The narration as the speaker's playback log shows it (voicecoach.echo.aligner.PlayedAudio)."""
 
-    return fftconvolve(signal, response)[: len(signal)]
-
-
-def _canceller() -> object:
-    try:
-        from voicecoach.echo.speex import SpeexEchoCanceller
-    except ImportError:  # the layout before the reorganization
-        from voicecoach.echo import SpeexEchoCanceller  # type: ignore[attr-defined,no-redef]
-    return SpeexEchoCanceller()
+    start_s: float
+    sample_rate: int
+    samples: np.ndarray
 
 
 def echo_residue(person: np.ndarray, narration: np.ndarray, echo_db: float, seed: int,
                  snr_db: float = 20.0) -> np.ndarray:  # fmt: skip
-    """What the product's echo canceller leaves of (person + the narration's echo through a room + noise).
+    """What the product hears of (person + the narration's echo + noise) after its own echo removal.
+
+    The microphone is the product's simulated living room (voicecoach.audio.acoustics, as `run --room` and
+    scripts/eval_commands.py use it) with a seeded room response and playback-to-microphone delay; the product's
+    EchoRemover (the aligner estimating that delay from the playback log, the Speex canceller, its do-no-harm
+    check) cleans it block by block, exactly as the listening pipeline does.
 
     person: float32 at VOICE_DBFS (zeros for narration alone); narration: int16 at least ECHO_LEAD_S longer than
     person; echo_db: the echo's active level relative to the person's voice. Returns int16 of len(person).
     """
+    from voicecoach.audio.acoustics import RoomAcoustics, RoomSettings
+    from voicecoach.echo.clean_mic import EchoRemover
+
     rng = np.random.default_rng(seed)
     lead = int(ECHO_LEAD_S * SAMPLE_RATE)
-    total = (lead + len(person)) // 160 * 160
-    reference = narration[:total].astype(np.float64)
-    if len(reference) < total:
-        reference = np.pad(reference, (0, total - len(reference)))
-    delay = int(ECHO_DELAY_S * SAMPLE_RATE)
-    echo = np.concatenate([np.zeros(delay), reference[: total - delay]])
-    echo = _convolve(echo, synthetic_room(rng.uniform(0.25, 0.6), rng.uniform(0.0, 8.0), rng))
-    echo *= 10 ** ((VOICE_DBFS + echo_db - active_level_db(echo)) / 20)
-    mic = echo.copy()
-    mic[lead : lead + len(person)] += person[: total - lead]
-    noise = rng.normal(0.0, 1.0, total)
-    mic += noise * 32768 * 10 ** ((VOICE_DBFS - snr_db) / 20)
-    canceller = _canceller()
-    try:
-        out = canceller.process(to_int16(mic), to_int16(reference))  # type: ignore[attr-defined]
-    finally:
-        canceller.close()  # type: ignore[attr-defined]
-    latency = int(getattr(canceller, "latency_samples", 0))
-    out = np.concatenate([out[latency:], np.zeros(latency, np.int16)])
+    block = 320
+    total = -(-(lead + len(person)) // block) * block
+    reference = np.zeros(total, np.int16)
+    reference[: min(total, len(narration))] = narration[:total]
+    track = np.zeros(total)
+    track[lead : lead + len(person)] = person
+    response = synthetic_room(rng.uniform(0.25, 0.6), rng.uniform(0.0, 8.0), rng)
+    settings = RoomSettings(echo_db=echo_db, snr_db=snr_db, delay_ms=float(rng.uniform(25.0, 120.0)),
+                            seed=int(rng.integers(2**31)))  # fmt: skip
+    room = RoomAcoustics(settings, track, active_level_rms(reference), response,
+                         person_level=10 ** (VOICE_DBFS / 20) * 32768)  # fmt: skip
+    mic = room.mic_track(total, reference)
+    remover = EchoRemover(SAMPLE_RATE)
+    played = [_Played(0.0, SAMPLE_RATE, reference)]
+    out = np.concatenate([remover.clean(mic[at : at + block], at / SAMPLE_RATE, played)
+                          for at in range(0, total, block)])  # fmt: skip
     return out[lead : lead + len(person)]
+
+
+def active_level_rms(samples: np.ndarray) -> float:
+    """Active-speech RMS (int16 units) of samples; see active_level_db."""
+    return float(10 ** (active_level_db(samples) / 20) * 32768)

@@ -23,7 +23,7 @@ from voicecoach.training import augmentation, sources, synthesis
 
 _LOGGER = logging.getLogger(__name__)
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 """Bump when rendering changes in a way the job dicts do not show."""
 SHARD_SIZE = 64
 STREAM_PIECE_S = 45.0
