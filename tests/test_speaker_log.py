@@ -84,3 +84,48 @@ def test_small_timing_jitter_is_no_gap_and_an_abort_cuts_after_the_gap(speaker: 
     assert cut.aborted and cut.start_s == entry.start_s
     after_gap = len(cut.samples) - 8 * FRAMES - gap
     assert 0 < after_gap <= 4 * FRAMES and cut.samples[-1] == 500
+
+
+class RunningStream(FakeStream):
+    """A stream that stays active once started, and counts its starts and aborts."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.starts = 0
+        self.aborts = 0
+
+    def start(self) -> None:
+        self.active = True
+        self.starts += 1
+
+    def abort(self) -> None:
+        self.active = False
+        self.aborts += 1
+
+
+def test_the_next_buffer_follows_on_the_running_stream_and_a_cut_restarts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Restarting the stream for every utterance shifts the true output delay a little each time, and each shift
+    # undoes the echo canceller's learning: a buffer after a finished one goes on the same stream.
+    stream = RunningStream()
+    monkeypatch.setattr(speaker_module, "open_stream", lambda *args, **kwargs: stream)
+    monkeypatch.setattr(speaker_module, "callback_monotonic", lambda dac_s, now_s: dac_s)
+    speaker = Speaker(sample_rate=RATE, block_frames=FRAMES)
+    first = np.full(4 * FRAMES, 300, dtype=np.int16)
+    speaker.play(first, RATE)
+    start_s = speaker_module.time.monotonic() + 0.01
+    for block in range(6):  # the buffer, then silence
+        callback(speaker, start_s + block * FRAMES / RATE)
+    assert speaker.wait(timeout_s=1.0)
+    assert (stream.starts, stream.aborts) == (1, 1)  # play() aborts an inactive stream before starting it
+    second = np.full(4 * FRAMES, -300, dtype=np.int16)
+    speaker.play(second, RATE)
+    assert (stream.starts, stream.aborts) == (1, 1), "a follow-on buffer restarted the stream"
+    wrote = callback(speaker, start_s + 6 * FRAMES / RATE)
+    assert np.all(wrote == -300), "the running stream plays the next buffer from its next block"
+    logged = speaker.played()
+    assert [len(b.samples) for b in logged] == [4 * FRAMES, FRAMES]
+    assert logged[1].start_s == pytest.approx(start_s + 6 * FRAMES / RATE)
+    speaker_module.time.sleep(max(0.0, start_s + 6.5 * FRAMES / RATE - speaker_module.time.monotonic()))
+    speaker.play(first, RATE)  # cuts the second one off, half heard: the stream is aborted and started again
+    assert (stream.starts, stream.aborts) == (2, 3)
+    assert speaker.played()[1].aborted

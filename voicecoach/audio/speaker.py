@@ -25,8 +25,11 @@ _LOGGER = logging.getLogger(__name__)
 
 
 _PLAYED_HISTORY_S = 60.0
-_IDLE_TAIL_S = 0.5
-"""Silence the speaker plays after a buffer before its stream stops itself (well above any output latency)."""
+_IDLE_TAIL_S = 30.0
+"""Silence the speaker plays after a buffer before its stream stops itself. Long, so that one stream runs through
+a session's pauses: every start of a stream (through PulseAudio, on the Pi as here) shifts the true output delay by
+a few ms against the DAC times PortAudio reports, and each shift undoes what the echo canceller had learnt (a 2 ms
+shift of the echo path takes a converged canceller from about 18 dB of echo removed to none)."""
 _LATE_S = 0.01
 """A callback whose DAC time is this much later than the buffer's timeline says starts a new piece: the device fell
 behind (an underrun), and the rest of the buffer is heard that much later than it was due. The log keeps the gap as
@@ -88,7 +91,9 @@ class Speaker:
 
     A buffer counts as finished when PortAudio's DAC time of its last sample has passed, so completion never
     waits for a drain (through the ALSA pulse plugin a drain took up to 2 s here). After a buffer the stream
-    plays `idle_tail_s` of silence and then stops itself; the next play() restarts it.
+    plays silence, and the next buffer follows on the same running stream (the echo path stays where the
+    canceller learnt it); after `idle_tail_s` of silence the stream stops itself and the next play() restarts it,
+    as it does after an abort.
     """
 
     def __init__(
@@ -140,6 +145,8 @@ class Speaker:
         aborts_before = self._aborts
         self._gain = self._target_gain = 1.0  # a new utterance starts at full level, whatever was faded before
         with self._lock:
+            if self._follow_on_locked(playback):
+                return
             self._abort_locked()
             try:
                 if self._broken:
@@ -154,6 +161,21 @@ class Speaker:
                 self._broken = True
                 self._complete(playback, time.monotonic())
                 raise
+
+    def _follow_on_locked(self, playback: _Playback) -> bool:
+        """Hand a buffer to the running stream after the previous one finished, without restarting it (caller holds
+        _lock); False if the stream has to be (re)started: nothing played yet, a buffer still playing is cut off,
+        the stream stopped itself or failed."""
+        current = self._playback
+        if self._broken or current is None or not current.done.is_set() or not current.finished:
+            return False
+        if not getattr(self._stream, "active", False):
+            return False
+        self._playback = playback
+        if getattr(self._stream, "active", False):
+            return True
+        self._playback = current  # it stopped itself just now: restart as usual
+        return False
 
     def _reopen_locked(self) -> None:
         """Open the output device again after an error (caller holds _lock)."""
@@ -254,7 +276,7 @@ class Speaker:
             playback.end_s = dac_s + len(chunk) / self.sample_rate
             playback.handed_over.set()
         playback.tail_frames += frames - len(chunk)
-        if playback.tail_frames >= self._idle_tail_frames:
+        if playback.tail_frames >= self._idle_tail_frames and self._playback is playback:
             raise self._callback_abort
 
     def _place(self, playback: _Playback, position: int, dac_s: float) -> None:
