@@ -21,7 +21,12 @@ SAMPLE_RATE = 16000
 VOICE_DBFS = -26.0
 """Active-speech level of the person's voice at the microphone (as in scripts/eval_commands.py)."""
 ECHO_LEAD_S = 2.5
-"""Narration the canceller hears before a clip, so its filter has adapted as it would have in a session."""
+"""Narration the canceller hears before a narration-only stream's first sample counts (its filter has adapted)."""
+COLD_LEAD_S = (2.5, 4.0)
+WARM_LEAD_S = (8.0, 14.0)
+COLD_SHARE = 0.25
+"""Narration the canceller hears before a clip: a quarter just after a (re)start, when its filter is still learning
+the room (about 10 dB of echo removed), the rest well into a session (about 20 dB), as the product hears it."""
 _SYNTHETIC_ROOMS = 24
 
 
@@ -152,8 +157,13 @@ class _Played:
     samples: np.ndarray
 
 
+def echo_lead_s(rng: random.Random) -> float:
+    """Seconds of narration before a clip (see COLD_SHARE)."""
+    return rng.uniform(*(COLD_LEAD_S if rng.random() < COLD_SHARE else WARM_LEAD_S))
+
+
 def echo_residue(person: np.ndarray, narration: np.ndarray, echo_db: float, seed: int,
-                 snr_db: float = 20.0) -> np.ndarray:  # fmt: skip
+                 snr_db: float = 20.0, lead_s: float = ECHO_LEAD_S) -> np.ndarray:  # fmt: skip
     """What the product hears of (person + the narration's echo + noise) after its own echo removal.
 
     The microphone is the product's simulated living room (voicecoach.audio.acoustics, as `run --room` and
@@ -161,14 +171,15 @@ def echo_residue(person: np.ndarray, narration: np.ndarray, echo_db: float, seed
     EchoRemover (the aligner estimating that delay from the playback log, the Speex canceller, its do-no-harm
     check) cleans it block by block, exactly as the listening pipeline does.
 
-    person: float32 at VOICE_DBFS (zeros for narration alone); narration: int16 at least ECHO_LEAD_S longer than
-    person; echo_db: the echo's active level relative to the person's voice. Returns int16 of len(person).
+    person: float32 at VOICE_DBFS (zeros for narration alone); narration: int16 at least lead_s longer than person
+    (the canceller adapts over it first); echo_db: the echo's active level relative to the person's voice. Returns
+    int16 of len(person).
     """
     from voicecoach.audio.acoustics import RoomAcoustics, RoomSettings
     from voicecoach.echo.clean_mic import EchoRemover
 
     rng = np.random.default_rng(seed)
-    lead = int(ECHO_LEAD_S * SAMPLE_RATE)
+    lead = int(lead_s * SAMPLE_RATE)
     block = 320
     total = -(-(lead + len(person)) // block) * block
     reference = np.zeros(total, np.int16)

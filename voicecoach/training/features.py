@@ -23,7 +23,7 @@ from voicecoach.training import augmentation, sources, synthesis
 
 _LOGGER = logging.getLogger(__name__)
 
-FEATURE_VERSION = 4
+FEATURE_VERSION = 5
 """Bump when rendering changes in a way the job dicts do not show."""
 SHARD_SIZE = 64
 STREAM_PIECE_S = 45.0
@@ -93,9 +93,11 @@ class _Worker:
         if job.get("strength", "none") != "none":
             audio = self.augmenters[job["strength"]](audio, job["seed"])
         if echo_db is not None and self.pool is not None:
-            need = len(audio) + int(augmentation.ECHO_LEAD_S * SAMPLE_RATE) + 320
+            lead_s = augmentation.echo_lead_s(rng)
+            need = len(audio) + int(lead_s * SAMPLE_RATE) + 320
             at = rng.randrange(0, max(1, len(self.pool) - need))
-            audio = augmentation.echo_residue(audio, self.pool[at : at + need], echo_db, job["seed"]).astype(np.float32)
+            audio = augmentation.echo_residue(audio, self.pool[at : at + need], echo_db, job["seed"],
+                                              lead_s=lead_s).astype(np.float32)  # fmt: skip
         start, end = layout.word_start / SAMPLE_RATE, layout.word_end / SAMPLE_RATE
         return augmentation.to_int16(audio), start, end
 
