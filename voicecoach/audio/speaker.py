@@ -129,6 +129,8 @@ class Speaker:
         self._stream = open_stream("output", device, rate, block_frames, self._callback, what)
         self.sample_rate: int = rate
         self._idle_tail_frames = round(idle_tail_s * rate)
+        self._idle_frames = 0
+        """Silent frames sent since the last buffer was cut off (the stream stops itself after the idle tail)."""
         _LOGGER.debug("speaker open: %d Hz, latency %.1f ms", rate, self.latency_s * 1e3)
 
     @property
@@ -145,7 +147,7 @@ class Speaker:
         aborts_before = self._aborts
         self._gain = self._target_gain = 1.0  # a new utterance starts at full level, whatever was faded before
         with self._lock:
-            if self._follow_on_locked(playback):
+            if self._follow_on_locked(playback, aborts_before):
                 return
             self._abort_locked()
             try:
@@ -162,20 +164,19 @@ class Speaker:
                 self._complete(playback, time.monotonic())
                 raise
 
-    def _follow_on_locked(self, playback: _Playback) -> bool:
-        """Hand a buffer to the running stream after the previous one finished, without restarting it (caller holds
-        _lock); False if the stream has to be (re)started: nothing played yet, a buffer still playing is cut off,
-        the stream stopped itself or failed."""
-        current = self._playback
-        if self._broken or current is None or not current.done.is_set() or not current.finished:
+    def _follow_on_locked(self, playback: _Playback, aborts_before: int) -> bool:
+        """Hand a buffer to the running stream, cutting off any buffer still playing, without restarting the stream
+        (caller holds _lock); False if the stream has to be (re)started: nothing played yet, it stopped itself after
+        its idle tail, or it failed."""
+        if self._broken or self._playback is None or not getattr(self._stream, "active", False):
             return False
-        if not getattr(self._stream, "active", False):
-            return False
+        self._abort_locked()
         self._playback = playback
-        if getattr(self._stream, "active", False):
-            return True
-        self._playback = current  # it stopped itself just now: restart as usual
-        return False
+        if not getattr(self._stream, "active", False):
+            return False  # it stopped itself just now: the caller restarts it with this buffer
+        if self._aborts != aborts_before:  # abort() came while this play() ran: it silences this buffer too
+            self._abort_locked()
+        return True
 
     def _reopen_locked(self) -> None:
         """Open the output device again after an error (caller holds _lock)."""
@@ -229,7 +230,7 @@ class Speaker:
     def close(self) -> None:
         """Abort and release the device."""
         with self._lock:
-            self._abort_locked()
+            self._abort_locked(hard=True)
             self._stream.close()
 
     def __enter__(self) -> Speaker:
@@ -238,15 +239,24 @@ class Speaker:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _abort_locked(self) -> None:
-        """Abort the buffer in flight, if any (caller holds _lock); one already past its end counts as finished."""
+    def _abort_locked(self, hard: bool = False) -> None:
+        """Silence the buffer in flight, if any (caller holds _lock); one already past its end counts as finished.
+
+        On a running stream the callback sends silence from its next block and the stream runs on, so the echo
+        path stays as the canceller learnt it: what was handed over already (one block and the output latency,
+        about 12 ms here) is still heard, and logged. Closing, or a stream that is not running, aborts the stream.
+        """
         playback = self._playback
         if playback is None or playback.done.is_set():
             return
         now_s = time.monotonic()
-        self._stream.abort()
         past_end = playback.end_s is not None and playback.end_s <= now_s
-        self._complete(playback, None if past_end else now_s)
+        if hard or not getattr(self._stream, "active", False):
+            self._stream.abort()
+            self._complete(playback, None if past_end else now_s)
+            return
+        playback.cancelled = True
+        self._complete(playback, None if past_end else now_s, heard_frames=playback.position)
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio thread: copy the next frames of the buffer, then silence; stop after the idle tail."""
@@ -255,7 +265,11 @@ class Speaker:
         playback = self._playback
         if playback is None or playback.cancelled:
             outdata.fill(0)
-            raise self._callback_abort
+            self._idle_frames += frames
+            if playback is None or self._idle_frames >= self._idle_tail_frames:
+                raise self._callback_abort
+            return
+        self._idle_frames = 0
         position = playback.position
         chunk = playback.samples[position : position + frames]
         if len(chunk):
@@ -289,13 +303,16 @@ class Speaker:
         if dac_s - (first_s + (position - first) / self.sample_rate) > _LATE_S:
             playback.pieces.append((position, dac_s))
 
-    def _complete(self, playback: _Playback, abort_s: float | None) -> None:
-        """Log what was heard of this buffer and release its waiters (once); abort_s None means it finished."""
+    def _complete(self, playback: _Playback, abort_s: float | None, heard_frames: int | None = None) -> None:
+        """Log what was heard of this buffer and release its waiters (once); abort_s None means it finished.
+        heard_frames: how much of an aborted buffer is heard (default: estimated from the DAC times)."""
         with self._log_lock:
             if playback.done.is_set():
                 return
             frames = playback.position
-            if abort_s is not None:
+            if abort_s is not None and heard_frames is not None:
+                frames = min(frames, heard_frames)
+            elif abort_s is not None:
                 heard = 0
                 if playback.pieces:
                     first, first_s = playback.pieces[-1]
