@@ -251,7 +251,7 @@ def word_end_s(speech: np.ndarray) -> float:
 def _add_echo_path(gain_db: float) -> None:
     """A loopback from the speaker's monitor into the microphone: the room's echo."""
     module = subprocess.run(["pactl", "load-module", "module-loopback", "source=spk.monitor", "sink=micfeed",
-                             "latency_msec=20", "adjust_time=0"], capture_output=True, text=True, check=True).stdout.strip()
+                             "latency_msec=20"], capture_output=True, text=True, check=True).stdout.strip()
     time.sleep(0.5)
     inputs = subprocess.run(["pactl", "list", "short", "sink-inputs"], capture_output=True, text=True).stdout
     for line in inputs.splitlines():
