@@ -148,15 +148,6 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
 
 
-@dataclass(frozen=True)
-class _Played:
-    """The narration as the speaker's playback log shows it (voicecoach.echo.aligner.PlayedAudio)."""
-
-    start_s: float
-    sample_rate: int
-    samples: np.ndarray
-
-
 def echo_lead_s(rng: random.Random) -> float:
     """Seconds of narration before a clip (see COLD_SHARE)."""
     return rng.uniform(*(COLD_LEAD_S if rng.random() < COLD_SHARE else WARM_LEAD_S))
@@ -175,7 +166,8 @@ def echo_residue(person: np.ndarray, narration: np.ndarray, echo_db: float, seed
     (the canceller adapts over it first); echo_db: the echo's active level relative to the person's voice. Returns
     int16 of len(person).
     """
-    from voicecoach.audio.acoustics import RoomAcoustics, RoomSettings
+    from voicecoach.audio.acoustics import RoomAcoustics, RoomSettings, active_level
+    from voicecoach.audio.speaker import PlayedBuffer
     from voicecoach.echo.clean_mic import EchoRemover
 
     rng = np.random.default_rng(seed)
@@ -189,16 +181,12 @@ def echo_residue(person: np.ndarray, narration: np.ndarray, echo_db: float, seed
     response = synthetic_room(rng.uniform(0.25, 0.6), rng.uniform(0.0, 8.0), rng)
     settings = RoomSettings(echo_db=echo_db, snr_db=snr_db, delay_ms=float(rng.uniform(25.0, 120.0)),
                             seed=int(rng.integers(2**31)))  # fmt: skip
-    room = RoomAcoustics(settings, track, active_level_rms(reference), response,
+    room = RoomAcoustics(settings, track, active_level(reference), response,
                          person_level=10 ** (VOICE_DBFS / 20) * 32768)  # fmt: skip
     mic = room.mic_track(total, reference)
     remover = EchoRemover(SAMPLE_RATE)
-    played = [_Played(0.0, SAMPLE_RATE, reference)]
+    played = [PlayedBuffer(0.0, SAMPLE_RATE, reference)]
     out = np.concatenate([remover.clean(mic[at : at + block], at / SAMPLE_RATE, played)
                           for at in range(0, total, block)])  # fmt: skip
     return out[lead : lead + len(person)]
 
-
-def active_level_rms(samples: np.ndarray) -> float:
-    """Active-speech RMS (int16 units) of samples; see active_level_db."""
-    return float(10 ** (active_level_db(samples) / 20) * 32768)
