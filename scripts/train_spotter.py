@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--extra-renders", action="store_true",
                         help="experimental recipe: also the extra renders of plan.extra_jobs, and a total false "
                              "budget (see --false-budget); measured but not shipped (see the closing note)")
+    parser.add_argument("--more-voices", action="store_true",
+                        help="also the other installed voices (RHVoice alan, bdl, clb, slt; Pico en-US, en-GB; "
+                             "Festival rab, don) for every command phrase and half the confusables, and Piper joe "
+                             "as a held-out test voice (plan.more_voice_jobs)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a training setting (train.TrainConfig field), e.g. --set hard_share=0.3")
     parser.add_argument("--false-budget", type=float, default=None,
@@ -89,7 +93,8 @@ def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
     wanted = args.extra_renders or args.extra_only
     extra = plan.extra_jobs(original, args.data, scale, args.seed) if wanted else []
     copies = plan.clean_copies(tts, args.seed) if args.clean_copies else []
-    return original + extra + copies
+    more = plan.more_voice_jobs(scale, args.seed) if args.more_voices else []
+    return original + extra + copies + more
 
 
 def _shaping_arguments(argv: list[str]) -> list[str]:
@@ -107,11 +112,20 @@ def _shaping_arguments(argv: list[str]) -> list[str]:
     return out
 
 
+_MORE_VOICES = (
+    " More voices (`plan.more_voice_jobs`, their own cache shards): RHVoice alan, bdl, clb and slt (LGPL-2.1+, "
+    "made from CMU ARCTIC), SVOX Pico en-US and en-GB (Apache-2.0) and Festival rab and don, each as it is and at "
+    "three other seeded rates and pitches, speak every command phrase (once augmented, once plain; stop and "
+    "too_much once more) and half the confusables; Piper joe (held out) adds test clips."
+)
+
+
 def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
     """What this run did beyond the original recipe, for the model card."""
+    more = _MORE_VOICES if args.more_voices else ""
     if not args.extra_renders:
-        return f"The original recipe: no extra renders; settings: `{config}`."
-    return (
+        return f"The original recipe: no extra renders; settings: `{config}`." + more
+    return (more.strip() + " " if more else "") + (
         "Beyond the original recipe's renders, extra ones (`plan.extra_jobs`, their own cache shards): every "
         "training speaker's stop and go once plain and twice as often again with wider speed (0.8-1.2), more "
         "echo residue and full augmentation; every other real-person training clip once more, plain; four Flite "

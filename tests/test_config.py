@@ -215,7 +215,8 @@ def test_bad_voice_values(tmp_path: Path, line: str, expected: str) -> None:
         ("[audio]\ninput_device = -1\n", "config.toml:2: audio.input_device: -1 is not a device index"),
         ("[audio]\noutput_device = false\n", "config.toml:2: audio.output_device: the yes/no value false is neither"),
         ('[recognizer]\nengine = "vosc"\n',
-         'config.toml:2: recognizer.engine: "vosc" is not an engine; did you mean vosk? (expected one of: auto, spotter, vosk,'),
+         'config.toml:2: recognizer.engine: "vosc" is not an engine; did you mean vosk? '
+         "(expected one of: auto, spotter, vosk,"),
         ('[recognizer]\nlanguage = "fr"\n', 'config.toml:2: recognizer.language: "fr" has no command vocabulary '
                                              "(expected a language with a command vocabulary: en, ko)"),
         ('[recognizer]\nmodel = ""\n', "config.toml:2: recognizer.model: is empty"),

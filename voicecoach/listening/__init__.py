@@ -1,1 +1,2 @@
-"""Speech in: the recognizer protocol, the engines, the spotting rules, the own-voice filter and the one listening pipeline."""
+"""Speech in: the recognizer protocol, the engines, the spotting rules, the own-voice filter and the one listening
+pipeline."""

@@ -77,6 +77,8 @@ def tts_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
     if scale.tiny:
         return jobs
     for voice in synthesis.held_out_voices():
+        if voice.engine == "piper":  # its test clips come with plan.more_voice_jobs (a batch of their own)
+            continue
         for command, phrases in commands.items():
             for phrase in phrases:
                 for condition in ({"strength": "none"}, {"strength": "none", "echo_db": 0.0}):
@@ -261,6 +263,53 @@ def extra_jobs(jobs: list[dict[str, Any]], data_dir: Path, scale: Scale, seed: i
             add({"texts": piece, "label": NONE_LABEL, "split": "train", "tag": "narr_other", "group": "narr_other"},
                 echo_db=rng.choice(ECHO_LEVELS_DB))  # fmt: skip
     return extra
+
+
+MORE_VOICES_BATCH = "voices-1"
+"""The "batch" key of the other installed voices' jobs (RHVoice, Pico, Festival rab and don; Piper joe held out)."""
+
+
+def more_voice_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
+    """Every command phrase and half the confusables in the other installed voices (training), and Piper joe (test).
+
+    Each training voice setting of `synthesis.more_voices` speaks each phrase once augmented and once plain (stop
+    and too_much once more augmented), and every other confusable word once augmented. Piper joe, held out because
+    the team evaluates on it, gives test clips as the other held-out voices do (quiet and at 0 dB echo).
+    """
+    rng = random.Random(seed + 9)
+    jobs: list[dict[str, Any]] = []
+
+    def add(base: dict[str, Any], **condition: Any) -> None:
+        jobs.append({**base, **condition, "seed": rng.getrandbits(31), "batch": MORE_VOICES_BATCH})
+
+    commands = sources.command_phrases()
+    confusables = sources.CONFUSABLES if not scale.tiny else sources.CONFUSABLES[:3]
+    voices = synthesis.more_voices(4 if not scale.tiny else 1, seed + 10)
+    for index, voice in enumerate(voices if not scale.tiny else voices[:1]):
+        for command, phrases in commands.items():
+            for phrase in phrases if not scale.tiny else phrases[:1]:
+                base = {"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "train",
+                        "tag": "tts_cmd", "group": voice.label}  # fmt: skip
+                for _ in range(2 if command in ("stop", "too_much") else 1):
+                    add(base, **_aug(rng, 0.35))
+                add(base, strength="none", speed=(0.9, 1.1))
+        for word in confusables[index % 2 :: 2]:
+            base = {"text": word, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "train",
+                    "tag": "tts_confusable", "group": voice.label}  # fmt: skip
+            add(base, **_aug(rng, 0.25))
+    if scale.tiny:
+        return jobs
+    for voice in (v for v in synthesis.held_out_voices() if v.engine == "piper"):
+        for command, phrases in commands.items():
+            for phrase in phrases:
+                base = {"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "test",
+                        "tag": "tts_cmd", "group": voice.label}  # fmt: skip
+                add(base, strength="none")
+                add(base, strength="none", echo_db=0.0)
+        for word in sources.CONFUSABLES[::2]:
+            add({"text": word, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "test",
+                 "tag": "tts_confusable", "group": voice.label}, strength="none")  # fmt: skip
+    return jobs
 
 
 def index_of(voice: synthesis.Voice, voices: list[synthesis.Voice]) -> int:

