@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -196,3 +197,24 @@ def test_the_spotter_engine_takes_another_head_file_when_named(tmp_path: Path) -
         make_recognizer(RecognizerSettings(engine="spotter", model_dir=tmp_path / "missing.npz"), vocabulary)
     packaged = make_recognizer(RecognizerSettings(engine="spotter"), vocabulary)
     assert packaged.name == "spotter"
+
+
+def test_an_ensemble_scores_the_mean_of_its_members_and_survives_a_save(tmp_path: Path,
+                                                                       model: SpotterModel) -> None:
+    from voicecoach.listening.spotter.model import ensemble, save_head
+
+    rng = np.random.default_rng(3)
+    other = dataclasses.replace(
+        model, mean=model.mean + 0.3, scale=model.scale * 1.7,
+        layers=tuple(dataclasses.replace(lay, weight=lay.weight * 1.1 + rng.normal(0, 0.01, lay.weight.shape)
+                                         .astype(np.float32)) for lay in model.layers))  # fmt: skip
+    windows = rng.normal(0, 1, (64, model.window_frames, 96)).astype(np.float32) * model.scale + model.mean
+    both = ensemble([model, other])
+    expected = (model.probabilities(windows) + other.probabilities(windows)) / 2
+    np.testing.assert_allclose(both.probabilities(windows), expected, atol=2e-5)
+    save_head(tmp_path / "head.npz", both)
+    loaded = SpotterModel.load(tmp_path / "head.npz")
+    assert len(loaded.networks()) == 2 and loaded.thresholds == model.thresholds
+    np.testing.assert_allclose(loaded.probabilities(windows), expected, atol=2e-5)
+    np.testing.assert_allclose(SpotterModel.load(tmp_path / "head.npz").probabilities(windows[:1]),
+                               expected[:1], atol=2e-5)  # fmt: skip

@@ -67,3 +67,15 @@ def test_training_echo_residue_is_what_the_products_echo_removal_leaves(monkeypa
     with_person = augmentation.echo_residue(voice, narration, 0.0, seed=2, snr_db=40.0).astype(float)
     kept = np.sqrt(np.mean(with_person[16000 * 2 : 16000 * 3] ** 2))
     assert kept == pytest.approx(person_rms, rel=0.3)
+
+
+def test_human_boost_draws_real_peoples_command_windows_more_often() -> None:
+    from voicecoach.training import train
+
+    classes = np.array([0, 0, 1, 1])
+    human = np.array([True, False, True, False])
+    labels = ("stop", "pause", "none")
+    assert train._positive_weights(classes, labels, train.ORIGINAL, human) is None
+    boosted = train._positive_weights(classes, labels, train.TrainConfig(human_boost=3.0), human)
+    assert boosted is not None
+    np.testing.assert_allclose(boosted, np.array([3, 1, 3, 1]) / 8)

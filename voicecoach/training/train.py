@@ -8,6 +8,7 @@ negative clip is "none".
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ POSITIVE_UNTIL_S = 0.64
 _SOURCE_WEIGHTS = {"narr_routine": 3.0, "narr_other": 2.0, "tts_confusable": 2.0, "human_word": 1.5, "wake": 1.5,
                    "sentence": 1.5}  # fmt: skip
 """Loss weight of "none" windows by source: the narrator's own voice and the confusables weigh most."""
+_HUMAN_TAGS = ("human_cmd", "human_word", "wake", "sentence")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class TrainConfig:
     """The hardest share of the mined "none" windows (highest command probability) that form the hard pool."""
     mine_sample: int = 120_000
     """"none" windows scored per mining pass."""
+    human_boost: float = 1.0
+    """How much more often command windows of real people are drawn than those of synthesized voices."""
+    members: int = 1
+    """Networks trained with other seeds (seed + 1000 k) and averaged into one head (spotter.model.ensemble)."""
 
 
 ORIGINAL = TrainConfig()
@@ -79,6 +85,8 @@ class Windows:
     weights: np.ndarray
     clip: np.ndarray
     frame: np.ndarray
+    human: np.ndarray | None = None
+    """Whether each window comes from a real person's recording."""
 
 
 def padded_table(features: Features, silence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +103,7 @@ def padded_table(features: Features, silence: np.ndarray) -> tuple[np.ndarray, n
 
 def label_windows(features: Features, starts: np.ndarray, labels: tuple[str, ...], split: str) -> Windows:
     """The labelled windows of one split's clips."""
-    rows, classes, weights, clips, frames = [], [], [], [], []
+    rows, classes, weights, clips, frames, human = [], [], [], [], [], []
     none = labels.index(NONE_LABEL)
     for i, meta in enumerate(features.meta):
         if meta["split"] != split:
@@ -118,11 +126,12 @@ def label_windows(features: Features, starts: np.ndarray, labels: tuple[str, ...
         weights.append(weight)
         clips.append(np.full(len(keep), i))
         frames.append(keep)
+        human.append(np.full(len(keep), meta["tag"] in _HUMAN_TAGS))
     def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
     return Windows(cat(rows, np.int64), cat(classes, np.int64), cat(weights, np.float32), cat(clips, np.int64),
-                   cat(frames, np.int64))  # fmt: skip
+                   cat(frames, np.int64), cat(human, np.bool_))  # fmt: skip
 
 
 def _network(features: int, classes: int, config: TrainConfig):  # type: ignore[no-untyped-def]
@@ -148,6 +157,13 @@ def train_head(table: np.ndarray, train: Windows, labels: tuple[str, ...], phras
     import torch
     from tqdm import tqdm
 
+    if config.members > 1:
+        from voicecoach.listening.spotter.model import ensemble
+
+        return ensemble([train_head(table, train, labels, phrases,
+                                    dataclasses.replace(config, members=1, seed=config.seed + 1000 * k), progress)
+                         for k in range(config.members)])  # fmt: skip
+
     torch.manual_seed(config.seed)
     torch.set_num_threads(1)  # a tiny network: a second thread gains little and, on a shared machine, spins
     rng = np.random.default_rng(config.seed)
@@ -163,7 +179,8 @@ def train_head(table: np.ndarray, train: Windows, labels: tuple[str, ...], phras
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
     n_pos = int(config.batch * config.positive_share) if len(positives) else 0
     n_hard = int((config.batch - n_pos) * config.hard_share)
-    positive_p = _positive_weights(train.labels[positives], labels, config)
+    human = train.human[positives] if train.human is not None else None
+    positive_p = _positive_weights(train.labels[positives], labels, config, human)
     hard = negatives[:0]
     bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
     net.train()
@@ -194,9 +211,10 @@ def train_head(table: np.ndarray, train: Windows, labels: tuple[str, ...], phras
     return _export(net, labels, phrases, mean, scale)
 
 
-def _positive_weights(classes: np.ndarray, labels: tuple[str, ...], config: TrainConfig) -> np.ndarray | None:
+def _positive_weights(classes: np.ndarray, labels: tuple[str, ...], config: TrainConfig,
+                      human: np.ndarray | None = None) -> np.ndarray | None:  # fmt: skip
     """Draw probability of each command window (None: all alike)."""
-    if config.balance_power == 1.0 and config.safety_boost == 1.0:
+    if config.balance_power == 1.0 and config.safety_boost == 1.0 and (config.human_boost == 1.0 or human is None):
         return None
     counts = np.bincount(classes, minlength=len(labels)).astype(np.float64)
     weight = np.maximum(counts, 1.0) ** (config.balance_power - 1.0)
@@ -204,6 +222,8 @@ def _positive_weights(classes: np.ndarray, labels: tuple[str, ...], config: Trai
         if command in labels:
             weight[labels.index(command)] *= config.safety_boost
     p = weight[classes]
+    if human is not None and config.human_boost != 1.0:
+        p = p * np.where(human, config.human_boost, 1.0)
     return p / p.sum()
 
 

@@ -231,6 +231,9 @@ class SpotterModel:
     scale: np.ndarray = field(repr=False)
     layers: tuple[_Layer, ...] = field(repr=False)
     metadata: dict[str, str] = field(default_factory=dict, repr=False)
+    members: tuple[int, ...] = ()
+    """For an ensemble: the member (network) of each layer; the head's probabilities are the members' mean. Empty:
+    one network."""
     _front_end: list[FrontEnd] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -262,6 +265,7 @@ class SpotterModel:
                 _Layer(arrays[f"w{i}"].astype(np.float32), arrays[f"b{i}"].astype(np.float32), kind.endswith("relu"))
                 for i, kind in enumerate(kinds)
             )
+            members = tuple(int(m) for m in arrays.get("layer_members", np.array([], dtype=np.int64)))
             meta_keys = [str(k) for k in arrays.get("meta_keys", np.array([], dtype=str))]
             meta_values = [str(v) for v in arrays.get("meta_values", np.array([], dtype=str))]
             model = cls(
@@ -274,12 +278,24 @@ class SpotterModel:
                 scale=arrays["scale"].astype(np.float32),
                 layers=layers,
                 metadata=dict(zip(meta_keys, meta_values, strict=True)),
+                members=members,
             )
         except (KeyError, ValueError, IndexError) as exc:
             raise SpotterModelError(f"not a spotter head (missing or malformed {exc})") from None
-        if NONE_LABEL not in labels or not layers or layers[-1].weight.shape[0] != len(labels):
+        if members and len(members) != len(layers):
+            raise SpotterModelError("not a spotter head (layer_members and layers disagree)")
+        if NONE_LABEL not in labels or not layers or any(
+            stack[-1].weight.shape[0] != len(labels) for stack in model.networks()
+        ):
             raise SpotterModelError("not a spotter head (labels and output layer disagree)")
         return model
+
+    def networks(self) -> list[tuple[_Layer, ...]]:
+        """The layer stack of each member network (one for a single head)."""
+        if not self.members:
+            return [self.layers]
+        return [tuple(lay for lay, m in zip(self.layers, self.members, strict=True) if m == member)
+                for member in sorted(set(self.members))]  # fmt: skip
 
     def front_end(self) -> FrontEnd:
         """The model's shared front end for whole-clip scoring (created on first use)."""
@@ -289,13 +305,46 @@ class SpotterModel:
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """Class probabilities (batch, classes) for embedding windows (batch, window_frames, 96)."""
-        x = (windows.astype(np.float32) - self.mean) / self.scale
-        x = np.transpose(x, (0, 2, 1))  # (batch, features, time)
-        for layer in self.layers:
-            x = _conv1d(x, layer) if layer.weight.ndim == 3 else _dense(x.reshape(len(x), -1), layer)
-        x = x - x.max(axis=1, keepdims=True)
-        e = np.exp(x)
-        return e / e.sum(axis=1, keepdims=True)
+        normed = np.transpose((windows.astype(np.float32) - self.mean) / self.scale, (0, 2, 1))  # (batch, in, time)
+        total = None
+        networks = self.networks()
+        for stack in networks:
+            x = normed
+            for layer in stack:
+                x = _conv1d(x, layer) if layer.weight.ndim == 3 else _dense(x.reshape(len(x), -1), layer)
+            x = x - x.max(axis=1, keepdims=True)
+            e = np.exp(x)
+            p = e / e.sum(axis=1, keepdims=True)
+            total = p if total is None else total + p
+        assert total is not None
+        return total / len(networks) if len(networks) > 1 else total
+
+
+def ensemble(models: Sequence[SpotterModel]) -> SpotterModel:
+    """One head whose probabilities are the mean of these heads' (same labels and window; thresholds and rule of
+    the first). Each member's feature normalisation is folded into its first convolution, exactly."""
+    first = models[0]
+    layers: list[_Layer] = []
+    members: list[int] = []
+    for model in models:
+        if model.labels != first.labels or model.window_frames != first.window_frames:
+            raise ValueError("ensemble members must share labels and window")
+        for stack in model.networks():
+            head, *rest = stack
+            if head.weight.ndim != 3:
+                raise ValueError("ensemble members must start with a convolution")
+            inv = (1.0 / model.scale).astype(np.float64)
+            weight = head.weight.astype(np.float64) * inv[None, :, None]
+            bias = head.bias - np.einsum("oik,i->o", weight, model.mean.astype(np.float64))
+            member = members[-1] + 1 if members else 0
+            layers.append(_Layer(weight.astype(np.float32), bias.astype(np.float32), head.relu))
+            layers += rest
+            members += [member] * len(stack)
+    width = first.mean.shape[0]
+    return SpotterModel(labels=first.labels, phrases=dict(first.phrases), thresholds=dict(first.thresholds),
+                        window_frames=first.window_frames, consecutive_frames=first.consecutive_frames,
+                        mean=np.zeros(width, np.float32), scale=np.ones(width, np.float32), layers=tuple(layers),
+                        metadata=dict(first.metadata), members=tuple(members))  # fmt: skip
 
 
 def save_head(path: Path, model: SpotterModel) -> None:
@@ -310,6 +359,7 @@ def save_head(path: Path, model: SpotterModel) -> None:
         "scale": model.scale.astype(np.float32),
         "layer_kinds": np.array([("conv" if lay.weight.ndim == 3 else "dense") + ("_relu" if lay.relu else "")
                                  for lay in model.layers]),  # fmt: skip
+        "layer_members": np.array(model.members, dtype=np.int64),
         "meta_keys": np.array(list(model.metadata), dtype=str),
         "meta_values": np.array(list(model.metadata.values()), dtype=str),
     }
