@@ -551,9 +551,12 @@ def load_figures(paths: list[Path]) -> list[tuple[Job, Score]]:
     return results
 
 
-def spotter_head() -> str:
-    """The spotter head measured: its file hash and its last commit."""
-    digest = hashlib.sha256(_HEAD.read_bytes()).hexdigest()[:12] if _HEAD.is_file() else "missing"
+def spotter_head(named: str | None = None) -> str:
+    """The spotter head measured (the packaged one, or one named with --model): its file hash and its last commit."""
+    path = Path(named) if named else _HEAD
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "missing"
+    if named:
+        return f"{path} sha256 {digest}"
     try:
         commit = subprocess.run(["git", "-C", str(_ROOT), "log", "-1", "--format=%h", "--", str(_HEAD)],
                                 capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
@@ -710,15 +713,16 @@ def main(argv: list[str] | None = None) -> int:
     if not jobs:
         parser.error("nothing to evaluate: no clips and no narration pass")
     started = time.monotonic()
+    named = options.model if "vosk" not in (options.engine or []) else None
     sources = ", ".join(f"{k} {v}" for k, v in sorted(Counter(c.source for c in clips).items()))
     print(f"# Commands in the room\n\n{len(clips)} clips ({sources or 'none'}) in {len(jobs[0].runs)} runs; "
-          f"{len(jobs)} jobs on {options.jobs} processes; spotter {spotter_head()}\n", flush=True)
-    head = spotter_head()
+          f"{len(jobs)} jobs on {options.jobs} processes; spotter {spotter_head(named)}\n", flush=True)
+    head = spotter_head(named)
     results = run_all(jobs, options.jobs, lambda done, last: _save(options.json, argv, head, done, last))
     print(report(results, options.verbose))
     print(f"\nwall time {time.monotonic() - started:.0f} s; CPU {sum(s.cpu_s for _, s in results):.0f} s in the room")
-    if spotter_head() != head:
-        print(f"warning: the spotter head changed during the run (now {spotter_head()})")
+    if spotter_head(named) != head:
+        print(f"warning: the spotter head changed during the run (now {spotter_head(named)})")
     return 0
 
 

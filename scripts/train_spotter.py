@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     summary = {"window_frames": train.WINDOW_FRAMES, "train_windows": len(windows.labels),
                "train_clips": sum(1 for m in feats.meta if m["split"] == "train"),
-               "minutes": (time.monotonic() - started) / 60}  # fmt: skip
+               "minutes": (time.monotonic() - started) / 60, "members": config.members}  # fmt: skip
     given = _shaping_arguments(argv if argv is not None else sys.argv[1:])
     command = "nice -n 10 .venv/bin/python scripts/train_spotter.py" + (" " + shlex.join(given) if given else "")
     model_card.write_model_card(out / "MODEL.md", command=command.strip(), seed=args.seed, summary=summary,

