@@ -79,16 +79,22 @@ def tts_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
     for voice in synthesis.held_out_voices():
         if voice.engine == "piper":  # its test clips come with plan.more_voice_jobs (a batch of their own)
             continue
-        for command, phrases in commands.items():
-            for phrase in phrases:
-                for condition in ({"strength": "none"}, {"strength": "none", "echo_db": 0.0}):
-                    jobs.append({"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "test",
-                                 "tag": "tts_cmd", "group": voice.label, "seed": rng.getrandbits(31),
-                                 **condition})  # fmt: skip
-        for word in sources.CONFUSABLES[::2]:
-            jobs.append({"text": word, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "test",
-                         "tag": "tts_confusable", "group": voice.label, "seed": rng.getrandbits(31),
-                         "strength": "none"})  # fmt: skip
+        jobs += [{**job, "seed": rng.getrandbits(31)} for job in _test_voice_jobs(voice, commands)]
+    return jobs
+
+
+def _test_voice_jobs(voice: synthesis.Voice, commands: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
+    """A held-out voice's test clips (without seeds): every command phrase quiet and at 0 dB echo, half the
+    confusables quiet."""
+    jobs: list[dict[str, Any]] = []
+    for command, phrases in commands.items():
+        for phrase in phrases:
+            for condition in ({"strength": "none"}, {"strength": "none", "echo_db": 0.0}):
+                jobs.append({"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "test",
+                             "tag": "tts_cmd", "group": voice.label, **condition})  # fmt: skip
+    for word in sources.CONFUSABLES[::2]:
+        jobs.append({"text": word, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "test",
+                     "tag": "tts_confusable", "group": voice.label, "strength": "none"})  # fmt: skip
     return jobs
 
 
@@ -300,15 +306,8 @@ def more_voice_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
     if scale.tiny:
         return jobs
     for voice in (v for v in synthesis.held_out_voices() if v.engine == "piper"):
-        for command, phrases in commands.items():
-            for phrase in phrases:
-                base = {"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "test",
-                        "tag": "tts_cmd", "group": voice.label}  # fmt: skip
-                add(base, strength="none")
-                add(base, strength="none", echo_db=0.0)
-        for word in sources.CONFUSABLES[::2]:
-            add({"text": word, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "test",
-                 "tag": "tts_confusable", "group": voice.label}, strength="none")  # fmt: skip
+        for job in _test_voice_jobs(voice, commands):
+            add(job)
     return jobs
 
 

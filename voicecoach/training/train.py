@@ -85,7 +85,7 @@ class Windows:
     weights: np.ndarray
     clip: np.ndarray
     frame: np.ndarray
-    human: np.ndarray | None = None
+    human: np.ndarray
     """Whether each window comes from a real person's recording."""
 
 
@@ -179,8 +179,7 @@ def train_head(table: np.ndarray, train: Windows, labels: tuple[str, ...], phras
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
     n_pos = int(config.batch * config.positive_share) if len(positives) else 0
     n_hard = int((config.batch - n_pos) * config.hard_share)
-    human = train.human[positives] if train.human is not None else None
-    positive_p = _positive_weights(train.labels[positives], labels, config, human)
+    positive_p = _positive_weights(train.labels[positives], labels, config, train.human[positives])
     hard = negatives[:0]
     bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
     net.train()
