@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,19 @@ def test_human_boost_draws_real_peoples_command_windows_more_often() -> None:
     boosted = train._positive_weights(classes, labels, train.TrainConfig(human_boost=3.0), human)
     assert boosted is not None
     np.testing.assert_allclose(boosted, np.array([3, 1, 3, 1]) / 8)
+
+
+def test_a_source_file_is_cached_by_its_contents_not_its_time(tmp_path: Path) -> None:
+    from voicecoach.training import features
+
+    clip = tmp_path / "a.wav"
+    clip.write_bytes(b"RIFF one")
+    job = {"path": str(clip), "label": "stop"}
+    first = features.job_hash(job)
+    os.utime(clip, (1_000_000, 1_000_000))  # copied or mounted anew: a new time, the same bytes
+    features.file_digest.cache_clear()
+    assert features.job_hash(job) == first
+    clip.write_bytes(b"RIFF two")
+    features.file_digest.cache_clear()
+    assert features.job_hash(job) != first
+    assert features.job_hash({**job, "label": "go"}) != features.job_hash(job)

@@ -7,6 +7,7 @@ Jobs run in shards of SHARD_SIZE across worker processes; each shard's embedding
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -47,13 +48,19 @@ class Features:
 
 
 def job_hash(job: dict[str, Any]) -> str:
-    """The hash of everything the rendering of this job depends on."""
+    """The hash of everything the rendering of this job depends on (a source file by its contents, not its time:
+    a data folder copied or mounted anew keeps its cache)."""
     key = dict(job, _version=FEATURE_VERSION)
     source = job.get("path")
     if source:
-        stat = Path(source).stat()
-        key["_file"] = (stat.st_size, int(stat.st_mtime))
+        key["_file"] = file_digest(Path(source))
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+@functools.cache
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (each file read once a process)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class _Worker:
