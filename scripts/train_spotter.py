@@ -80,9 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", type=Path, default=None, metavar="HEAD",
                         help="only evaluate an existing head (its own thresholds and rule) on this run's "
                              "validation and test clips, and print its headline figures")
-    parser.add_argument("--rule-by", choices=("all", "safety"), default="all",
-                        help="choose the frames-in-a-row rule by the mean validation recall of every command (all) "
-                             "or of stop and too_much alone (safety)")
+    parser.add_argument("--rule-by", choices=("command", "all", "safety"), default="command",
+                        help="choose the frames-in-a-row rule (1, 2 or 3) per command by its own validation recall, "
+                             "the shorter rule on a tie (command); or one rule for all by the mean validation recall "
+                             "of every command (all) or of stop and too_much alone (safety)")
+    parser.add_argument("--retune", type=Path, default=None, metavar="HEAD",
+                        help="choose thresholds and rule anew on this run's validation clips for an existing head's "
+                             "network (no training), then write head and card to --out")
     parser.add_argument("--extra-only", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -171,6 +175,60 @@ def stage_synth(args: argparse.Namespace, scale: plan.Scale, jobs: list[dict]) -
     return pool_path
 
 
+def _tune(args: argparse.Namespace, model: SpotterModel, table: np.ndarray, starts: np.ndarray,
+          feats: features.Features, jobs: list[dict], budget: float | None) -> tuple[SpotterModel, dict]:  # fmt: skip
+    """Thresholds and frames-in-a-row rule chosen on validation (--rule-by), and the tuned head's figures."""
+    evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
+    probabilities = evaluate.clip_probabilities(model, table, starts, feats, evaluated)
+    best = None
+    recalls = {}
+    for frames in (1, 2, 3):
+        thresholds = evaluate.choose_thresholds(model, probabilities, feats, frames, total_budget=budget)
+        figs = evaluate.figures(evaluate.with_rule(model, thresholds, frames), probabilities, feats, jobs, thresholds)
+        recalls[frames] = evaluate.command_recall(figs)
+        val = [r for r in figs["recall"] if r["split"] == "val"
+               and (args.rule_by != "safety" or r["command"] in train.SAFETY)]  # fmt: skip
+        score = float(np.mean([r["recall"] for r in val])) if val else 0.0
+        _LOGGER.info("%d consecutive frame(s): mean validation recall %.3f", frames, score)
+        if best is None or score > best[0] + 0.002:
+            best = (score, frames, thresholds, figs)
+    assert best is not None
+    if args.rule_by != "command":
+        _, frames, thresholds, figs = best
+        return evaluate.with_rule(model, thresholds, frames), figs
+    rule = evaluate.per_command_rule(recalls, model.commands)
+    thresholds = evaluate.choose_thresholds(model, probabilities, feats, rule, total_budget=budget)
+    final = evaluate.with_rule(model, thresholds, rule)
+    figs = evaluate.figures(final, probabilities, feats, jobs, thresholds)
+    _LOGGER.info("per-command rule %s: mean validation recall %.3f", rule,
+                 float(np.mean([r["recall"] for r in figs["recall"] if r["split"] == "val"])))  # fmt: skip
+    return final, figs
+
+
+def _rule_text(model: SpotterModel) -> str:
+    """The frames-in-a-row rule in words, e.g. "3 (stop 1, too_much 2)"."""
+    exceptions = ", ".join(f"{c} {n}" for c, n in model.command_frames.items())
+    return f"{model.consecutive_frames}" + (f" (except {exceptions})" if exceptions else "")
+
+
+def _retune(args: argparse.Namespace, table: np.ndarray, starts: np.ndarray, feats: features.Features,
+            jobs: list[dict]) -> int:  # fmt: skip
+    """--retune: an existing head's network, thresholds and rule chosen anew, written to --out."""
+    if args.out is None:
+        raise SystemExit("train_spotter: --retune needs --out (the packaged head is written only by training)")
+    budget = args.false_budget if args.false_budget is not None else (0.01 if args.extra_renders else None)
+    before = SpotterModel.load(args.retune)
+    final, figs = _tune(args, before, table, starts, feats, jobs, budget)
+    final = evaluate.dataclasses.replace(final, metadata={**before.metadata, "retuned": "1"})
+    save_head(args.out / "head.npz", final)
+    (args.out / "figures.json").write_text(json.dumps(figs, indent=1))
+    for line in evaluate.headline(figs):
+        print(line)
+    print(f"retuned {args.retune} into {args.out / 'head.npz'}: thresholds {final.thresholds}, "
+          f"rule {_rule_text(final)} frame(s) in a row")  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -204,12 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     phrases = {c: p[0] for c, p in commands.items()}
     front_end = FrontEnd()
     table, starts = train.padded_table(feats, front_end.silence_embedding)
+    if args.retune:
+        return _retune(args, table, starts, feats, jobs)
     if args.baseline:
         head = SpotterModel.load(args.baseline)
         evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
         probabilities = evaluate.clip_probabilities(head, table, starts, feats, evaluated)
         figs = evaluate.figures(head, probabilities, feats, jobs, head.thresholds)
-        print(f"baseline {args.baseline}: thresholds {head.thresholds}, {head.consecutive_frames} frame(s) in a row")
+        print(f"baseline {args.baseline}: thresholds {head.thresholds}, {_rule_text(head)} frame(s) in a row")
         for line in evaluate.headline(figs):
             print(line)
         return 0
@@ -236,24 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "train":
         return 0
     model = SpotterModel.load(raw_head)
-    evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
-    probabilities = evaluate.clip_probabilities(model, table, starts, feats, evaluated)
-    best = None
     budget = args.false_budget if args.false_budget is not None else (0.01 if args.extra_renders else None)
-    for frames in (1, 2, 3):
-        thresholds = evaluate.choose_thresholds(model, probabilities, feats, frames,
-                                                total_budget=budget)
-        tuned = evaluate.with_rule(model, thresholds, frames)
-        figs = evaluate.figures(tuned, probabilities, feats, jobs, thresholds)
-        val = [r for r in figs["recall"] if r["split"] == "val"
-               and (args.rule_by == "all" or r["command"] in train.SAFETY)]  # fmt: skip
-        score = float(np.mean([r["recall"] for r in val])) if val else 0.0
-        _LOGGER.info("%d consecutive frame(s): mean validation recall %.3f", frames, score)
-        if best is None or score > best[0] + 0.002:
-            best = (score, frames, thresholds, figs)
-    assert best is not None
-    _, frames, thresholds, figs = best
-    final = evaluate.with_rule(model, thresholds, frames)
+    final, figs = _tune(args, model, table, starts, feats, jobs, budget)
+    thresholds = final.thresholds
+    frames = _rule_text(final)
     final = evaluate.dataclasses.replace(final, metadata={"seed": str(args.seed), "scale": scale.name})
     save_head(head_path, final)
     (stage_dir / "figures.json").write_text(json.dumps(figs, indent=1))

@@ -218,3 +218,22 @@ def test_an_ensemble_scores_the_mean_of_its_members_and_survives_a_save(tmp_path
     np.testing.assert_allclose(loaded.probabilities(windows), expected, atol=2e-5)
     np.testing.assert_allclose(SpotterModel.load(tmp_path / "head.npz").probabilities(windows[:1]),
                                expected[:1], atol=2e-5)  # fmt: skip
+
+
+def test_a_per_command_rule_fires_stop_on_one_frame_and_others_on_three(tmp_path: Path,
+                                                                       model: SpotterModel) -> None:
+    from voicecoach.listening.spotter.model import save_head
+
+    ruled = dataclasses.replace(model, consecutive_frames=3, command_frames={"stop": 1})
+    assert ruled.frames_for("stop") == 1 and ruled.frames_for("pause") == 3
+    one = {10: ("stop", 0.9999)}
+    assert [(d.command, d.end_s) for d in detect(ruled, _frames(ruled, one, 30))] == [("stop", 11 * FRAME_S)]
+    pause = {f: ("pause", 0.9999) for f in (10, 11)}
+    assert detect(ruled, _frames(ruled, pause, 30)) == []  # two frames: not enough for pause
+    pause[12] = ("pause", 0.9999)
+    assert [d.command for d in detect(ruled, _frames(ruled, pause, 30))] == ["pause"]
+    save_head(tmp_path / "head.npz", ruled)
+    loaded = SpotterModel.load(tmp_path / "head.npz")
+    assert loaded.frames_for("stop") == 1 and loaded.frames_for("pause") == 3
+    assert [d.end_s for d in detect(loaded, _frames(loaded, one, 30))] == [11 * FRAME_S]
+    assert SpotterModel.load().command_frames == model.command_frames  # a head without the field loads as before

@@ -40,16 +40,29 @@ def clip_probabilities(model: SpotterModel, table: np.ndarray, starts: np.ndarra
     return out
 
 
-def _run_peak(scores: np.ndarray, frames: int) -> np.ndarray:
-    """Per column, the highest value held for `frames` frames in a row."""
+def _run_peak(scores: np.ndarray, frames: int | np.ndarray) -> np.ndarray:
+    """Per column, the highest value held for `frames` frames in a row (one count for all columns, or one each)."""
+    if not isinstance(frames, int):
+        out = np.zeros(scores.shape[1])
+        for count in np.unique(frames):
+            columns = np.nonzero(frames == count)[0]
+            out[columns] = _run_peak(scores[:, columns], int(count))
+        return out
     if len(scores) < frames:
         return np.zeros(scores.shape[1])
     view = np.lib.stride_tricks.sliding_window_view(scores, frames, axis=0)
     return view.min(axis=2).max(axis=0)
 
 
+def frames_row(model: SpotterModel, frames: int | dict[str, int]) -> int | np.ndarray:
+    """Frames in a row per label column (the "none" column gets 1): one count, or one per command."""
+    if isinstance(frames, int):
+        return frames
+    return np.array([frames.get(label, 1) for label in model.labels])
+
+
 def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray], features: Features,
-                      frames: int, total_budget: float | None = None) -> dict[str, float]:  # fmt: skip
+                      frames: int | dict[str, int], total_budget: float | None = None) -> dict[str, float]:  # fmt: skip
     """Per command, the lowest grid threshold that keeps validation negatives within budget and narration silent.
 
     With total_budget, thresholds of the commands firing most on validation negatives (other commands before
@@ -58,11 +71,12 @@ def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray],
     """
     columns = {c: model.labels.index(c) for c in model.commands}
     neg_peaks, narr_peaks, other_cmd_peaks = [], [], []
+    row = frames_row(model, frames)
     for i, probs in probabilities.items():
         meta = features.meta[i]
         if meta["split"] != "val":
             continue
-        peak = _run_peak(probs, frames)
+        peak = _run_peak(probs, row)
         if meta["tag"] in _NARRATION_TAGS:
             narr_peaks.append(peak)
         elif meta["label"] == NONE_LABEL:
@@ -161,9 +175,37 @@ def figures(model: SpotterModel, probabilities: dict[int, np.ndarray], features:
     }
 
 
-def with_rule(model: SpotterModel, thresholds: dict[str, float], frames: int) -> SpotterModel:
-    """The model with these thresholds and consecutive-frame rule."""
-    return dataclasses.replace(model, thresholds=dict(thresholds), consecutive_frames=frames)
+def with_rule(model: SpotterModel, thresholds: dict[str, float], frames: int | dict[str, int]) -> SpotterModel:
+    """The model with these thresholds and consecutive-frame rule (one count, or one per command)."""
+    if isinstance(frames, int):
+        return dataclasses.replace(model, thresholds=dict(thresholds), consecutive_frames=frames, command_frames={})
+    common = max(set(frames.values()), key=list(frames.values()).count)
+    return dataclasses.replace(model, thresholds=dict(thresholds), consecutive_frames=common,
+                               command_frames={c: n for c, n in frames.items() if n != common})  # fmt: skip
+
+
+def command_recall(figs: dict[str, Any], split: str = "val") -> dict[str, float]:
+    """Mean recall of each command over its rows (sources and conditions) in one split."""
+    rows: dict[str, list[float]] = defaultdict(list)
+    for r in figs["recall"]:
+        if r["split"] == split:
+            rows[r["command"]].append(r["recall"])
+    return {command: float(np.mean(v)) for command, v in rows.items()}
+
+
+def per_command_rule(recalls: dict[int, dict[str, float]], commands: tuple[str, ...],
+                     tolerance: float = 0.002) -> dict[str, int]:  # fmt: skip
+    """Per command, the frames-in-a-row count (of those tried) with the best validation recall; the shorter rule
+    (sooner to fire) unless a longer one beats it by more than `tolerance`."""
+    chosen = {}
+    for command in commands:
+        best = None
+        for frames in sorted(recalls):
+            recall = recalls[frames].get(command)
+            if recall is not None and (best is None or recall > best[0] + tolerance):
+                best = (recall, frames)
+        chosen[command] = best[1] if best else min(recalls)
+    return chosen
 
 
 def headline(figs: dict[str, Any]) -> list[str]:

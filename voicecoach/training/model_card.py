@@ -36,7 +36,7 @@ def _cell(value: Any) -> str:
 
 
 def write_model_card(path: Path, *, command: str, seed: int, summary: dict[str, Any], figures: dict[str, Any],
-                     thresholds: dict[str, float], consecutive_frames: int, head_bytes: int,
+                     thresholds: dict[str, float], consecutive_frames: int | str, head_bytes: int,
                      weaknesses: list[str], recipe: str = "", headline: list[str] | None = None,
                      false_budget: float | None = None) -> None:  # fmt: skip
     """Write MODEL.md."""

@@ -227,7 +227,7 @@ class SpotterModel:
     window_frames: int
     """Embeddings (80 ms each) the head looks at."""
     consecutive_frames: int
-    """Frames in a row at or above the threshold before a detection fires."""
+    """Frames in a row at or above the threshold before a detection fires (for commands not in `command_frames`)."""
     mean: np.ndarray = field(repr=False)
     scale: np.ndarray = field(repr=False)
     layers: tuple[_Layer, ...] = field(repr=False)
@@ -235,12 +235,19 @@ class SpotterModel:
     members: tuple[int, ...] = ()
     """For an ensemble: the member (network) of each layer; the head's probabilities are the members' mean. Empty:
     one network."""
+    command_frames: dict[str, int] = field(default_factory=dict)
+    """Per command, frames in a row where it differs from `consecutive_frames` (a short rule for the safety
+    commands, a longer one for the others)."""
     _front_end: list[FrontEnd] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def commands(self) -> tuple[str, ...]:
         """The labels that are commands (all but "none")."""
         return tuple(label for label in self.labels if label != NONE_LABEL)
+
+    def frames_for(self, command: str) -> int:
+        """Frames in a row this command's probability must hold at or above its threshold."""
+        return self.command_frames.get(command, self.consecutive_frames)
 
     @classmethod
     def load(cls, path: Path | None = None) -> SpotterModel:
@@ -269,6 +276,9 @@ class SpotterModel:
             members = tuple(int(m) for m in arrays.get("layer_members", np.array([], dtype=np.int64)))
             meta_keys = [str(k) for k in arrays.get("meta_keys", np.array([], dtype=str))]
             meta_values = [str(v) for v in arrays.get("meta_values", np.array([], dtype=str))]
+            per_command = [int(f) for f in arrays.get("command_frames", np.array([], dtype=np.int64))]
+            if per_command and len(per_command) != len(commands):
+                raise ValueError("command_frames")
             model = cls(
                 labels=labels,
                 phrases=dict(zip(commands, (str(p) for p in arrays["phrases"]), strict=True)),
@@ -280,6 +290,7 @@ class SpotterModel:
                 layers=layers,
                 metadata=dict(zip(meta_keys, meta_values, strict=True)),
                 members=members,
+                command_frames=dict(zip(commands, per_command, strict=True)) if per_command else {},
             )
         except (KeyError, ValueError, IndexError) as exc:
             raise SpotterModelError(f"not a spotter head (missing or malformed {exc})") from None
@@ -349,7 +360,8 @@ def ensemble(models: Sequence[SpotterModel]) -> SpotterModel:
     return SpotterModel(labels=first.labels, phrases=dict(first.phrases), thresholds=dict(first.thresholds),
                         window_frames=first.window_frames, consecutive_frames=first.consecutive_frames,
                         mean=np.zeros(width, np.float32), scale=np.ones(width, np.float32), layers=tuple(layers),
-                        metadata=dict(first.metadata), members=tuple(members))  # fmt: skip
+                        metadata=dict(first.metadata), members=tuple(members),
+                        command_frames=dict(first.command_frames))  # fmt: skip
 
 
 def save_head(path: Path, model: SpotterModel) -> None:
@@ -365,6 +377,8 @@ def save_head(path: Path, model: SpotterModel) -> None:
         "layer_kinds": np.array([("conv" if lay.weight.ndim == 3 else "dense") + ("_relu" if lay.relu else "")
                                  for lay in model.layers]),  # fmt: skip
         "layer_members": np.array(model.members, dtype=np.int64),
+        "command_frames": np.array([model.frames_for(c) for c in model.commands] if model.command_frames else [],
+                                   dtype=np.int64),
         "meta_keys": np.array(list(model.metadata), dtype=str),
         "meta_values": np.array(list(model.metadata.values()), dtype=str),
     }
@@ -407,6 +421,7 @@ class DecisionRule:
         self.refractory_s = refractory_s
         self._columns = [model.labels.index(c) for c in model.commands]
         self._threshold_row = np.array([self.thresholds[c] for c in model.commands])
+        self._frames_row = np.array([model.frames_for(c) for c in model.commands])
         self.reset()
 
     def reset(self) -> None:
@@ -419,7 +434,7 @@ class DecisionRule:
         scores = probabilities[self._columns]
         above = scores >= self._threshold_row
         self._run = np.where(above, self._run + 1, 0)
-        ready = np.nonzero(self._run >= self._model.consecutive_frames)[0]
+        ready = np.nonzero(self._run >= self._frames_row)[0]
         if len(ready) == 0 or end_s < self._quiet_until_s:
             return None
         best = int(ready[np.argmax(scores[ready])])
