@@ -84,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="choose the frames-in-a-row rule (1, 2 or 3) per command by its own validation recall, "
                              "the shorter rule on a tie (command); or one rule for all by the mean validation recall "
                              "of every command (all) or of stop and too_much alone (safety)")
+    parser.add_argument("--safety-confusion", type=float, default=None, metavar="SHARE",
+                        help="let up to this share of other commands' validation clips fire stop or too_much when "
+                             "their thresholds are chosen (the safe way to be wrong; non-commands and narration keep "
+                             "their budgets); default: other commands count as any negative")
     parser.add_argument("--retune", type=Path, default=None, metavar="HEAD",
                         help="choose thresholds and rule anew on this run's validation clips for an existing head's "
                              "network (no training), then write head and card to --out")
@@ -183,7 +187,8 @@ def _tune(args: argparse.Namespace, model: SpotterModel, table: np.ndarray, star
     best = None
     recalls = {}
     for frames in (1, 2, 3):
-        thresholds = evaluate.choose_thresholds(model, probabilities, feats, frames, total_budget=budget)
+        thresholds = evaluate.choose_thresholds(model, probabilities, feats, frames, total_budget=budget,
+                                                safety_confusion=args.safety_confusion)
         figs = evaluate.figures(evaluate.with_rule(model, thresholds, frames), probabilities, feats, jobs, thresholds)
         recalls[frames] = evaluate.command_recall(figs)
         val = [r for r in figs["recall"] if r["split"] == "val"
@@ -197,7 +202,8 @@ def _tune(args: argparse.Namespace, model: SpotterModel, table: np.ndarray, star
         _, frames, thresholds, figs = best
         return evaluate.with_rule(model, thresholds, frames), figs
     rule = evaluate.per_command_rule(recalls, model.commands)
-    thresholds = evaluate.choose_thresholds(model, probabilities, feats, rule, total_budget=budget)
+    thresholds = evaluate.choose_thresholds(model, probabilities, feats, rule, total_budget=budget,
+                                            safety_confusion=args.safety_confusion)
     final = evaluate.with_rule(model, thresholds, rule)
     figs = evaluate.figures(final, probabilities, feats, jobs, thresholds)
     _LOGGER.info("per-command rule %s: mean validation recall %.3f", rule,

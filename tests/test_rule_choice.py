@@ -26,3 +26,33 @@ def test_figures_recall_per_command_is_the_mean_of_its_validation_rows() -> None
                         "recall": 1.0}, {"split": "test", "command": "stop", "recall": 0.0}]}  # fmt: skip
     assert evaluate.command_recall(figs) == {"stop": 0.75}
     assert evaluate.command_recall(figs, "test") == {"stop": 0.0}
+
+
+def _clip(stop: float, resume: float) -> np.ndarray:
+    """A three-frame clip whose middle frame scores stop and resume so (labels stop, resume, none)."""
+    rows = np.tile([0.0, 0.0, 1.0], (3, 1))
+    rows[1] = [stop, resume, max(0.0, 1.0 - stop - resume)]
+    return rows
+
+
+def test_other_commands_heard_as_stop_may_use_their_own_budget() -> None:
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(labels=("stop", "resume", "none"), commands=("stop", "resume"))
+    meta, probabilities = [], {}
+    for n in range(600):  # non-commands: one in 600 reaches 0.9 for stop
+        meta.append({"split": "val", "tag": "human_word", "label": "none"})
+        probabilities[len(meta) - 1] = _clip(0.9 if n == 0 else 0.1, 0.0)
+    for n in range(40):  # people's "go": two in 40 (5%) score 0.95 for stop, two more 0.8
+        meta.append({"split": "val", "tag": "human_cmd", "label": "resume"})
+        probabilities[len(meta) - 1] = _clip({0: 0.95, 1: 0.95, 2: 0.8, 3: 0.8}.get(n, 0.02), 0.97)
+    meta.append({"split": "val", "tag": "narr_other", "label": "none"})  # the narration: stop up to 0.6
+    probabilities[len(meta) - 1] = _clip(0.6, 0.0)
+    features = SimpleNamespace(meta=meta)
+    counted = evaluate.choose_thresholds(model, probabilities, features, 1)  # type: ignore[arg-type]
+    assert counted["stop"] == 0.96  # above every "go": 2 of 640 negatives would be over the 0.2% budget
+    apart = evaluate.choose_thresholds(model, probabilities, features, 1, safety_confusion=0.05)  # type: ignore[arg-type]
+    assert apart["stop"] == 0.85  # 2 of 40 "go" (5%) may fire stop, 4 (10%) may not; the word at 0.9 is 1 in 600
+    loose = evaluate.choose_thresholds(model, probabilities, features, 1, safety_confusion=0.10)  # type: ignore[arg-type]
+    assert loose["stop"] == 0.65  # the narration (0.6) still bounds it from below
+    assert apart["resume"] == counted["resume"]  # only the safety commands get the wider budget

@@ -24,6 +24,7 @@ THRESHOLD_GRID = np.round(np.concatenate([np.arange(0.30, 0.90, 0.05), np.arange
 FALSE_BUDGET = {"default": 0.002, "stop": 0.002, "too_much": 0.002}
 """Most validation negative clips a command may fire on when its threshold is chosen."""
 _NEGATIVE_TAGS = ("human_word", "wake", "sentence", "tts_confusable")
+SAFETY_COMMANDS = ("stop", "too_much")
 _NARRATION_TAGS = ("narr_other", "narr_routine", "narr_lower_back")
 
 
@@ -62,8 +63,14 @@ def frames_row(model: SpotterModel, frames: int | dict[str, int]) -> int | np.nd
 
 
 def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray], features: Features,
-                      frames: int | dict[str, int], total_budget: float | None = None) -> dict[str, float]:  # fmt: skip
+                      frames: int | dict[str, int], total_budget: float | None = None,
+                      safety_confusion: float | None = None) -> dict[str, float]:  # fmt: skip
     """Per command, the lowest grid threshold that keeps validation negatives within budget and narration silent.
+
+    With safety_confusion, the clips of other commands count against their own, wider budget (that share of them
+    may fire stop or too_much) for the safety commands: a "next" heard as "stop" halts the narrator, the safe way
+    to be wrong, while a "stop" not heard is the failure the product exists to avoid. Non-commands (human words,
+    wake words, sentences, confusables) and the narration keep their budgets.
 
     With total_budget, thresholds of the commands firing most on validation negatives (other commands before
     stop and too_much) are then raised a grid step at a time until at most that share of the validation negative
@@ -85,13 +92,16 @@ def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray],
             other_cmd_peaks.append((meta["label"], peak))
     thresholds = {}
     for command, column in columns.items():
-        negatives = np.array([p[column] for p in neg_peaks] + [p[column] for lab, p in other_cmd_peaks
-                                                                if lab != command])  # fmt: skip
+        others = np.array([p[column] for lab, p in other_cmd_peaks if lab != command])
+        apart = safety_confusion is not None and command in SAFETY_COMMANDS
+        nones = np.array([p[column] for p in neg_peaks])
+        negatives = nones if apart else np.concatenate([nones, others])
         narration_max = max((p[column] for p in narr_peaks), default=0.0)
         budget = FALSE_BUDGET.get(command, FALSE_BUDGET["default"])
         chosen = float(THRESHOLD_GRID[-1])
         for threshold in THRESHOLD_GRID:
-            if np.mean(negatives >= threshold) <= budget and narration_max < threshold:
+            confused = apart and len(others) and np.mean(others >= threshold) > (safety_confusion or 0.0)
+            if np.mean(negatives >= threshold) <= budget and narration_max < threshold and not confused:
                 chosen = float(threshold)
                 break
         thresholds[command] = chosen
