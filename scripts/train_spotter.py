@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                                 figures=figs, thresholds=thresholds, consecutive_frames=frames,
                                 head_bytes=head_path.stat().st_size, weaknesses=_WEAKNESSES,
                                 recipe=_recipe(args, config), headline=evaluate.headline(figs),
-                                false_budget=budget)  # fmt: skip
+                                false_budget=budget, safety_confusion=args.safety_confusion,
+                                command_frames={c: final.frames_for(c) for c in final.commands})  # fmt: skip
     print(f"wrote {head_path} ({head_path.stat().st_size / 1024:.0f} KB) and {out / 'MODEL.md'} "
           f"in {summary['minutes']:.1f} min; thresholds {thresholds}, {frames} frame(s) in a row")  # fmt: skip
     return 0

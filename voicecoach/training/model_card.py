@@ -38,7 +38,8 @@ def _cell(value: Any) -> str:
 def write_model_card(path: Path, *, command: str, seed: int, summary: dict[str, Any], figures: dict[str, Any],
                      thresholds: dict[str, float], consecutive_frames: int | str, head_bytes: int,
                      weaknesses: list[str], recipe: str = "", headline: list[str] | None = None,
-                     false_budget: float | None = None) -> None:  # fmt: skip
+                     false_budget: float | None = None, safety_confusion: float | None = None,
+                     command_frames: dict[str, int] | None = None) -> None:  # fmt: skip
     """Write MODEL.md."""
     import shutil
 
@@ -49,6 +50,10 @@ def write_model_card(path: Path, *, command: str, seed: int, summary: dict[str, 
     piper_note = "" if engine_installed("piper") else " (not installed where this head was made: not in the test)"
     budget_note = (f"; then the thresholds of the commands firing most raised until at most {100 * false_budget:g}% "
                    "of validation human words, wake words and sentences fire any command") if false_budget else ""
+    if safety_confusion is not None:
+        budget_note += (f"; for stop and too_much, other commands' clips are counted apart: at most "
+                        f"{100 * safety_confusion:g}% of them may fire stop or too_much (a command heard as stop "
+                        "halts the narrator, the safe way to be wrong)")
     members = summary.get("members", 1)
     members_note = (f" (an ensemble: {members} networks trained with other seeds, their probabilities averaged)"
                     if members > 1 else "")
@@ -86,7 +91,8 @@ echo through the room of `audio.acoustics`, are negatives; the residue is also l
 
 ## Thresholds (chosen on validation: at most 0.2% of validation negative clips per command, no validation
 narration{budget_note})
-{_table([{"command": c, "threshold": t} for c, t in thresholds.items()], ["command", "threshold"])}
+{_table([{"command": c, "threshold": t, "frames in a row": (command_frames or {}).get(c, consecutive_frames)}
+         for c, t in thresholds.items()], ["command", "threshold", "frames in a row"])}
 
 ## Recall (a command clip heard as its own command within 1.2 s of its end)
 "val" = held-out real speakers (Speech Commands stop, and go = resume) and held-out training-style voices;
