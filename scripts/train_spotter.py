@@ -116,6 +116,8 @@ def _shaping_arguments(argv: list[str]) -> list[str]:
         if name in ("--stage", "--out", "--cache", "--workers"):
             skip = "=" not in arg
             continue
+        if name == "--quiet":
+            continue
         out.append(arg)
     return out
 
@@ -295,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     stage_dir = stage_dir / hashlib.sha256(recipe.encode()).hexdigest()[:12]
     stage_dir.mkdir(parents=True, exist_ok=True)
     raw_head = stage_dir / "head_untuned.npz"
-    if "train" in stages and (args.stage in ("all", "train") or not raw_head.is_file()):
+    trained = "train" in stages and (args.stage in ("all", "train") or not raw_head.is_file())
+    if trained:
         _LOGGER.info("training on %d windows (%d command windows)", len(windows.labels),
                      int(np.sum(windows.labels != labels.index(NONE_LABEL))))  # fmt: skip
         save_head(raw_head, train.train_head(table, windows, labels, phrases, config, progress=not args.quiet))
@@ -313,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     summary = {"window_frames": train.WINDOW_FRAMES, "train_windows": len(windows.labels),
                "train_clips": sum(1 for m in feats.meta if m["split"] == "train"),
-               "minutes": (time.monotonic() - started) / 60, "members": config.members}  # fmt: skip
+               "minutes": (time.monotonic() - started) / 60, "members": config.members,
+               "trained": trained}  # fmt: skip
     given = _shaping_arguments(argv if argv is not None else sys.argv[1:])
     command = "nice -n 10 .venv/bin/python scripts/train_spotter.py" + (" " + shlex.join(given) if given else "")
     model_card.write_model_card(out / "MODEL.md", command=command.strip(), seed=args.seed, summary=summary,

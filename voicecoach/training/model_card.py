@@ -54,6 +54,10 @@ def write_model_card(path: Path, *, command: str, seed: int, summary: dict[str, 
         budget_note += (f"; for stop and too_much, other commands' clips are counted apart: at most "
                         f"{100 * safety_confusion:g}% of them may fire stop or too_much (a command heard as stop "
                         "halts the narrator, the safe way to be wrong)")
+    trained_note = "" if summary.get("trained", True) else (
+        " for this card; the network itself was trained by an earlier run of the same command and taken from the "
+        "cache (see the session's note for its training time)")
+    trained_note += "; a cold feature cache adds about an hour"
     members = summary.get("members", 1)
     members_note = (f" (an ensemble: {members} networks trained with other seeds, their probabilities averaged)"
                     if members > 1 else "")
@@ -74,7 +78,7 @@ Made by:
     {command}
 
 Seed {seed}; {summary["train_windows"]} training windows from {summary["train_clips"]} rendered clips;
-{summary["minutes"]:.1f} minutes on this machine (2 cores, CPU only), cold cache: {summary.get("cold", "see log")}.
+{summary["minutes"]:.1f} minutes on this machine (2 cores, CPU only){trained_note}.
 {recipe_text}{headline_text}
 ## Data and attribution
 {_ATTRIBUTION}
