@@ -56,3 +56,13 @@ def test_other_commands_heard_as_stop_may_use_their_own_budget() -> None:
     loose = evaluate.choose_thresholds(model, probabilities, features, 1, safety_confusion=0.10)  # type: ignore[arg-type]
     assert loose["stop"] == 0.65  # the narration (0.6) still bounds it from below
     assert apart["resume"] == counted["resume"]  # only the safety commands get the wider budget
+
+
+def test_other_commands_never_get_a_threshold_below_one_half_safety_commands_may() -> None:
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(labels=("stop", "resume", "none"), commands=("stop", "resume"))
+    meta = [{"split": "val", "tag": "human_word", "label": "none"} for _ in range(100)]
+    probabilities = {i: _clip(0.05, 0.05) for i in range(100)}  # nothing near either command
+    chosen = evaluate.choose_thresholds(model, probabilities, SimpleNamespace(meta=meta), 1)  # type: ignore[arg-type]
+    assert chosen == {"stop": float(evaluate.THRESHOLD_GRID[0]), "resume": 0.5}

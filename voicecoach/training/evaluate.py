@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from voicecoach.listening.spotter.model import FRAME_S, NONE_LABEL, SpotterModel, detect
+from voicecoach.listening.spotter.model import FRAME_S, NONE_LABEL, SAFETY_COMMANDS, SpotterModel, detect
 from voicecoach.training.features import Features
 from voicecoach.training.train import WINDOW_FRAMES
 
@@ -21,10 +21,12 @@ HIT_WINDOW_S = (-0.3, 1.2)
 THRESHOLD_GRID = np.round(np.concatenate([np.arange(0.30, 0.90, 0.05), np.arange(0.90, 0.995, 0.01),
                                           [0.993, 0.996, 0.998, 0.999, 0.9995, 0.9998, 0.9999]]), 4)
 """Thresholds tried, finer near 1 (a confident head's scores crowd there)."""
+OTHER_FLOOR = 0.5
+"""Lowest threshold of a command other than stop and too_much: it fires only when more likely than all the rest
+together (a lower bar let "start" fire on the rise of a "stop", and its refractory time held the stop back)."""
 FALSE_BUDGET = {"default": 0.002, "stop": 0.002, "too_much": 0.002}
 """Most validation negative clips a command may fire on when its threshold is chosen."""
 _NEGATIVE_TAGS = ("human_word", "wake", "sentence", "tts_confusable")
-SAFETY_COMMANDS = ("stop", "too_much")
 _NARRATION_TAGS = ("narr_other", "narr_routine", "narr_lower_back")
 
 
@@ -99,7 +101,7 @@ def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray],
         narration_max = max((p[column] for p in narr_peaks), default=0.0)
         budget = FALSE_BUDGET.get(command, FALSE_BUDGET["default"])
         chosen = float(THRESHOLD_GRID[-1])
-        for threshold in THRESHOLD_GRID:
+        for threshold in THRESHOLD_GRID[(0.0 if command in SAFETY_COMMANDS else OTHER_FLOOR) <= THRESHOLD_GRID]:
             confused = apart and len(others) and np.mean(others >= threshold) > (safety_confusion or 0.0)
             if np.mean(negatives >= threshold) <= budget and narration_max < threshold and not confused:
                 chosen = float(threshold)

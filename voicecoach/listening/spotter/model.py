@@ -409,6 +409,12 @@ def score_clip(model: SpotterModel, samples: np.ndarray) -> np.ndarray:
 # --- streaming and the decision rule ---------------------------------------------------------------
 
 
+SAFETY_COMMANDS = ("stop", "too_much")
+"""Commands that are never pre-empted: while one of them is above its threshold and still counting its frames, no
+other command fires; when several are ready a safety command wins; and another command's refractory time does not
+hold them back (only a safety detection's does)."""
+
+
 class DecisionRule:
     """Per-frame probabilities to detections: thresholds, frames in a row, a refractory time after each detection."""
 
@@ -422,25 +428,40 @@ class DecisionRule:
         self._columns = [model.labels.index(c) for c in model.commands]
         self._threshold_row = np.array([self.thresholds[c] for c in model.commands])
         self._frames_row = np.array([model.frames_for(c) for c in model.commands])
+        self._safety = np.array([c in SAFETY_COMMANDS for c in model.commands])
         self.reset()
 
     def reset(self) -> None:
         """Forget runs and the refractory time."""
         self._run = np.zeros(len(self._columns), dtype=int)
         self._quiet_until_s = -1.0
+        self._safety_quiet_until_s = -1.0
 
     def step(self, probabilities: np.ndarray, end_s: float) -> Detection | None:
         """The detection this frame fires, if any."""
         scores = probabilities[self._columns]
         above = scores >= self._threshold_row
         self._run = np.where(above, self._run + 1, 0)
-        ready = np.nonzero(self._run >= self._frames_row)[0]
-        if len(ready) == 0 or end_s < self._quiet_until_s:
+        is_ready = self._run >= self._frames_row
+        if end_s < self._safety_quiet_until_s:
             return None
+        if end_s < self._quiet_until_s:
+            is_ready &= self._safety
+        if not is_ready.any():
+            return None
+        if (is_ready & self._safety).any():
+            is_ready &= self._safety
+        elif ((self._run > 0) & self._safety).any():
+            return None  # a safety command is rising: let it finish its frames before anything else may fire
+        ready = np.nonzero(is_ready)[0]
         best = int(ready[np.argmax(scores[ready])])
         command = self._model.commands[best]
         self._quiet_until_s = end_s + self.refractory_s
-        self._run[:] = 0
+        if self._safety[best]:
+            self._safety_quiet_until_s = self._quiet_until_s
+            self._run[:] = 0
+        else:
+            self._run[~self._safety] = 0
         return Detection(command, self._model.phrases[command], float(scores[best]), end_s)
 
 
