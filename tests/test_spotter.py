@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -253,3 +254,31 @@ def test_another_commands_refractory_time_does_not_hold_back_a_stop(model: Spott
     found = detect(ruled, _frames(ruled, hot, 40), refractory_s=1.0)
     # start fires; stop 0.24 s later still fires; then the stop's refractory holds back pause and the second stop
     assert [(d.command, d.end_s) for d in found] == [("start", 11 * FRAME_S), ("stop", 14 * FRAME_S)]
+
+
+def test_the_front_end_runs_on_xnnpack_and_agrees_with_the_default_kernels() -> None:
+    from pyopen_wakeword import openwakeword as oww
+
+    from voicecoach.listening.spotter.model import FrontEnd, _Interpreter
+
+    front_end = FrontEnd()
+    assert front_end._embedding.accelerated and front_end._mel.accelerated  # the x86_64 and aarch64 wheels have it
+    plain = _Interpreter(front_end._loader.lib, Path(oww.__file__).parent / "models" / "embedding_model.tflite",
+                         xnnpack=False)  # fmt: skip
+    assert not plain.accelerated
+    mels = front_end.mels(_espeak("stop", "en-us+m3").astype(np.float32))
+    windows = np.lib.stride_tricks.sliding_window_view(mels, (76, 32))[::8, 0][:, :, :, None]
+    fast = front_end._embedding.run(windows)
+    slow = plain.run(windows)
+    plain.close()
+    front_end.close()
+    assert fast.shape == slow.shape and len(windows) > 3
+    assert np.max(np.abs(fast - slow)) < 1e-3 * np.max(np.abs(slow))
+
+
+def test_the_libraries_own_notes_stay_off_the_terminal() -> None:
+    # In a process of its own: the library says it once a process, when the first delegate is made.
+    code = "from voicecoach.listening.spotter.model import FrontEnd; FrontEnd().close(); print('loaded')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "loaded", out
+    assert out.stderr == "", out.stderr

@@ -16,9 +16,13 @@ spotter must compute exactly what training scored, so they live in one file that
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
-from collections.abc import Sequence
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -70,15 +74,31 @@ class Detection:
 
 
 class _Interpreter:
-    """One tflite model with a resizable float32 input, run through pyopen-wakeword's TensorFlow Lite C library."""
+    """One tflite model with a resizable float32 input, run through pyopen-wakeword's TensorFlow Lite C library.
 
-    def __init__(self, lib: Any, model_path: Path) -> None:
+    On one thread with the XNNPACK delegate where the library has it (it does on x86_64 and aarch64): the speech
+    embedding then costs about a fifth of the CPU of the library's default (several threads, built-in kernels),
+    for outputs equal to within 1e-6 of their scale (scripts/bench_resources.py has the figures).
+    """
+
+    def __init__(self, lib: Any, model_path: Path, xnnpack: bool = True) -> None:
         self._lib = lib
+        self._interpreter = None
+        self._options, self._delegate = None, None
         self._model = lib.TfLiteModelCreateFromFile(str(model_path).encode("utf-8"))
         if not self._model:
             raise SpotterModelError(f"cannot load the front-end model {model_path}")
-        self._interpreter = lib.TfLiteInterpreterCreate(self._model, None)
+        with _library_notes():
+            self._options, self._delegate = _options(lib, xnnpack)
+            self._interpreter = lib.TfLiteInterpreterCreate(self._model, self._options)
+        if not self._interpreter:
+            raise SpotterModelError(f"cannot start the front-end model {model_path}")
         self._shape: tuple[int, ...] = ()
+
+    @property
+    def accelerated(self) -> bool:
+        """Whether the XNNPACK delegate runs the model."""
+        return self._delegate is not None
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
         """The model's float32 output for this input (flattened)."""
@@ -99,16 +119,71 @@ class _Interpreter:
         return out
 
     def close(self) -> None:
-        """Free the interpreter and the model (idempotent)."""
+        """Free the interpreter, its delegate and options, and the model (idempotent; in that order)."""
+        lib = self._lib
         if self._interpreter:
-            self._lib.TfLiteInterpreterDelete(self._interpreter)
+            lib.TfLiteInterpreterDelete(self._interpreter)
             self._interpreter = None
+        if self._delegate:
+            lib.TfLiteXNNPackDelegateDelete(self._delegate)
+            self._delegate = None
+        if self._options:
+            lib.TfLiteInterpreterOptionsDelete(self._options)
+            self._options = None
         if self._model:
-            self._lib.TfLiteModelDelete(self._model)
+            lib.TfLiteModelDelete(self._model)
             self._model = None
 
     def __del__(self) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _library_notes() -> Iterator[None]:
+    """The C library's own lines on stderr while the block runs go to the log: its one-off "INFO: Created
+    TensorFlow Lite XNNPACK delegate" at debug level, anything else as a warning (nothing is lost)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to tidy
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode("utf-8", "replace").splitlines():
+                if line.startswith("INFO: "):
+                    _LOGGER.debug("tflite: %s", line)
+                elif line.strip():
+                    _LOGGER.warning("tflite: %s", line)
+
+
+def _options(lib: Any, xnnpack: bool) -> tuple[int | None, int | None]:
+    """Interpreter options (one thread, and the XNNPACK delegate if wanted and the library has it) and the
+    delegate; None for either where the library lacks it (the library's defaults then)."""
+    if not hasattr(lib, "TfLiteInterpreterOptionsCreate"):
+        return None, None
+    vp = ctypes.c_void_p
+    lib.TfLiteInterpreterOptionsCreate.restype = vp
+    lib.TfLiteInterpreterOptionsSetNumThreads.argtypes = [vp, ctypes.c_int32]
+    lib.TfLiteInterpreterOptionsDelete.argtypes = [vp]
+    options = lib.TfLiteInterpreterOptionsCreate()
+    lib.TfLiteInterpreterOptionsSetNumThreads(options, 1)
+    delegate = None
+    if xnnpack and hasattr(lib, "TfLiteXNNPackDelegateCreate") and hasattr(lib, "TfLiteXNNPackDelegateDelete"):
+        lib.TfLiteXNNPackDelegateCreate.restype = vp
+        lib.TfLiteXNNPackDelegateCreate.argtypes = [vp]
+        lib.TfLiteXNNPackDelegateDelete.argtypes = [vp]
+        lib.TfLiteInterpreterOptionsAddDelegate.argtypes = [vp, vp]
+        delegate = lib.TfLiteXNNPackDelegateCreate(None) or None
+        if delegate is not None:
+            lib.TfLiteInterpreterOptionsAddDelegate(options, delegate)
+    return options, delegate
 
 
 class FrontEnd:
