@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="also the other installed voices (RHVoice alan, bdl, clb, slt; Pico en-US, en-GB; "
                              "Festival rab, don) for every command phrase and half the confusables, and Piper joe "
                              "as a held-out test voice (plan.more_voice_jobs)")
+    parser.add_argument("--talk", action="store_true",
+                        help="also other people's ordinary talk with sound-alike words (stars, smart, shop, text, "
+                             "paws ...) in every training voice as negatives, and in the held-out voices as test "
+                             "clips (plan.talk_jobs)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a training setting (train.TrainConfig field), e.g. --set hard_share=0.3")
     parser.add_argument("--false-budget", type=float, default=None,
@@ -102,7 +106,8 @@ def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
     extra = plan.extra_jobs(original, args.data, scale, args.seed) if wanted else []
     copies = plan.clean_copies(tts, args.seed) if args.clean_copies else []
     more = plan.more_voice_jobs(scale, args.seed) if args.more_voices else []
-    return original + extra + copies + more
+    talk = plan.talk_jobs(scale, args.seed) if args.talk else []
+    return original + extra + copies + more + talk
 
 
 def _shaping_arguments(argv: list[str]) -> list[str]:
@@ -130,9 +135,17 @@ _MORE_VOICES = (
 )
 
 
+_TALK = (
+    " Other people's talk (`plan.talk_jobs`, its own cache shards): every training voice setting speaks "
+    f"{plan.TALK_PER_VOICE} seeded lines of ordinary living-room speech with sound-alike words and short sentences "
+    "of plain prose, never a command phrase (augmented; plain for the validation voices); the held-out voices "
+    "speak every living-room line (test)."
+)
+
+
 def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
     """What this run did beyond the original recipe, for the model card."""
-    more = _MORE_VOICES if args.more_voices else ""
+    more = (_MORE_VOICES if args.more_voices else "") + (_TALK if args.talk else "")
     if not args.extra_renders:
         return f"The original recipe: no extra renders; settings: `{config}`." + more
     return (more.strip() + " " if more else "") + (

@@ -96,3 +96,21 @@ def test_a_source_file_is_cached_by_its_contents_not_its_time(tmp_path: Path) ->
     features.file_digest.cache_clear()
     assert features.job_hash(job) != first
     assert features.job_hash({**job, "label": "go"}) != features.job_hash(job)
+
+
+def test_talk_negatives_hold_no_command_phrase_and_keep_held_out_voices_for_testing() -> None:
+    from voicecoach.training import plan, sources, synthesis
+
+    phrases = [p for group in sources.command_phrases().values() for p in group]
+    texts = plan.talk_texts()
+    assert len(texts) > len(sources.TALK)  # the living-room lines and plain prose
+    for text in texts:
+        words = f" {' '.join(text.lower().replace(',', ' ').replace('.', ' ').split())} "
+        assert not any(f" {p} " in words for p in phrases), text
+    assert sources.without_commands(["Please stop by the shop.", "Let's start.", "A quiet part."]) == ["A quiet part."]
+    jobs = plan.talk_jobs(plan.FULL, seed=1)
+    held = {v.label for v in synthesis.held_out_voices()}
+    assert held and {j["group"] for j in jobs if j["split"] == "test"} == held
+    assert not held & {j["group"] for j in jobs if j["split"] != "test"}
+    assert {j["label"] for j in jobs} == {"none"} and {j["batch"] for j in jobs} == {plan.TALK_BATCH}
+    assert jobs == plan.talk_jobs(plan.FULL, seed=1)  # seeded

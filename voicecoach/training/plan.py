@@ -314,3 +314,50 @@ def more_voice_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
 def index_of(voice: synthesis.Voice, voices: list[synthesis.Voice]) -> int:
     """Position of a voice in a list (for alternating halves of the confusables)."""
     return voices.index(voice)
+
+
+TALK_BATCH = "talk-1"
+"""The "batch" key of other people's talk (its own cache shards)."""
+TALK_PER_VOICE = 8
+"""Talk lines each training voice setting speaks."""
+
+
+def talk_texts() -> list[str]:
+    """Other people's ordinary speech: the living-room lines, and short sentences of plain prose; never a command."""
+    prose = [s for s in sources.ordinary_sentences(2600) if len(s.split()) <= 20]
+    return sources.without_commands(list(sources.TALK) + prose)
+
+
+def talk_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
+    """Other people talking in the room (negatives in voices other than the narrator's).
+
+    Every training voice setting (eSpeak-NG, Flite and Festival of `tts_jobs`, the Flite variants, the other
+    installed voices) speaks TALK_PER_VOICE seeded lines of `talk_texts`, augmented (a fifth of them under the
+    narrator's echo residue); the voices of the validation share speak theirs plain, for the thresholds. Each
+    held-out voice speaks every living-room line plain (test).
+    """
+    rng = random.Random(seed + 11)
+    texts = talk_texts()
+    if scale.tiny:
+        texts = texts[:2]
+    voices = synthesis.training_voices(scale.tts_voices, seed)
+    if not scale.tiny:
+        voices += synthesis.flite_variants(4, seed + 8) + synthesis.more_voices(4, seed + 10)
+    else:
+        voices = voices[:1]
+    jobs: list[dict[str, Any]] = []
+    for voice in voices:
+        split = "val" if sources.held_out(voice.label, seed, 0.15) else "train"
+        for text in rng.sample(texts, min(len(texts), TALK_PER_VOICE if not scale.tiny else 1)):
+            condition = _aug(rng, 0.2) if split == "train" else {"strength": "none"}
+            jobs.append({"text": text, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": split,
+                         "tag": "talk", "group": voice.label, "seed": rng.getrandbits(31), "batch": TALK_BATCH,
+                         **condition})  # fmt: skip
+    if scale.tiny:
+        return jobs
+    for voice in synthesis.held_out_voices():
+        for text in sources.TALK:
+            jobs.append({"text": text, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "test",
+                         "tag": "talk", "group": voice.label, "seed": rng.getrandbits(31), "batch": TALK_BATCH,
+                         "strength": "none"})  # fmt: skip
+    return jobs

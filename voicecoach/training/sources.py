@@ -42,6 +42,61 @@ CONFUSABLES = (
 )  # fmt: skip
 """Words and phrases that sound like command phrases (synthesized as negatives)."""
 
+TALK = (
+    "The stars were out over the hills when we drove home.",
+    "She is a smart kid and her art is on the fridge.",
+    "That part of the film was quite sad.",
+    "It is quiet in the house once the dog is asleep.",
+    "Can you grab the top shelf jar for me?",
+    "I will pop into the shop for some milk.",
+    "Mind the step by the front door.",
+    "There is a spot of paint on your sleeve.",
+    "Drop the keys in the bowl by the door.",
+    "We have so much stuff in the garage.",
+    "The stock market was flat all week.",
+    "He got stuck in traffic on the bridge.",
+    "Such a lovely morning for a walk.",
+    "Do not touch the oven, it is still hot.",
+    "Send me a text when the train gets in.",
+    "The cat has muddy paws from the garden.",
+    "Please pass the salt and the pepper.",
+    "The boss wants the report by Friday.",
+    "Pack a bag with a towel and a bottle of water.",
+    "The black car is parked on the track.",
+    "We went to the ski slope in March.",
+    "Put the first aid kit in the top drawer.",
+    "Take a sip of tea while it is warm.",
+    "That song was stuck in my head all day.",
+    "Something went wrong with the printer.",
+    "It was a long day at the office.",
+    "Walk along the river to the old mill.",
+    "I agree, the gate needs a coat of paint.",
+    "The weight of the box surprised me.",
+    "The white wall looks bright in the sun.",
+    "Zoom in on the map to find the bakery.",
+    "I assume the bus is running late.",
+    "That was a good goal in the second half.",
+    "A gold ring was found in the sand.",
+    "The kids dressed up as a ghost and a star.",
+    "It is quite cold, so bring a scarf.",
+    "The market starts to get busy around noon.",
+    "Which part of town do you live in?",
+    "Our friend is coming over for dinner.",
+    "I need to work out the cost of the trip.",
+    "The end of the film was a surprise.",
+    "Could you pass me that remote?",
+    "My neck is a bit stiff from the drive.",
+    "The couch is softer than it looks.",
+    "Write the number on a piece of paper.",
+    "That is a clever trick with the cards.",
+    "The stars and the moon were bright last night.",
+    "Her art class meets on Tuesdays.",
+    "The smart phone fell off the table.",
+    "It sounds quite nice, let us book it.",
+)
+"""Ordinary things other people say in a living room, with words that sound like command words (and none of
+the command phrases): negatives in other voices than the narrator's."""
+
 _ORDINARY_TEXTS = (Path("/usr/share/common-licenses/GPL-3"), Path("/usr/share/common-licenses/Apache-2.0"))
 """Ordinary English prose for the narrator to read, where the system has it."""
 
@@ -172,6 +227,13 @@ def templated_narration(count: int, seed: int) -> list[str]:
         template = rng.choice(_TEMPLATES)
         lines.append(re.sub(r"\{(\w+)\}", lambda m: rng.choice(_TEMPLATE_PARTS[m.group(1)]), template))
     return lines
+
+
+def without_commands(texts: list[str]) -> list[str]:
+    """The texts in which no command phrase appears as whole words."""
+    phrases = [p for group in command_phrases().values() for p in group]
+    pattern = re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True)) + r")\b")
+    return [t for t in texts if not pattern.search(re.sub(r"[^a-z' ]", " ", t.lower()).replace("'", ""))]
 
 
 def ordinary_sentences(limit_words: int) -> list[str]:
