@@ -35,12 +35,14 @@ _LONG_STEP = (
 _LOUD = 1200
 _PERSON = FLITE_VOICES[0]
 """The person's voice: a TTS engine and voice the narrator does not use."""
-_OTHER_PERSON = FLITE_VOICES[2]
-"""A second person (flite rms) says 'pause': PocketSphinx often decodes slt's 'pause' as 'cause' or 'us' after a
-quiet spell (4 of 6 live), rms's reliably. Accuracy per voice is the eval script's job, not this test's."""
+_OTHER_PERSON = FLITE_VOICES[1]
+"""A second person (flite kal) says "pause" and "resume". Both people are voices the spotter trained on (at their default
+settings): these tests are about the pipeline, the devices and the session, and a person repeats a missed command
+here as at home; accuracy on voices and people it never heard is measured by the eval scripts (flite rms's
+"pause", for one, scores 0.01 for pause: see MODEL.md)."""
 
-ENGINE = "pocketsphinx"
-"""The engine the end-to-end voice tests listen with."""
+ENGINE = "auto"
+"""The engine the end-to-end voice tests listen with: the default (the keyword spotter)."""
 
 
 def long_routine(hold_s: float = 30.0, step: str = _LONG_STEP) -> Routine:
@@ -143,13 +145,46 @@ def test_stop_cuts_the_narration_mid_sentence(
     cut_s = long.start_s + long.duration_s
     word_end = played_at + word_end_s
     assert word_end - 0.1 < cut_s < word_end + 1.5, (cut_s - word_end, stopped_at - word_end)
-    start_s = recording_start_s(samples, rate, long, _LOUD)
+    start_s = recording_start_s(samples, rate, run.rig.speaker.played()[0], _LOUD)  # the recording began first
     cut = int((cut_s - start_s) * rate)
     assert rms(samples[cut - int(0.6 * rate) : cut - int(0.05 * rate)]) > 300, "narration right up to the cut"
-    after = samples[cut + int(0.03 * rate) :]
-    assert len(after) > rate and rms(after[: int(0.5 * rate)]) < rms(samples[cut - int(0.6 * rate) : cut]), (
-        "quieter after the cut than before it (silence, then the shorter calm line)"
+    before = int(0.8 * rate)
+    assert _contour_match(samples[cut - before : cut], long.samples[-before:], rate) > 0.8, "the step, up to the cut"
+    # What follows the cut is the calm line alone, not the rest of the long step: the recording's loudness contour
+    # there follows the calm line's and not the step's continuation (the contour, as the level of the two differs).
+    calm = min((b for b in run.rig.speaker.played() if b.start_s >= cut_s - 0.01), key=lambda b: b.start_s)
+    at = int((calm.start_s - start_s) * rate)
+    span = min(len(calm.samples), int(0.8 * rate))
+    heard_after = samples[at : at + span]
+    position = len(long.samples) - int(long.stalled_s * rate)
+    continuation = resample(_synthesized_long(run), 22050, rate)[position : position + span]
+    with_calm = _contour_match(heard_after, calm.samples[:span], rate)
+    with_step = _contour_match(heard_after, continuation, rate)
+    assert calm.start_s - cut_s < 0.5 and with_calm > 0.8 and with_step < 0.5, (
+        "after the cut only the calm line is heard",
+        calm.start_s - cut_s,
+        with_calm,
+        with_step,
     )
+
+
+def _contour_match(a: np.ndarray, b: np.ndarray, rate: int) -> float:
+    """Correlation of two signals' loudness contours in 20 ms frames (dB), at the best lag within 40 ms."""
+    frame = rate // 50
+
+    def contour(x: np.ndarray) -> np.ndarray:
+        n = len(x) // frame
+        power = np.mean(x[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1)
+        return 10 * np.log10(power + 1e3)
+
+    ca, cb = contour(a), contour(b)
+    best = -1.0
+    for lag in (-2, -1, 0, 1, 2):
+        x, y = (ca[lag:], cb) if lag >= 0 else (ca, cb[-lag:])
+        n = min(len(x), len(y))
+        if n > 5 and np.std(x[:n]) > 0 and np.std(y[:n]) > 0:
+            best = max(best, float(np.corrcoef(x[:n], y[:n])[0, 1]))
+    return best
 
 
 def _synthesized_long(run: LiveRun) -> np.ndarray:
@@ -177,7 +212,7 @@ def test_pause_then_resume_keeps_the_hold(
     live: Callable[[Routine], LiveRun], virtual_audio: VirtualAudio, tmp_path: Path
 ) -> None:
     pause, _ = spoken_clip(tmp_path, "pause", _OTHER_PERSON)
-    resume, _ = spoken_clip(tmp_path, "resume")
+    resume, _ = spoken_clip(tmp_path, "resume", _OTHER_PERSON)
     run = live(long_routine(hold_s=40.0, step="Lie down."))
     run.wait_for(lambda: run.session.status().phase is Phase.TIMING, 20, "the hold to start")
     say_until(run, virtual_audio, pause, State.PAUSED, "the session to pause")

@@ -66,3 +66,27 @@ def test_other_commands_never_get_a_threshold_below_one_half_safety_commands_may
     probabilities = {i: _clip(0.05, 0.05) for i in range(100)}  # nothing near either command
     chosen = evaluate.choose_thresholds(model, probabilities, SimpleNamespace(meta=meta), 1)  # type: ignore[arg-type]
     assert chosen == {"stop": float(evaluate.THRESHOLD_GRID[0]), "resume": 0.5}
+
+
+def test_stop_and_too_much_never_get_a_rule_longer_than_two_frames() -> None:
+    recalls = {1: {"stop": 0.70, "pause": 0.60}, 2: {"stop": 0.75, "pause": 0.65}, 3: {"stop": 0.90, "pause": 0.80}}
+    assert evaluate.per_command_rule(recalls, ("stop", "pause")) == {"stop": 2, "pause": 3}
+
+
+def test_other_peoples_talk_heard_as_stop_uses_the_wider_budget_but_not_for_other_commands() -> None:
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(labels=("stop", "resume", "none"), commands=("stop", "resume"))
+    meta, probabilities = [], {}
+    for _ in range(600):  # real people's words: nowhere near
+        meta.append({"split": "val", "tag": "human_word", "label": "none"})
+        probabilities[len(meta) - 1] = _clip(0.1, 0.1)
+    for n in range(40):  # synthesized talk: 2 of 40 score 0.9 for stop, and 2 others 0.9 for resume
+        meta.append({"split": "val", "tag": "talk", "label": "none"})
+        probabilities[len(meta) - 1] = _clip(0.9 if n < 2 else 0.1, 0.9 if n in (2, 3) else 0.0)
+    features = SimpleNamespace(meta=meta)
+    counted = evaluate.choose_thresholds(model, probabilities, features, 1)  # type: ignore[arg-type]
+    assert counted["stop"] == 0.91 and counted["resume"] == 0.91  # just above: 2 of 640 is over the 0.2% budget
+    apart = evaluate.choose_thresholds(model, probabilities, features, 1, safety_confusion=0.05)  # type: ignore[arg-type]
+    assert apart["stop"] == float(evaluate.THRESHOLD_GRID[0])  # 5% of the talk may halt the narrator
+    assert apart["resume"] == 0.91  # but never start anything

@@ -49,7 +49,7 @@ exercises:
 """
 _CONFIG = """\
 [recognizer]
-engine = "pocketsphinx"
+engine = "{engine}"
 
 [routine]
 default = "{routine}"
@@ -73,12 +73,12 @@ workout") for its own echo; a person would wait for the coach to finish anyway."
 class Service:
     """`voicecoach serve --json` in a process of its own; its transcript lines as they come."""
 
-    def __init__(self, home: Path, routine: str) -> None:
+    def __init__(self, home: Path, routine: str, engine: str = "auto") -> None:
         routines = home / "routines"
         routines.mkdir(parents=True)
         (routines / "quick-stretch.yaml").write_text(_ROUTINE, encoding="utf-8")
         config = home / "config.toml"
-        config.write_text(_CONFIG.format(routine=routine), encoding="utf-8")
+        config.write_text(_CONFIG.format(routine=routine, engine=engine), encoding="utf-8")
         self.data_dir = home / "xdg-data" / "voicecoach"
         env = {k: v for k, v in os.environ.items() if not k.startswith("VOICECOACH_")}
         env.update(HOME=str(home), XDG_DATA_HOME=str(home / "xdg-data"), VOICECOACH_ROUTINES=str(routines),
@@ -145,12 +145,13 @@ class Service:
 
 
 @pytest.fixture
-def serve(virtual_audio: VirtualAudio, tmp_path: Path) -> Iterator[Callable[[str], Service]]:
-    """Start the service with a default routine; every one started is gone at the end (killed if need be)."""
+def serve(virtual_audio: VirtualAudio, tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    """Start the service with a default routine (and engine: the default's unless named); every one started is gone
+    at the end (killed if need be)."""
     started: list[Service] = []
 
-    def start(routine: str) -> Service:
-        service = Service(tmp_path / "home", routine)
+    def start(routine: str, engine: str = "auto") -> Service:
+        service = Service(tmp_path / "home", routine, engine)
         started.append(service)
         service.wait_for(lambda: len(service.kinds("idle")) == 1, _STARTUP_S, "the service to listen")
         return service
@@ -270,21 +271,39 @@ def test_start_plays_the_default_routine_stop_and_quit_end_it_then_sigterm_exits
     assert not (service.data_dir / "position.json").exists(), "an ended routine is not offered for resuming"
 
 
-def test_talk_starts_nothing_a_routine_name_starts_that_routine_and_sigterm_cuts_it(
+_TALK = [
+    ("I think I will make a cup of tea and read the paper in the garden this afternoon.", _SLT),
+    ("The stars were bright over the park last night.", _RMS),
+    ("Her art class is on Tuesday, and the smart kids love it.", _SLT),
+]
+"""People talking near the idle service: none of it is a command."""
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11: the spotter turns flite rms's 'The stars were bright ...' into "
+                   "'start' (0.61 against its 0.5 threshold) and so starts the routine from idle talk; other "
+                   "people's synthesized talk fires a command in 15% of held-out lines (MODEL.md, talk)")
+def test_talk_near_the_idle_service_starts_nothing(
     serve: Callable[[str], Service], virtual_audio: VirtualAudio, speaker: SpeakerWatch, tmp_path: Path
 ) -> None:
     service = serve("lower-back")
-    talk = [
-        ("I think I will make a cup of tea and read the paper in the garden this afternoon.", _SLT),
-        ("The stars were bright over the park last night.", _RMS),
-        ("Her art class is on Tuesday, and the smart kids love it.", _SLT),
-    ]
-    for text, voice in talk:
+    for text, voice in _TALK:
         virtual_audio.play_into_mic(spoken(tmp_path, text, voice))
     time.sleep(_HEARD_S)
     assert service.states() == [] and service.kinds("say") == [], service.records
     assert speaker.last_loud_s is None, "nothing was said on the speaker"
     assert not (service.data_dir / "history.sqlite3").exists()
+    assert_clean_exit(service)
+
+
+def test_a_routine_name_starts_that_routine_and_sigterm_cuts_it(
+    serve: Callable[..., Service], virtual_audio: VirtualAudio, speaker: SpeakerWatch, tmp_path: Path
+) -> None:
+    # Naming a routine takes an engine with a grammar (the spotter knows "start" alone, and starts the default).
+    service = serve("lower-back", engine="pocketsphinx")
+    for text, voice in _TALK:
+        virtual_audio.play_into_mic(spoken(tmp_path, text, voice))
+    time.sleep(_HEARD_S)
+    assert service.states() == [] and speaker.last_loud_s is None, service.records
 
     # The service was listening all along: a command starts the routine it names, not the default one.
     say_until(service, virtual_audio, spoken(tmp_path, "start quick stretch", _SLT),

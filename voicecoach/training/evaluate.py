@@ -28,6 +28,9 @@ FALSE_BUDGET = {"default": 0.002, "stop": 0.002, "too_much": 0.002}
 """Most validation negative clips a command may fire on when its threshold is chosen."""
 _NEGATIVE_TAGS = ("human_word", "wake", "sentence", "tts_confusable")
 _NARRATION_TAGS = ("narr_other", "narr_routine", "narr_lower_back")
+_SAFE_CONFUSION_TAGS = ("talk",)
+"""Negatives that, with safety_confusion, count against that wider budget for stop and too_much (and against the
+usual budget for every other command): someone else's ordinary talk that halts the narrator is the safe mistake."""
 
 
 def clip_probabilities(model: SpotterModel, table: np.ndarray, starts: np.ndarray, features: Features,
@@ -71,15 +74,16 @@ def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray],
 
     With safety_confusion, the clips of other commands count against their own, wider budget (that share of them
     may fire stop or too_much) for the safety commands: a "next" heard as "stop" halts the narrator, the safe way
-    to be wrong, while a "stop" not heard is the failure the product exists to avoid. Non-commands (human words,
-    wake words, sentences, confusables) and the narration keep their budgets.
+    to be wrong, while a "stop" not heard is the failure the product exists to avoid. So do other people's
+    synthesized talk clips (tag "talk": the same share, counted apart). Real people's non-commands (human words,
+    wake words, sentences), confusables and the narration keep their budgets.
 
     With total_budget, thresholds of the commands firing most on validation negatives (other commands before
     stop and too_much) are then raised a grid step at a time until at most that share of the validation negative
     clips (human words, wake words, sentences) fires any command.
     """
     columns = {c: model.labels.index(c) for c in model.commands}
-    neg_peaks, narr_peaks, other_cmd_peaks = [], [], []
+    neg_peaks, narr_peaks, other_cmd_peaks, talk_peaks, plain_peaks = [], [], [], [], []
     row = frames_row(model, frames)
     for i, probs in probabilities.items():
         meta = features.meta[i]
@@ -90,25 +94,30 @@ def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray],
             narr_peaks.append(peak)
         elif meta["label"] == NONE_LABEL:
             neg_peaks.append(peak)
+            (talk_peaks if meta["tag"] in _SAFE_CONFUSION_TAGS else plain_peaks).append(peak)
         else:
             other_cmd_peaks.append((meta["label"], peak))
     thresholds = {}
     for command, column in columns.items():
-        others = np.array([p[column] for lab, p in other_cmd_peaks if lab != command])
         apart = safety_confusion is not None and command in SAFETY_COMMANDS
-        nones = np.array([p[column] for p in neg_peaks])
-        negatives = nones if apart else np.concatenate([nones, others])
+        others = np.array([p[column] for lab, p in other_cmd_peaks if lab != command])
+        talk = np.array([p[column] for p in talk_peaks])
+        if apart:
+            negatives = np.array([p[column] for p in plain_peaks])
+        else:
+            negatives = np.concatenate([np.array([p[column] for p in neg_peaks]), others])
         narration_max = max((p[column] for p in narr_peaks), default=0.0)
         budget = FALSE_BUDGET.get(command, FALSE_BUDGET["default"])
         chosen = float(THRESHOLD_GRID[-1])
         for threshold in THRESHOLD_GRID[(0.0 if command in SAFETY_COMMANDS else OTHER_FLOOR) <= THRESHOLD_GRID]:
-            confused = apart and len(others) and np.mean(others >= threshold) > (safety_confusion or 0.0)
+            confused = apart and any(len(group) and np.mean(group >= threshold) > (safety_confusion or 0.0)
+                                     for group in (others, talk))  # fmt: skip
             if np.mean(negatives >= threshold) <= budget and narration_max < threshold and not confused:
                 chosen = float(threshold)
                 break
         thresholds[command] = chosen
-    if total_budget is not None and neg_peaks:
-        _within_total(thresholds, columns, np.array(neg_peaks), total_budget)
+    if total_budget is not None and plain_peaks:  # real people's words, wake words and sentences
+        _within_total(thresholds, columns, np.array(plain_peaks), total_budget)
     return thresholds
 
 
@@ -205,14 +214,20 @@ def command_recall(figs: dict[str, Any], split: str = "val") -> dict[str, float]
     return {command: float(np.mean(v)) for command, v in rows.items()}
 
 
+SAFETY_MAX_FRAMES = 2
+"""Longest frames-in-a-row rule for stop and too_much: each frame is 80 ms more between the word's end and the
+narrator's silence, and the latency target (p95 under 200 ms) leaves room for two."""
+
+
 def per_command_rule(recalls: dict[int, dict[str, float]], commands: tuple[str, ...],
                      tolerance: float = 0.002) -> dict[str, int]:  # fmt: skip
     """Per command, the frames-in-a-row count (of those tried) with the best validation recall; the shorter rule
-    (sooner to fire) unless a longer one beats it by more than `tolerance`."""
+    (sooner to fire) unless a longer one beats it by more than `tolerance`; at most SAFETY_MAX_FRAMES for the
+    safety commands."""
     chosen = {}
     for command in commands:
         best = None
-        for frames in sorted(recalls):
+        for frames in sorted(f for f in recalls if command not in SAFETY_COMMANDS or f <= SAFETY_MAX_FRAMES):
             recall = recalls[frames].get(command)
             if recall is not None and (best is None or recall > best[0] + tolerance):
                 best = (recall, frames)

@@ -89,8 +89,8 @@ TALK = (
     "The couch is softer than it looks.",
     "Write the number on a piece of paper.",
     "That is a clever trick with the cards.",
-    "The stars and the moon were bright last night.",
-    "Her art class meets on Tuesdays.",
+    "We watched a film about a shooting star.",
+    "The arts centre has a new show in the spring.",
     "The smart phone fell off the table.",
     "It sounds quite nice, let us book it.",
 )
