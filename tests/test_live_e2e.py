@@ -36,9 +36,9 @@ _LOUD = 1200
 _PERSON = FLITE_VOICES[0]
 """The person's voice: a TTS engine and voice the narrator does not use."""
 _OTHER_PERSON = FLITE_VOICES[1]
-"""A second person (flite kal) says "pause" and "resume". Both people are voices the spotter trained on (at their default
-settings): these tests are about the pipeline, the devices and the session, and a person repeats a missed command
-here as at home; accuracy on voices and people it never heard is measured by the eval scripts (flite rms's
+"""A second person (flite kal) says "pause" and "resume". Both people are voices the spotter trained on (at their
+default settings): these tests are about the pipeline, the devices and the session, and a person repeats a missed
+command here as at home; accuracy on voices and people it never heard is measured by the eval scripts (flite rms's
 "pause", for one, scores 0.01 for pause: see MODEL.md)."""
 
 ENGINE = "auto"

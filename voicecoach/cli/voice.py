@@ -34,7 +34,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(handler=cmd_listen,
                    without_audio="voicecoach listen --wav FILE (a recording instead of the microphone)")
 
-    p = sub.add_parser("serve", help="wait listening; say 'start' to begin the default routine ('start lower back' names one with --engine vosk or pocketsphinx)")
+    p = sub.add_parser("serve", help="wait listening; say 'start' to begin the default routine ('start lower back' "
+                                     "names one with --engine vosk or pocketsphinx)")
     p.add_argument("--routine", help="the routine 'start' alone begins (default: the config file's, else lower-back)")
     p.add_argument("--once", action="store_true", help="exit after one routine")
     add_voice_options(p)
