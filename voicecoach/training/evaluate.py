@@ -83,7 +83,9 @@ def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray],
     clips (human words, wake words, sentences) fires any command.
     """
     columns = {c: model.labels.index(c) for c in model.commands}
-    neg_peaks, narr_peaks, other_cmd_peaks, talk_peaks, plain_peaks = [], [], [], [], []
+    neg_peaks, narr_peaks, other_cmd_peaks = [], [], []
+    talk_peaks: list[np.ndarray] = []
+    plain_peaks: list[np.ndarray] = []
     row = frames_row(model, frames)
     for i, probs in probabilities.items():
         meta = features.meta[i]
