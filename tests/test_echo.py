@@ -219,6 +219,24 @@ def test_the_aligner_keeps_jittery_mic_blocks_gap_free_and_syncs_a_playback_log(
     assert np.array_equal(np.concatenate(blocks), played[first : first + 50 * BLOCK])
 
 
+def test_the_mic_timeline_holds_its_sample_count_through_drifting_capture_times() -> None:
+    # Live through PulseAudio the reported capture times drift a few hundred ppm while the audio stays locked to
+    # the speaker's: the reference must not move against the mic (no step, however the drift adds up).
+    played = np.random.default_rng(12).integers(-8000, 8000, 12 * RATE, dtype=np.int16)
+    aligner = ReferenceAligner(AlignerSettings(delay_s=0.0, lead_s=0.0, history_s=14.0))
+    aligner.add_played(50.0, played, RATE)
+    count = 10 * RATE // BLOCK
+    drift = 600e-6 * np.arange(count) * BLOCK / RATE  # 6 ms over the 10 s
+    jitter_s = np.random.default_rng(13).uniform(-0.001, 0.001, count)
+    blocks = [aligner.align(np.zeros(BLOCK, dtype=np.int16), 50.5 + k * BLOCK / RATE + drift[k] + jitter_s[k])
+              for k in range(count)]  # fmt: skip
+    first = round((0.5 + jitter_s[0]) * RATE)
+    assert np.array_equal(np.concatenate(blocks), played[first : first + count * BLOCK])
+    after_gap = aligner.align(np.zeros(BLOCK, dtype=np.int16), 50.5 + count * BLOCK / RATE + 0.2)  # 200 ms lost
+    at = round((0.5 + count * BLOCK / RATE + 0.2) * RATE)
+    assert np.array_equal(after_gap, played[at : at + BLOCK]), "lost blocks re-anchor the timeline"
+
+
 def test_the_aligner_resamples_the_speakers_rate_to_the_mics() -> None:
     speaker_rate, tone_hz, start_s = 48000, 1000.0, 20.0000123
     t = np.arange(speaker_rate) / speaker_rate

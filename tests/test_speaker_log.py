@@ -136,3 +136,25 @@ def test_buffers_follow_on_one_running_stream_and_a_stop_silences_it_without_res
     assert (stream.starts, stream.aborts) == (1, 1)
     speaker.close()
     assert stream.aborts == 2 and not stream.active
+
+
+def test_buffers_on_a_running_stream_are_stamped_by_its_frame_count_not_by_one_callbacks_jitter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(speaker_module, "open_stream", lambda *args, **kwargs: RunningStream())
+    monkeypatch.setattr(speaker_module, "callback_monotonic", lambda dac_s, now_s: dac_s)
+    speaker = Speaker(sample_rate=RATE, block_frames=FRAMES)
+    jitter = np.random.default_rng(5).uniform(-0.002, 0.002, 40)
+    start_s = speaker_module.time.monotonic() + 0.02
+    sentence = np.full(10 * FRAMES, 700, dtype=np.int16)
+    speaker.play(sentence, RATE)
+    for block in range(12):  # the sentence, then two blocks of silence on the same stream
+        callback(speaker, start_s + block * FRAMES / RATE + jitter[block])
+    speaker.play(sentence, RATE)  # the next sentence follows on the running stream
+    for block in range(12, 24):
+        callback(speaker, start_s + block * FRAMES / RATE + jitter[block])
+    first, second = speaker.played()
+    assert first.start_s == start_s + jitter[0]  # the first callback anchors the stream's clock
+    assert second.start_s == pytest.approx(first.start_s + 12 * FRAMES / RATE, abs=1e-9), (
+        "the second buffer is placed by the frame count, its own callback's 2 ms of jitter ignored"
+    )
