@@ -230,10 +230,11 @@ def templated_narration(count: int, seed: int) -> list[str]:
 
 
 def without_commands(texts: list[str]) -> list[str]:
-    """The texts in which no command phrase appears as whole words."""
-    phrases = [p for group in command_phrases().values() for p in group]
-    pattern = re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True)) + r")\b")
-    return [t for t in texts if not pattern.search(re.sub(r"[^a-z' ]", " ", t.lower()).replace("'", ""))]
+    """The texts in which no command phrase appears as whole words (the product's own phrase matcher)."""
+    from voicecoach.core.commands import load_vocabulary
+
+    vocabulary = load_vocabulary("en")
+    return [t for t in texts if not vocabulary.find_all(t)]
 
 
 def ordinary_sentences(limit_words: int) -> list[str]:

