@@ -2,9 +2,16 @@
 
 At a random moment while the narrator reads a long step, a person's "stop" (a TTS voice the narrator does not use)
 is played into the virtual microphone. The time the word ends is found in what the microphone captured (PortAudio
-capture times); the time the narration ends is found in an in-process capture of the speaker's monitor (also
-PortAudio capture times), so both ends are measured on one clock, in the audio itself. With --echo-db the
-narrator's own voice also reaches the microphone (a PulseAudio loopback from the speaker to the microphone).
+capture times; the clip located by GCC-PHAT, which holds under the narration's echo); the time the narration ends is
+found in an in-process capture of the speaker's monitor (also PortAudio capture times), so both ends are measured on
+one clock, in the audio itself. With --echo-db the narrator's own voice also reaches the microphone (a PulseAudio
+loopback from the speaker to the microphone).
+
+Silence is the first moment the narration that should have been heard is not: the monitor is lined up with the whole
+sentence the narrator was reading (every buffer handed to the speaker is kept), and the cut is the first 5 ms of it
+that should be loud and is 20 dB down or gone (a fade of 20 dB counts as silence). A cut inside a pause between words
+cannot be seen in the audio before the pause ends, so that figure is an upper bound; the last narration heard before
+the cut is the lower bound, and both are printed.
 
     .venv/bin/python scripts/bench_stop_latency.py --trials 30
     .venv/bin/python scripts/bench_stop_latency.py --trials 30 --echo-db -6
@@ -14,7 +21,10 @@ By default the person is a flite voice. With --people FOLDER the person is real:
 each of 30 speakers held out from the spotter's training (its validation split, seed 1), each scaled to the active
 level of the narration, so that --echo-db is the echo's level relative to the person's voice.
 
-Prints every trial, then median, p95 and worst, and the listener thread's CPU time per second of audio.
+Prints every trial, then median, p95 and worst (of the upper bound, and of the lower), and the listener thread's
+CPU time per second of audio. A trial is unmeasured when the clip is not found in the microphone (the GCC-PHAT peak
+too weak), when the stop came between sentences (nothing was cut), or when the monitor does not line up with the
+sentence.
 """
 
 from __future__ import annotations
@@ -34,12 +44,13 @@ from pathlib import Path
 import numpy as np
 
 from voicecoach.audio.acoustics import active_level  # noqa: E402
-from voicecoach.audio.virtual_server import MonitorCapture, VirtualAudio  # noqa: E402
+from voicecoach.audio.virtual_server import SPEAKER_RATE, MonitorCapture, VirtualAudio  # noqa: E402
 from voicecoach.audio.wavfile import read_wav, resample  # noqa: E402
 from voicecoach.core.commands import load_vocabulary  # noqa: E402
 from voicecoach.core.events import Command, CommandHeard  # noqa: E402
 from voicecoach.core.routine import Exercise, Routine  # noqa: E402
 from voicecoach.core.session import Session, State  # noqa: E402
+from voicecoach.echo.delay import estimate_delay  # noqa: E402
 from voicecoach.narration.stand_in_voices import FLITE_VOICES, HELD_OUT_VOICES, Voice, pad, synthesize, write_wav  # noqa: E402
 from voicecoach.narration.synthesis import Pyttsx3Synthesizer  # noqa: E402
 from voicecoach.runtime.clock import EventQueue, RealClock  # noqa: E402
@@ -56,8 +67,14 @@ _STEP = (
     "sink and the jaw soften, breathing in through the nose and out through the mouth."
 )
 _MIC_RATE = 16000
-_LOUD = 800
-"""Sample magnitude that counts as speech in the speaker monitor."""
+_MIN_PEAK = 0.08
+"""GCC-PHAT peak strength below which the clip is not taken as found in the microphone (a clip under 0 dB of
+narration peaks at 0.3 or more; a clip that is not there at about 0.03)."""
+_FRAME_S = 0.005
+_SILENT_DB = 20.0
+"""How far below what it should be a loud narration frame must be to count as silenced."""
+_LOUD_RMS = 300.0
+"""int16 RMS a narration frame must have (as it should sound) to be judged: 20 dB below it is still above the noise."""
 
 
 @dataclass
@@ -66,14 +83,50 @@ class Trial:
 
     word_end_s: float | None = None
     silent_s: float | None = None
+    """The first narration frame missing (the upper bound of the cut)."""
+    last_heard_s: float | None = None
+    """The end of the last narration frame heard before it (the lower bound)."""
     heard: bool = False
+    stopped_s: float | None = None
+    """When the bench saw the session stopped (polled every 5 ms): the decision, before the speaker's own delay."""
+    why_unmeasured: str = ""
 
     @property
     def latency_ms(self) -> float | None:
-        """Milliseconds from the end of the word to silence."""
+        """Milliseconds from the end of the word to silence (upper bound)."""
         if self.word_end_s is None or self.silent_s is None:
             return None
         return (self.silent_s - self.word_end_s) * 1000
+
+    @property
+    def lower_ms(self) -> float | None:
+        """Milliseconds from the end of the word to the last narration heard (lower bound)."""
+        if self.word_end_s is None or self.last_heard_s is None:
+            return None
+        return (self.last_heard_s - self.word_end_s) * 1000
+
+
+class SpeakerTee:
+    """Keeps every buffer handed to the product's speaker, whole and at the speaker's rate (its log keeps only what
+    was heard)."""
+
+    def __init__(self, speaker: object) -> None:
+        self._play = speaker.play  # type: ignore[attr-defined]
+        self.rate = int(speaker.sample_rate)  # type: ignore[attr-defined]
+        self.buffers: list[np.ndarray] = []
+        speaker.play = self.play  # type: ignore[attr-defined]
+
+    def play(self, samples: np.ndarray, sample_rate: int) -> None:
+        self.buffers.append(np.asarray(resample(samples, sample_rate, self.rate), dtype=np.int16))
+        self._play(samples, sample_rate)
+
+    def whole(self, heard: np.ndarray) -> np.ndarray | None:
+        """The whole buffer of which `heard` is the beginning (the latest such), or None."""
+        head = heard[: min(len(heard), 4800)]
+        for samples in reversed(self.buffers):
+            if len(samples) >= len(head) and np.array_equal(samples[: len(head)], head):
+                return samples
+        return None
 
 
 class MicTee:
@@ -99,65 +152,123 @@ class MicTee:
 
 
 def word_end_in_mic(tee: MicTee, clip: np.ndarray, clip_word_end_s: float, played_at: float) -> float | None:
-    """Where the clip landed in the mic capture (cross-correlation), plus where its word ends."""
+    """Where the clip landed in the mic capture (GCC-PHAT), plus where its word ends; None if not found."""
     mic, first_s = tee.around(played_at - 0.2, played_at + 2.5)
-    if len(mic) < len(clip):
+    return locate_clip(mic, first_s, clip, clip_word_end_s, _MIC_RATE)
+
+
+def locate_clip(mic: np.ndarray, first_s: float, clip: np.ndarray, clip_word_end_s: float,
+                rate: int) -> float | None:  # fmt: skip
+    """The time the clip's word ends in a recording that starts at first_s (None: the clip is not clearly in it)."""
+    room = (len(mic) - len(clip)) / rate
+    if room <= 0:
         return None
-    a = mic.astype(np.float64)
-    b = clip.astype(np.float64)
-    size = 1 << int(np.ceil(np.log2(len(a) + len(b))))
-    corr = np.fft.irfft(np.fft.rfft(a, size) * np.conj(np.fft.rfft(b, size)), size)[: len(a) - len(b) + 1]
-    onset = int(np.argmax(corr))
-    return first_s + onset / _MIC_RATE + clip_word_end_s
+    delay, strength = estimate_delay(mic, clip, rate, max_delay_s=room, min_delay_s=0.0)
+    return None if strength < _MIN_PEAK else first_s + delay + clip_word_end_s
 
 
-def silence_at_speaker(monitor: np.ndarray, rate: int, start_s: float, cut: tuple[float, float]) -> float | None:
-    """The last loud speaker sample before the calm line starts (speaker monitor timeline)."""
-    cut_guess_s, next_start_s = cut
-    lo = int((cut_guess_s - 0.3 - start_s) * rate)
-    hi = int((min(cut_guess_s + 0.15, next_start_s - 0.005) - start_s) * rate)
-    if lo < 0 or hi > len(monitor):
-        return None
-    loud = np.flatnonzero(np.abs(monitor[lo:hi].astype(np.int32)) > _LOUD)
-    return None if loud.size == 0 else start_s + (lo + int(loud[-1]) + 1) / rate
+def cut_bracket(monitor: np.ndarray, monitor_start_s: float, rate: int, sentence: np.ndarray, start_s: float,
+                until_s: float) -> tuple[float, float] | str:  # fmt: skip
+    """When the narration of `sentence` (due at start_s by the speaker's log; at the monitor's rate) fell silent in
+    the monitor recording: (end of the last loud frame heard, start of the first loud frame missing), or why it
+    cannot be told.
+
+    Only the monitor before until_s (the next sentence) is judged; a sentence that played on to then counts as cut
+    there."""
+    lo = int(round((start_s - 0.1 - monitor_start_s) * rate))
+    hi = int(round((until_s - monitor_start_s) * rate))
+    if lo < 0 or hi > len(monitor) or hi - lo < rate // 10:
+        return "outside the monitor recording"
+    segment = monitor[lo:hi].astype(np.float64)
+    template = sentence[: min(len(sentence), rate, len(segment))].astype(np.float64)
+    delay, _ = estimate_delay(segment, template, rate, max_delay_s=0.3, min_delay_s=0.0)  # checked below
+    offset = int(round(delay * rate))
+    frame = max(1, int(round(_FRAME_S * rate)))
+    count = min(len(sentence), len(segment) - offset) // frame
+    if count <= 0:
+        return "the sentence starts after the next one"
+    expected = sentence[: count * frame].astype(np.float64).reshape(count, frame)
+    got = segment[offset : offset + count * frame].reshape(count, frame)
+    e_power, g_power = np.mean(expected**2, axis=1), np.mean(got**2, axis=1)
+    loud = e_power >= _LOUD_RMS**2
+    if not loud.any():
+        return "the sentence has no loud frame before the next one"
+    ratio = np.sqrt(g_power / np.maximum(e_power, 1e-9))
+    gain = float(np.percentile(ratio[loud], 95))  # the level as played; the frames after a cut only lower the ratio
+    for _ in range(2):  # then the level of what was heard before the cut alone
+        missing = loud & (ratio < gain * 10 ** (-_SILENT_DB / 20))
+        first = int(np.argmax(missing)) if missing.any() else count
+        heard = loud[:first]
+        if not heard.any():
+            return "nothing of the sentence was heard"
+        gain = float(np.median(ratio[:first][heard]))
+    if np.mean(np.abs(20 * np.log10(np.maximum(ratio[:first][heard], 1e-9) / gain)) < 3.0) < 0.9:
+        return "the monitor does not follow the sentence before the cut"
+    before = loud[:first] & ~missing[:first]
+    if not before.any():
+        return "nothing of the sentence was heard"
+    to_s = lambda index: monitor_start_s + (lo + offset + index * frame) / rate  # noqa: E731
+    return to_s(int(np.flatnonzero(before)[-1]) + 1), to_s(first)
 
 
-def run_trial(rig: object, events: EventQueue, clip_path: Path, rng: random.Random, audio: VirtualAudio
-              ) -> tuple[Trial, float, tuple[float, float] | None]:
-    """One narration interrupted by 'stop'; returns the trial, when the clip was played and the cut guess."""
+@dataclass
+class Cut:
+    """The sentence the stop cut off: when it was due, the whole of it, and when the next buffer started."""
+
+    start_s: float
+    sentence: np.ndarray | None
+    """The whole sentence at the monitor's rate (None: not among the buffers kept)."""
+    until_s: float
+
+
+def run_trial(rig: object, events: EventQueue, clip_path: Path, rng: random.Random, audio: VirtualAudio,
+              speaker_tee: SpeakerTee) -> tuple[Trial, float, Cut | None]:  # fmt: skip
+    """One narration interrupted by 'stop'; returns the trial, when the clip was played and the sentence it cut."""
     vocabulary = load_vocabulary("en")
+    events.cancel(lambda event: True)  # what the last trial left queued (its closing stop) must not stop this one
     routine = Routine("bench", "Bench", "", (Exercise("Rest", "lying face up", (_STEP,), 20.0),))
     session = Session(routine)
-    player = Player(session, rig.narrator, events, vocabulary, Transcript())  # type: ignore[attr-defined]
+    transcript = Transcript()
+    player = Player(session, rig.narrator, events, vocabulary, transcript)  # type: ignore[attr-defined]
     thread = threading.Thread(target=player.run, daemon=True)
     thread.start()
     speaker = rig.speaker  # type: ignore[attr-defined]
     deadline = time.monotonic() + 15
-    while not any(b.duration_s > 1.0 and b.start_s > time.monotonic() - 20 for b in speaker.played()):
+    said_s = None  # when the step's text was handed to the narrator (not an earlier trial's sound, nor the title)
+    while said_s is None or not any(b.start_s > said_s - 0.05 for b in speaker.played()):
+        if said_s is None and any(r["kind"] == "say" and _STEP[:40] in r["text"] for r in list(transcript.records)):
+            said_s = time.monotonic()
         if time.monotonic() > deadline:
-            raise RuntimeError("the narration never started")
-        time.sleep(0.02)
+            raise RuntimeError("the narration of the step never started")
+        time.sleep(0.01)
     time.sleep(rng.uniform(0.5, 6.0))
+    trial = Trial()
+    if session.state is State.STOPPED:
+        trial.why_unmeasured = "stopped before the word was played (a false stop)"
     played_at = time.monotonic()
     audio.play_into_mic(clip_path, wait=False)
-    trial = Trial()
     deadline = time.monotonic() + 6
     while time.monotonic() < deadline and session.state is not State.STOPPED:
         time.sleep(0.005)
     trial.heard = session.state is State.STOPPED
+    trial.stopped_s = time.monotonic() if trial.heard else None
     time.sleep(1.0)
     played = speaker.played()
     aborted = [b for b in played if b.aborted and b.start_s + b.duration_s > played_at]
-    cut_guess = aborted[0].start_s + aborted[0].duration_s if aborted else None
-    if cut_guess is not None:
-        following = [b.start_s for b in played if b.start_s > cut_guess]
-        cut_guess = (cut_guess, min(following, default=cut_guess + 1.0))
+    cut = None
+    if aborted:
+        end_s = aborted[0].start_s + aborted[0].duration_s
+        following = [b.start_s for b in played if b.start_s > aborted[0].start_s + 0.01]
+        sentence = speaker_tee.whole(aborted[0].samples)
+        if sentence is not None:  # the monitor records at the virtual sink's rate, the speaker's stream may not
+            sentence = resample(sentence, speaker_tee.rate, SPEAKER_RATE)
+        cut = Cut(aborted[0].start_s, sentence, min(following, default=end_s + 1.0))
     events.post(CommandHeard(Command.QUIT, "end workout"))
     events.post(CommandHeard(Command.STOP, "stop"))
     thread.join(timeout=20)
     rig.narrator.stop()  # type: ignore[attr-defined]
     time.sleep(0.5)
-    return trial, played_at, cut_guess
+    return trial, played_at, cut
 
 
 def listener_cpu_s() -> float:
@@ -199,6 +310,7 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
     events = EventQueue(RealClock())
     rig = open_rig(VoiceSettings(listening=ListeningSettings(recognizer)), load_vocabulary("en"), events)
     tee = MicTee(rig.mic)
+    speaker_tee = SpeakerTee(rig.speaker)
     monitor = MonitorCapture()
     rig.mic.start()
     rig.listener.start()
@@ -216,8 +328,8 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
     results = []
     for index in range(options.trials):
         path, speech, word_end = clips[index % len(clips)]
-        trial, played_at, cut_guess = run_trial(rig, events, path, rng, audio)
-        results.append((trial, played_at, cut_guess, speech, word_end))
+        trial, played_at, cut = run_trial(rig, events, path, rng, audio, speaker_tee)
+        results.append((trial, played_at, cut, speech, word_end))
     cpu_s, wall_s = listener_cpu_s() - cpu0, time.monotonic() - started
     samples, rate, monitor_start = monitor.stop()
     rig.close()
@@ -267,28 +379,65 @@ def _add_echo_path(gain_db: float) -> None:
 
 def report(results: list, tee: MicTee, samples: np.ndarray, rate: int, monitor_start: float, cpu_s: float,
            wall_s: float, options: argparse.Namespace) -> int:
-    latencies = []
-    for number, (trial, played_at, cut_guess, speech, word_end) in enumerate(results, 1):
-        trial.word_end_s = word_end_in_mic(tee, speech, word_end, played_at)
-        if cut_guess is not None:
-            trial.silent_s = silence_at_speaker(samples, rate, monitor_start, cut_guess)
-        latency = trial.latency_ms
-        status = "missed" if not trial.heard else f"{latency:7.1f} ms" if latency is not None else "unmeasured"
+    latencies, lowers, reasons, decisions = [], [], [], []
+    for number, (trial, played_at, cut, speech, word_end) in enumerate(results, 1):
+        measure(trial, tee, speech, word_end, played_at, cut, samples, rate, monitor_start)
+        if not trial.heard:
+            status = "missed"
+        elif trial.latency_ms is None:
+            status = f"unmeasured ({trial.why_unmeasured})"
+            reasons.append(trial.why_unmeasured)
+        else:
+            decided = (trial.stopped_s - trial.word_end_s) * 1000 if trial.stopped_s is not None else float("nan")
+            status = (f"{trial.latency_ms:7.1f} ms (last narration heard {trial.lower_ms:+.0f} ms; "
+                      f"decided {decided:+.0f} ms)")  # fmt: skip
+            decisions.append(decided)
+            latencies.append(trial.latency_ms)
+            lowers.append(trial.lower_ms)
         print(f"trial {number:3d}: {status}")
-        if trial.heard and latency is not None:
-            latencies.append(latency)
     heard = sum(1 for r in results if r[0].heard)
     person = f"people from {options.people}" if options.people is not None else "flite voices"
     echo = "none" if options.echo_db is None else f"{options.echo_db} dB"
     print(f"\nperson: {person}; engine {options.engine}, echo {echo}: {heard}/{len(results)} stops heard")
     if latencies:
-        ordered = sorted(latencies)
-        p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-        print(f"stop latency (end of word to silence at the speaker), {len(latencies)} trials: "
-              f"median {statistics.median(latencies):.0f} ms, p95 {p95:.0f} ms, worst {max(latencies):.0f} ms, "
-              f"best {min(latencies):.0f} ms")
+        print(f"stop latency (end of word to the first narration missing at the speaker), {len(latencies)} of "
+              f"{heard} heard measured: {_spread(latencies)}")  # fmt: skip
+        print(f"  lower bound (end of word to the last narration heard): {_spread(lowers)}")
+        print(f"  decision (end of word to the session stopped): {_spread(decisions)}")
+    if reasons:
+        counts = {r: reasons.count(r) for r in sorted(set(reasons))}
+        print("  unmeasured: " + "; ".join(f"{n} {r}" for r, n in counts.items()))
     print(f"listener CPU: {cpu_s:.2f} s over {wall_s:.1f} s of audio = {cpu_s / wall_s:.3f} of real time")
     return 0
+
+
+def measure(trial: Trial, tee: MicTee, speech: np.ndarray, word_end: float, played_at: float, cut: Cut | None,
+            samples: np.ndarray, rate: int, monitor_start: float) -> None:  # fmt: skip
+    """Fill in the trial's word end and silence, or why they cannot be told."""
+    if trial.why_unmeasured:
+        return
+    trial.word_end_s = word_end_in_mic(tee, speech, word_end, played_at)
+    if trial.word_end_s is None:
+        trial.why_unmeasured = "clip not found in the microphone"
+        return
+    if cut is None:
+        trial.why_unmeasured = "no sentence was cut (the stop came between sentences)"
+        return
+    if cut.sentence is None:
+        trial.why_unmeasured = "the cut sentence is not among the buffers played"
+        return
+    bracket = cut_bracket(samples, monitor_start, rate, cut.sentence, cut.start_s, cut.until_s)
+    if isinstance(bracket, str):
+        trial.why_unmeasured = bracket
+        return
+    trial.last_heard_s, trial.silent_s = bracket
+
+
+def _spread(values: list[float]) -> str:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return (f"median {statistics.median(values):.0f} ms, p95 {p95:.0f} ms, worst {max(values):.0f} ms, "
+            f"best {min(values):.0f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":

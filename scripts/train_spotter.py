@@ -276,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     feats = features.compute(jobs, data_dir=args.data, cache_dir=args.cache, workers=args.workers,
                              narration_pool=pool_path, progress=not args.quiet)  # fmt: skip
+    _LOGGER.info("%d clips of homophone confusables %s set aside", plan.set_aside(feats.meta, jobs),
+                 sources.HOMOPHONES)  # fmt: skip
     if args.stage == "features":
         return 0
     commands = sources.command_phrases()
@@ -306,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     config = evaluate.dataclasses.replace(base, seed=args.seed, **settings)
     _LOGGER.info("training settings: %s", config)
     recipe = json.dumps([evaluate.dataclasses.asdict(config), not args.extra_renders, args.clean_copies,
-                         len(jobs)])  # fmt: skip
+                         len(jobs), sources.HOMOPHONES])  # fmt: skip
     stage_dir = stage_dir / hashlib.sha256(recipe.encode()).hexdigest()[:12]
     stage_dir.mkdir(parents=True, exist_ok=True)
     raw_head = stage_dir / "head_untuned.npz"

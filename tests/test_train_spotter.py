@@ -114,3 +114,19 @@ def test_talk_negatives_hold_no_command_phrase_and_keep_held_out_voices_for_test
     assert not held & {j["group"] for j in jobs if j["split"] != "test"}
     assert {j["label"] for j in jobs} == {"none"} and {j["batch"] for j in jobs} == {plan.TALK_BATCH}
     assert jobs == plan.talk_jobs(plan.FULL, seed=1)  # seeded
+
+
+def test_homophones_of_a_command_are_set_aside_not_taught_as_negatives() -> None:
+    from voicecoach.training import plan, sources
+
+    jobs = plan.tts_jobs(plan.FULL, 1)
+    meta = [{"label": j["label"], "split": j["split"]} for j in jobs]
+    count = plan.set_aside(meta, jobs)
+    homophone = [m for m, j in zip(meta, jobs, strict=True) if j["text"] in sources.HOMOPHONES]
+    assert count == len(homophone) > 0
+    assert all(m["split"] == plan.UNUSED_SPLIT for m in homophone)
+    assert all(m["split"] != plan.UNUSED_SPLIT for m, j in zip(meta, jobs, strict=True) if j["text"] == "too much")
+    # the other jobs keep their seeds (and cached renders): the homophones stay in the seeded list
+    assert set(sources.HOMOPHONES) <= set(sources.CONFUSABLES)
+    with pytest.raises(ValueError, match="out of order"):
+        plan.set_aside(meta[1:] + meta[:1], jobs)

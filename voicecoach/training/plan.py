@@ -197,6 +197,25 @@ def pool_texts(scale: Scale, seed: int) -> list[str]:
     return texts["train"] + texts["routine"]
 
 
+UNUSED_SPLIT = "unused"
+
+
+def set_aside(meta: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> int:
+    """Put the clips of homophone confusables (sources.HOMOPHONES) in the unused split; how many there were.
+
+    meta is Features.meta, one row per job in the same order."""
+    if len(meta) != len(jobs):
+        raise ValueError(f"{len(meta)} rendered clips for {len(jobs)} jobs")
+    count = 0
+    for row, job in zip(meta, jobs, strict=True):
+        if row["label"] != job["label"]:
+            raise ValueError(f"clip and job out of order: {row} against {job}")
+        if job.get("text") in sources.HOMOPHONES and job["label"] == NONE_LABEL:
+            row["split"] = UNUSED_SPLIT
+            count += 1
+    return count
+
+
 EXTRA_BATCH = "extra-1"
 """The "batch" key of the extra jobs (they start their own shards: the original recipe's cache stays valid)."""
 

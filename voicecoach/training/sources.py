@@ -23,6 +23,11 @@ VALIDATION_SHARE = 0.3
 HUMAN_COMMAND_WORDS = {"stop": "stop", "go": "resume"}
 """Speech Commands words that are command phrases, and their command."""
 
+HOMOPHONES = ("two much", "big in")
+"""Confusables that sound the same as a command phrase ("too much", "begin") in most voices: wrong negatives. They
+stay in CONFUSABLES, so that every other job keeps its seed and its cached render, and their clips are set aside
+(plan.set_aside) from training and from every figure."""
+
 CONFUSABLES = (
     "top", "shop", "step", "spot", "stomp", "drop", "stuff", "non-stop", "stopwatch", "stock", "stuck", "stab",
     "much", "touch", "two much", "to match", "too", "tumor", "mulch", "such", "clutch", "hutch", "couch", "pouch",

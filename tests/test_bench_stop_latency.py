@@ -1,0 +1,72 @@
+"""The stop-latency bench's two measurements: where the word ends in the microphone, where the narration was cut."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from tests.support.scripts import load_script
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    return load_script("bench_stop_latency")
+
+
+def _words(rng: np.random.Generator, rate: int, pattern: list[tuple[float, float]]) -> np.ndarray:
+    """Noise "words" (on, off seconds in turn), about -12 dBFS while on, digital silence between."""
+    out = []
+    for on_s, off_s in pattern:
+        word = rng.normal(0, 8000, int(on_s * rate)) * np.hanning(int(on_s * rate)) ** 0.2
+        out += [word, np.zeros(int(off_s * rate))]
+    return np.clip(np.concatenate(out), -32768, 32767).astype(np.int16)
+
+
+def test_a_clip_under_as_loud_a_narration_is_found_to_the_millisecond(bench: ModuleType) -> None:
+    rng = np.random.default_rng(3)
+    clip = _words(rng, RATE, [(0.4, 0.3)])
+    narration = _words(rng, RATE, [(0.5, 0.1)] * 6).astype(np.float64)
+    mic = narration.copy()
+    at = int(0.737 * RATE)
+    mic[at : at + len(clip)] += clip
+    found = bench.locate_clip(mic, 10.0, clip, 0.4, RATE)
+    assert found == pytest.approx(10.0 + 0.737 + 0.4, abs=0.001)
+    assert bench.locate_clip(narration, 10.0, clip, 0.4, RATE) is None  # not there: no guess
+
+
+def test_a_cut_inside_a_word_is_bracketed_within_a_frame(bench: ModuleType) -> None:
+    rate = 48000
+    rng = np.random.default_rng(4)
+    sentence = _words(rng, rate, [(0.3, 0.1), (0.5, 0.2), (0.4, 0.1)])
+    monitor = np.zeros(3 * rate, np.int16)
+    at = int(0.5 * rate)  # the sentence is due 0.5 s into the recording (the speaker's log says 0.498)
+    cut = int(0.6 * rate)  # inside the second word (0.4 to 0.9 s)
+    monitor[at : at + cut] = (sentence[:cut] * 0.5).astype(np.int16)
+    lo, hi = bench.cut_bracket(monitor, 100.0, rate, sentence, 100.498, 102.5)
+    assert lo == pytest.approx(100.0 + 0.5 + 0.6, abs=0.006)
+    assert hi == pytest.approx(100.0 + 0.5 + 0.6, abs=0.006)
+
+
+def test_a_cut_in_a_pause_is_bracketed_by_the_words_around_it_and_a_fade_counts_as_silence(bench: ModuleType) -> None:
+    rate = 48000
+    rng = np.random.default_rng(5)
+    sentence = _words(rng, rate, [(0.3, 0.2), (0.5, 0.1)])
+    monitor = np.zeros(2 * rate, np.int16)
+    cut = int(0.4 * rate)  # in the pause from 0.3 to 0.5 s
+    monitor[:cut] = sentence[:cut]
+    monitor[cut : len(sentence)] = (sentence[cut:] * 10 ** (-25 / 20)).astype(np.int16)  # faded 25 dB, not cut
+    lo, hi = bench.cut_bracket(monitor, 0.0, rate, sentence, 0.1, 1.9)
+    assert lo == pytest.approx(0.3, abs=0.006)
+    assert hi == pytest.approx(0.5, abs=0.006)
+
+
+def test_a_monitor_that_does_not_hold_the_sentence_is_not_measured(bench: ModuleType) -> None:
+    rate = 48000
+    rng = np.random.default_rng(6)
+    sentence = _words(rng, rate, [(0.5, 0.1)] * 3)
+    other = _words(rng, rate, [(0.5, 0.1)] * 4)
+    assert isinstance(bench.cut_bracket(other, 0.0, rate, sentence, 0.1, 2.0), str)
