@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="also other people's ordinary talk with sound-alike words (stars, smart, shop, text, "
                              "paws ...) in every training voice as negatives, and in the held-out voices as test "
                              "clips (plan.talk_jobs)")
+    parser.add_argument("--drop-homophones", action="store_true",
+                        help="set the confusables that sound like a command phrase (sources.HOMOPHONES: two much, "
+                             "big in) aside instead of teaching them as negatives; measured, not shipped (the "
+                             "shipped head was trained with them)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a training setting (train.TrainConfig field), e.g. --set hard_share=0.3")
     parser.add_argument("--false-budget", type=float, default=None,
@@ -145,7 +149,9 @@ _TALK = (
 
 def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
     """What this run did beyond the original recipe, for the model card."""
-    more = (_MORE_VOICES if args.more_voices else "") + (_TALK if args.talk else "")
+    more = (_MORE_VOICES if args.more_voices else "") + (_TALK if args.talk else "") + (
+        f" Homophones of command phrases {', '.join(sources.HOMOPHONES)} set aside (not negatives)."
+        if args.drop_homophones else "")  # fmt: skip
     if not args.extra_renders:
         return f"The original recipe: no extra renders; settings: `{config}`." + more
     return (more.strip() + " " if more else "") + (
@@ -276,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     feats = features.compute(jobs, data_dir=args.data, cache_dir=args.cache, workers=args.workers,
                              narration_pool=pool_path, progress=not args.quiet)  # fmt: skip
-    _LOGGER.info("%d clips of homophone confusables %s set aside", plan.set_aside(feats.meta, jobs),
-                 sources.HOMOPHONES)  # fmt: skip
+    if args.drop_homophones:
+        _LOGGER.info("%d clips of homophone confusables %s set aside", plan.set_aside(feats.meta, jobs),
+                     sources.HOMOPHONES)  # fmt: skip
     if args.stage == "features":
         return 0
     commands = sources.command_phrases()
@@ -308,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     config = evaluate.dataclasses.replace(base, seed=args.seed, **settings)
     _LOGGER.info("training settings: %s", config)
     recipe = json.dumps([evaluate.dataclasses.asdict(config), not args.extra_renders, args.clean_copies,
-                         len(jobs), sources.HOMOPHONES])  # fmt: skip
+                         len(jobs)] + ([sources.HOMOPHONES] if args.drop_homophones else []))  # fmt: skip
     stage_dir = stage_dir / hashlib.sha256(recipe.encode()).hexdigest()[:12]
     stage_dir.mkdir(parents=True, exist_ok=True)
     raw_head = stage_dir / "head_untuned.npz"

@@ -25,8 +25,8 @@ HUMAN_COMMAND_WORDS = {"stop": "stop", "go": "resume"}
 
 HOMOPHONES = ("two much", "big in")
 """Confusables that sound the same as a command phrase ("too much", "begin") in most voices: wrong negatives. They
-stay in CONFUSABLES, so that every other job keeps its seed and its cached render, and their clips are set aside
-(plan.set_aside) from training and from every figure."""
+stay in CONFUSABLES, so that every other job keeps its seed and its cached render; with train_spotter.py
+--drop-homophones their clips are set aside (plan.set_aside) from training and from every figure."""
 
 CONFUSABLES = (
     "top", "shop", "step", "spot", "stomp", "drop", "stuff", "non-stop", "stopwatch", "stock", "stuck", "stab",
