@@ -67,9 +67,10 @@ _STEP = (
     "sink and the jaw soften, breathing in through the nose and out through the mouth."
 )
 _MIC_RATE = 16000
-_MIN_PEAK = 0.08
-"""GCC-PHAT peak strength below which the clip is not taken as found in the microphone (a clip under 0 dB of
-narration peaks at 0.3 or more; a clip that is not there at about 0.03)."""
+_MIN_PEAK = 0.03
+"""GCC-PHAT peak strength below which the clip is not taken as found in the microphone (flite clips under 0 dB of
+narration peaked at 0.06 to 0.26, all where plain correlation put them too)."""
+_AGREE_S = 0.002
 _FRAME_S = 0.005
 _SILENT_DB = 20.0
 """How far below what it should be a loud narration frame must be to count as silenced."""
@@ -87,6 +88,10 @@ class Trial:
     last_heard_s: float | None = None
     """The end of the last narration frame heard before it (the lower bound)."""
     heard: bool = False
+    heard_as: str = ""
+    """What the listener heard during the trial (text, command, confidence)."""
+    false_stop: str = ""
+    """What stopped the session before the word was played (the word is then not played)."""
     stopped_s: float | None = None
     """When the bench saw the session stopped (polled every 5 ms): the decision, before the speaker's own delay."""
     why_unmeasured: str = ""
@@ -159,12 +164,18 @@ def word_end_in_mic(tee: MicTee, clip: np.ndarray, clip_word_end_s: float, playe
 
 def locate_clip(mic: np.ndarray, first_s: float, clip: np.ndarray, clip_word_end_s: float,
                 rate: int) -> float | None:  # fmt: skip
-    """The time the clip's word ends in a recording that starts at first_s (None: the clip is not clearly in it)."""
+    """The time the clip's word ends in a recording that starts at first_s (None: the clip is not clearly in it).
+
+    Found where the GCC-PHAT peak is strong enough and plain cross-correlation puts the clip at the same place."""
     room = (len(mic) - len(clip)) / rate
     if room <= 0:
         return None
     delay, strength = estimate_delay(mic, clip, rate, max_delay_s=room, min_delay_s=0.0)
-    return None if strength < _MIN_PEAK else first_s + delay + clip_word_end_s
+    a, b = np.asarray(mic, np.float64), np.asarray(clip, np.float64)
+    size = 1 << int(np.ceil(np.log2(len(a) + len(b))))
+    plain = np.fft.irfft(np.fft.rfft(a, size) * np.conj(np.fft.rfft(b, size)), size)[: len(a) - len(b) + 1]
+    agree = abs(int(np.argmax(plain)) / rate - delay) <= _AGREE_S
+    return first_s + delay + clip_word_end_s if strength >= _MIN_PEAK and agree else None
 
 
 def cut_bracket(monitor: np.ndarray, monitor_start_s: float, rate: int, sentence: np.ndarray, start_s: float,
@@ -235,22 +246,29 @@ def run_trial(rig: object, events: EventQueue, clip_path: Path, rng: random.Rand
     speaker = rig.speaker  # type: ignore[attr-defined]
     deadline = time.monotonic() + 15
     said_s = None  # when the step's text was handed to the narrator (not an earlier trial's sound, nor the title)
+    trial = Trial()
     while said_s is None or not any(b.start_s > said_s - 0.05 for b in speaker.played()):
         if said_s is None and any(r["kind"] == "say" and _STEP[:40] in r["text"] for r in list(transcript.records)):
             said_s = time.monotonic()
-        if time.monotonic() > deadline:
-            raise RuntimeError("the narration of the step never started")
+        if session.state is State.STOPPED or time.monotonic() > deadline:
+            break
         time.sleep(0.01)
-    time.sleep(rng.uniform(0.5, 6.0))
-    trial = Trial()
+    else:
+        time.sleep(rng.uniform(0.5, 6.0))
     if session.state is State.STOPPED:
-        trial.why_unmeasured = "stopped before the word was played (a false stop)"
+        trial.false_stop = "; ".join(f"{r['text']!r} -> {r.get('command')} {r.get('confidence', 0):.2f}"
+                                     for r in list(transcript.records) if r["kind"] == "heard")  # fmt: skip
+    elif said_s is None or time.monotonic() > deadline:
+        raise RuntimeError("the narration of the step never started")
     played_at = time.monotonic()
-    audio.play_into_mic(clip_path, wait=False)
-    deadline = time.monotonic() + 6
+    if not trial.false_stop:
+        audio.play_into_mic(clip_path, wait=False)
+    deadline = time.monotonic() + 6 if not trial.false_stop else 0.0
     while time.monotonic() < deadline and session.state is not State.STOPPED:
         time.sleep(0.005)
-    trial.heard = session.state is State.STOPPED
+    trial.heard = session.state is State.STOPPED and not trial.false_stop
+    trial.heard_as = "; ".join(f"{r['text']!r} -> {r.get('command')} {r.get('confidence', 0):.2f}"
+                               for r in list(transcript.records) if r["kind"] == "heard")  # fmt: skip
     trial.stopped_s = time.monotonic() if trial.heard else None
     time.sleep(1.0)
     played = speaker.played()
@@ -382,7 +400,9 @@ def report(results: list, tee: MicTee, samples: np.ndarray, rate: int, monitor_s
     latencies, lowers, reasons, decisions = [], [], [], []
     for number, (trial, played_at, cut, speech, word_end) in enumerate(results, 1):
         measure(trial, tee, speech, word_end, played_at, cut, samples, rate, monitor_start)
-        if not trial.heard:
+        if trial.false_stop:
+            status = f"stopped before the word was played: {trial.false_stop}"
+        elif not trial.heard:
             status = "missed"
         elif trial.latency_ms is None:
             status = f"unmeasured ({trial.why_unmeasured})"
@@ -390,15 +410,17 @@ def report(results: list, tee: MicTee, samples: np.ndarray, rate: int, monitor_s
         else:
             decided = (trial.stopped_s - trial.word_end_s) * 1000 if trial.stopped_s is not None else float("nan")
             status = (f"{trial.latency_ms:7.1f} ms (last narration heard {trial.lower_ms:+.0f} ms; "
-                      f"decided {decided:+.0f} ms)")  # fmt: skip
+                      f"decided {decided:+.0f} ms; heard {trial.heard_as})")  # fmt: skip
             decisions.append(decided)
             latencies.append(trial.latency_ms)
             lowers.append(trial.lower_ms)
         print(f"trial {number:3d}: {status}")
     heard = sum(1 for r in results if r[0].heard)
+    false_stops = sum(1 for r in results if r[0].false_stop)
     person = f"people from {options.people}" if options.people is not None else "flite voices"
     echo = "none" if options.echo_db is None else f"{options.echo_db} dB"
-    print(f"\nperson: {person}; engine {options.engine}, echo {echo}: {heard}/{len(results)} stops heard")
+    print(f"\nperson: {person}; engine {options.engine}, echo {echo}: {heard}/{len(results)} stops heard"
+          + (f" ({false_stops} trials stopped by something else before the word was played)" if false_stops else ""))
     if latencies:
         print(f"stop latency (end of word to the first narration missing at the speaker), {len(latencies)} of "
               f"{heard} heard measured: {_spread(latencies)}")  # fmt: skip
@@ -414,7 +436,7 @@ def report(results: list, tee: MicTee, samples: np.ndarray, rate: int, monitor_s
 def measure(trial: Trial, tee: MicTee, speech: np.ndarray, word_end: float, played_at: float, cut: Cut | None,
             samples: np.ndarray, rate: int, monitor_start: float) -> None:  # fmt: skip
     """Fill in the trial's word end and silence, or why they cannot be told."""
-    if trial.why_unmeasured:
+    if trial.false_stop:
         return
     trial.word_end_s = word_end_in_mic(tee, speech, word_end, played_at)
     if trial.word_end_s is None:

@@ -138,6 +138,54 @@ def test_buffers_follow_on_one_running_stream_and_a_stop_silences_it_without_res
     assert stream.aborts == 2 and not stream.active
 
 
+def test_dac_times_drifting_from_the_count_do_not_move_the_log_but_a_jump_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Live the DAC times drift about 300 ppm from the frame count while the audio stays locked to the mic's: a
+    # bound on the total drift re-anchored every 35 s and moved the echo path 10 ms under the canceller.
+    monkeypatch.setattr(speaker_module, "open_stream", lambda *args, **kwargs: RunningStream())
+    monkeypatch.setattr(speaker_module, "callback_monotonic", lambda dac_s, now_s: dac_s)
+    speaker = Speaker(sample_rate=RATE, block_frames=FRAMES)
+    start_s = speaker_module.time.monotonic() + 0.02
+    blocks = 20 * RATE // FRAMES  # 20 s of callbacks
+    drift_s = -3000e-6 * np.arange(2 * blocks + 2) * FRAMES / RATE  # 60 ms over the 20 s (300 ppm live: 200 s)
+    jitter_s = np.random.default_rng(8).uniform(-0.002, 0.002, 2 * blocks + 2)
+    sentence = np.full((blocks - 2) * FRAMES, 700, dtype=np.int16)
+    speaker.play(sentence, RATE)
+    for block in range(blocks):
+        callback(speaker, start_s + block * FRAMES / RATE + drift_s[block] + jitter_s[block])
+    speaker.play(sentence, RATE)
+    for block in range(blocks, blocks + 10):
+        callback(speaker, start_s + block * FRAMES / RATE + drift_s[block] + jitter_s[block])
+    late_s = 0.03  # an underrun: from here the device plays 30 ms later than the drift says
+    for block in range(blocks + 10, 2 * blocks):
+        callback(speaker, start_s + block * FRAMES / RATE + drift_s[block] + jitter_s[block] + late_s)
+    speaker.play(sentence[: 4 * FRAMES], RATE)
+    callback(speaker, start_s + 2 * blocks * FRAMES / RATE + drift_s[2 * blocks] + jitter_s[2 * blocks] + late_s)
+    first, second, third = speaker.played()[-3:]
+    assert first.start_s == start_s + jitter_s[0]
+    assert second.start_s == pytest.approx(first.start_s + blocks * FRAMES / RATE, abs=1e-9), (
+        "60 ms of slow drift leaves the next buffer on the frame count"
+    )
+    assert third.start_s == pytest.approx(first.start_s + 2 * blocks * FRAMES / RATE + late_s, abs=0.003), (
+        "the underrun moves the count by its own length, the drift still not followed"
+    )
+    assert second.stalled_s == pytest.approx(late_s, abs=0.003), "and is logged as silence where it began"
+
+
+def test_one_callbacks_dac_time_far_off_moves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(speaker_module, "open_stream", lambda *args, **kwargs: RunningStream())
+    monkeypatch.setattr(speaker_module, "callback_monotonic", lambda dac_s, now_s: dac_s)
+    speaker = Speaker(sample_rate=RATE, block_frames=FRAMES)
+    start_s = speaker_module.time.monotonic() + 0.02
+    speaker.play(np.full(30 * FRAMES, 700, dtype=np.int16), RATE)
+    for block in range(30):
+        callback(speaker, start_s + block * FRAMES / RATE + (0.025 if block == 12 else 0.0))
+    (entry,) = speaker.played()[-1:]
+    assert entry.start_s == start_s and entry.stalled_s == 0.0, "a glitch in one callback's DAC time is no underrun"
+    speaker.play(np.full(4 * FRAMES, 700, dtype=np.int16), RATE)
+    callback(speaker, start_s + 30 * FRAMES / RATE)
+    assert speaker.played()[-1].start_s == pytest.approx(start_s + 30 * FRAMES / RATE, abs=1e-9)
+
+
 def test_buffers_on_a_running_stream_are_stamped_by_its_frame_count_not_by_one_callbacks_jitter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

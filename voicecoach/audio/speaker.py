@@ -30,6 +30,9 @@ _IDLE_TAIL_S = 30.0
 a session's pauses: every start of a stream (through PulseAudio, on the Pi as here) shifts the true output delay by
 a few ms against the DAC times PortAudio reports, and each shift undoes what the echo canceller had learnt (a 2 ms
 shift of the echo path takes a converged canceller from about 18 dB of echo removed to none)."""
+_DRIFT_FOLLOW = 0.02
+"""Share of each callback's offset from the count by which the drift estimate moves (a time constant of 50
+callbacks)."""
 _LATE_S = 0.01
 """A callback whose DAC time is this much later than the buffer's timeline says starts a new piece: the device fell
 behind (an underrun), and the rest of the buffer is heard that much later than it was due. The log keeps the gap as
@@ -38,7 +41,8 @@ silence, so the echo canceller's reference stays where the sound really was."""
 
 class _StreamClock:
     """When each frame of a running stream is due at the device: its frame count since the stream started, anchored
-    to the first callback's DAC time; re-anchored when the DAC times jump (a restart, an underrun).
+    to the first callback's DAC time; moved when the DAC times jump (an underrun) in two callbacks in a row, never
+    by their slow drift.
 
     A buffer stamped with its own first callback's DAC time was off by up to 2 ms against the one before (thread
     wake-up, the pulse plugin's delay reports), which moved the echo path under the canceller at every sentence;
@@ -50,19 +54,46 @@ class _StreamClock:
         self._frames = 0
         self._anchor_s: float | None = None
         """time.monotonic() at which frame 0 was due."""
+        self._drift_s = 0.0
+        """How far the DAC times have drifted from the count (slowly followed): a jump is measured from it, and
+        taking a jump keeps it. Live the DAC times drift about 300 ppm from the count; a bound on the total
+        re-anchored every 35 s, each time moving the echo path 10 ms under the canceller, which lost all its echo
+        removal for seconds (scripts/bench_stop_latency.py, 0 dB: stops missed and false ones in those seconds)."""
+
+        self._jump_s: float | None = None
+        """A jump seen in the last callback alone, not yet taken (one callback's DAC time can be far off)."""
+        self._last_at = 0
+        self.moved_s: float | None = None
 
     def reset(self) -> None:
         """The stream (re)starts: the next callback anchors the clock afresh."""
-        self._frames, self._anchor_s = 0, None
+        self._frames, self._anchor_s, self._drift_s, self._jump_s, self.moved_s = 0, None, 0.0, None, None
 
     def callback(self, dac_s: float, frames: int) -> float:
         """A callback of `frames` frames whose first frame PortAudio says is due at dac_s; when it is due."""
         at = self._frames
         self._frames += frames
-        if self._anchor_s is None or abs(dac_s - (self._anchor_s + at / self._rate)) > _LATE_S:
+        if self._anchor_s is None:
             self._anchor_s = dac_s - at / self._rate
             return dac_s
+        jump_s = dac_s - (self._anchor_s + at / self._rate) - self._drift_s
+        if abs(jump_s) <= _LATE_S:
+            self._jump_s = None
+            self._drift_s += _DRIFT_FOLLOW * jump_s
+        elif self._jump_s is not None and abs(jump_s - self._jump_s) <= _LATE_S / 2:
+            self._anchor_s += jump_s  # two callbacks agree: the device really is that much later (an underrun)
+            self._jump_s = None
+            self.moved_s = self._anchor_s + self._last_at / self._rate
+        else:
+            self._jump_s = jump_s
+        self._last_at = at
         return self._anchor_s + at / self._rate
+
+    def take_moved(self) -> float | None:
+        """When the previous callback's first frame was really due, if this callback confirmed that the device
+        jumped there (once; else None)."""
+        moved, self.moved_s = self.moved_s, None
+        return moved
 
 
 # --- speaker ------------------------------------------------------------------------------------
@@ -158,6 +189,8 @@ class Speaker:
         self._stream = open_stream("output", device, rate, block_frames, self._callback, what)
         self.sample_rate: int = rate
         self._clock = _StreamClock(rate)
+        self._last_placed: tuple[_Playback, int] | None = None
+        """The buffer and position the last callback played from (where a confirmed jump began)."""
         self._idle_tail_frames = round(idle_tail_s * rate)
         self._idle_frames = 0
         """Silent frames sent since the last buffer was cut off (the stream stops itself after the idle tail)."""
@@ -304,8 +337,12 @@ class Speaker:
         self._idle_frames = 0
         position = playback.position
         chunk = playback.samples[position : position + frames]
+        moved_s = self._clock.take_moved()
+        if moved_s is not None and self._last_placed is not None and self._last_placed[0] is playback:
+            self._place(playback, self._last_placed[1], moved_s)  # the jump began with the previous callback
         if len(chunk):
             self._place(playback, position, due_s)
+            self._last_placed = (playback, position)
         if self._gain == self._target_gain == 1.0:
             outdata[: len(chunk), 0] = chunk
         else:

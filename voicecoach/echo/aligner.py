@@ -33,7 +33,10 @@ _RESAMPLE_CHUNK = 4096
 
 
 _RESYNC_S = 0.05
-"""A mic block further than this from where the previous one ended starts a new timeline (lost blocks)."""
+"""A mic block further than this from where the previous one ended (beyond the capture times' slow drift) starts a
+new timeline (lost blocks)."""
+_DRIFT_FOLLOW = 0.05
+"""Share of each block's offset from the count by which the drift estimate moves (a time constant of 20 blocks)."""
 _AHEAD_S = 1.0
 """Played audio is put on the mic grid at most this far ahead of the newest mic block: a buffer known in full long
 before it is heard (a recording's whole reference, the room's utterances) must not overrun the history kept."""
@@ -189,16 +192,23 @@ class _BlockClock:
     def __init__(self, sample_rate: int) -> None:
         self._rate = sample_rate
         self._next: int | None = None
+        self._drift = 0.0
+        """How far the capture times have drifted from the count (samples, slowly followed): lost blocks are a jump
+        away from it, not a total. A fixed bound on the total resynchronised every few minutes at 300 ppm, each time
+        moving the echo path 50 ms under the canceller."""
 
     def place(self, capture_s: float, count: int) -> int:
         """Absolute mic-grid index of a block's first sample."""
         measured = capture_s * self._rate
-        if self._next is None or abs(measured - self._next) > _RESYNC_S * self._rate:
-            if self._next is not None:
-                _LOGGER.debug("mic timeline resynchronised (%.1f ms off)", (measured - self._next) / self._rate * 1e3)
+        off = 0.0 if self._next is None else measured - self._next
+        if self._next is None:
             start = round(measured)
+        elif abs(off - self._drift) > _RESYNC_S * self._rate:
+            _LOGGER.debug("mic timeline resynchronised (%.1f ms off)", (off - self._drift) / self._rate * 1e3)
+            start = self._next + round(off - self._drift)  # the lost blocks' length; the drift estimate is kept
         else:
             start = self._next
+            self._drift += _DRIFT_FOLLOW * (off - self._drift)
         self._next = start + count
         return start
 
