@@ -256,8 +256,7 @@ def run_trial(rig: object, events: EventQueue, clip_path: Path, rng: random.Rand
     else:
         time.sleep(rng.uniform(0.5, 6.0))
     if session.state is State.STOPPED:
-        trial.false_stop = "; ".join(f"{r['text']!r} -> {r.get('command')} {r.get('confidence', 0):.2f}"
-                                     for r in list(transcript.records) if r["kind"] == "heard")  # fmt: skip
+        trial.false_stop = _heard(transcript)
     elif said_s is None or time.monotonic() > deadline:
         raise RuntimeError("the narration of the step never started")
     played_at = time.monotonic()
@@ -267,8 +266,7 @@ def run_trial(rig: object, events: EventQueue, clip_path: Path, rng: random.Rand
     while time.monotonic() < deadline and session.state is not State.STOPPED:
         time.sleep(0.005)
     trial.heard = session.state is State.STOPPED and not trial.false_stop
-    trial.heard_as = "; ".join(f"{r['text']!r} -> {r.get('command')} {r.get('confidence', 0):.2f}"
-                               for r in list(transcript.records) if r["kind"] == "heard")  # fmt: skip
+    trial.heard_as = _heard(transcript)
     trial.stopped_s = time.monotonic() if trial.heard else None
     time.sleep(1.0)
     played = speaker.played()
@@ -287,6 +285,12 @@ def run_trial(rig: object, events: EventQueue, clip_path: Path, rng: random.Rand
     rig.narrator.stop()  # type: ignore[attr-defined]
     time.sleep(0.5)
     return trial, played_at, cut
+
+
+def _heard(transcript: Transcript) -> str:
+    """What the listener heard so far: text, command and confidence of each."""
+    return "; ".join(f"{r['text']!r} -> {r.get('command')} {r.get('confidence', 0):.2f}"
+                     for r in list(transcript.records) if r["kind"] == "heard")  # fmt: skip
 
 
 def listener_cpu_s() -> float:

@@ -59,15 +59,15 @@ class _StreamClock:
         taking a jump keeps it. Live the DAC times drift about 300 ppm from the count; a bound on the total
         re-anchored every 35 s, each time moving the echo path 10 ms under the canceller, which lost all its echo
         removal for seconds (scripts/bench_stop_latency.py, 0 dB: stops missed and false ones in those seconds)."""
-
         self._jump_s: float | None = None
         """A jump seen in the last callback alone, not yet taken (one callback's DAC time can be far off)."""
         self._last_at = 0
-        self.moved_s: float | None = None
+        self._moved_s: float | None = None
+        """When the frame at _last_at was really due, once a jump that began there is confirmed (take_moved)."""
 
     def reset(self) -> None:
         """The stream (re)starts: the next callback anchors the clock afresh."""
-        self._frames, self._anchor_s, self._drift_s, self._jump_s, self.moved_s = 0, None, 0.0, None, None
+        self._frames, self._anchor_s, self._drift_s, self._jump_s, self._moved_s = 0, None, 0.0, None, None
 
     def callback(self, dac_s: float, frames: int) -> float:
         """A callback of `frames` frames whose first frame PortAudio says is due at dac_s; when it is due."""
@@ -83,7 +83,7 @@ class _StreamClock:
         elif self._jump_s is not None and abs(jump_s - self._jump_s) <= _LATE_S / 2:
             self._anchor_s += jump_s  # two callbacks agree: the device really is that much later (an underrun)
             self._jump_s = None
-            self.moved_s = self._anchor_s + self._last_at / self._rate
+            self._moved_s = self._anchor_s + self._last_at / self._rate
         else:
             self._jump_s = jump_s
         self._last_at = at
@@ -92,7 +92,7 @@ class _StreamClock:
     def take_moved(self) -> float | None:
         """When the previous callback's first frame was really due, if this callback confirmed that the device
         jumped there (once; else None)."""
-        moved, self.moved_s = self.moved_s, None
+        moved, self._moved_s = self._moved_s, None
         return moved
 
 
