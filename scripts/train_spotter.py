@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="set the confusables that sound like a command phrase (sources.HOMOPHONES: two much, "
                              "big in) aside instead of teaching them as negatives; measured, not shipped (the "
                              "shipped head was trained with them)")
+    parser.add_argument("--in-context", action="store_true",
+                        help="also stop and too much inside longer phrases (sources.IN_CONTEXT: please stop, no "
+                             "stop, that's too much ...) in every training voice, and real people's stop after "
+                             "another of their words (plan.context_jobs), as positives; the confusables that hold "
+                             "the word itself (non-stop, stopwatch) set aside")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a training setting (train.TrainConfig field), e.g. --set hard_share=0.3")
     parser.add_argument("--false-budget", type=float, default=None,
@@ -111,7 +116,8 @@ def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
     copies = plan.clean_copies(tts, args.seed) if args.clean_copies else []
     more = plan.more_voice_jobs(scale, args.seed) if args.more_voices else []
     talk = plan.talk_jobs(scale, args.seed) if args.talk else []
-    return original + extra + copies + more + talk
+    context = plan.context_jobs(args.data, scale, args.seed) if args.in_context else []
+    return original + extra + copies + more + talk + context
 
 
 def _shaping_arguments(argv: list[str]) -> list[str]:
@@ -147,11 +153,20 @@ _TALK = (
 )
 
 
+_IN_CONTEXT = (
+    " Commands in context (`plan.context_jobs`, their own cache shards): every training voice setting says stop and "
+    "too much inside longer phrases (" + ", ".join(p for ps in sources.IN_CONTEXT.values() for p in ps) + "), "
+    "once augmented and once plain; every Speech Commands speaker's stop after another word of theirs (no where "
+    "there is one) and after another stop of theirs, a short pause between; the confusables that hold the word "
+    "itself (" + ", ".join(sources.CONTAINS_COMMAND) + ") set aside (not negatives)."
+)
+
+
 def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
     """What this run did beyond the original recipe, for the model card."""
     more = (_MORE_VOICES if args.more_voices else "") + (_TALK if args.talk else "") + (
         f" Homophones of command phrases {', '.join(sources.HOMOPHONES)} set aside (not negatives)."
-        if args.drop_homophones else "")  # fmt: skip
+        if args.drop_homophones else "") + (_IN_CONTEXT if args.in_context else "")  # fmt: skip
     if not args.extra_renders:
         return f"The original recipe: no extra renders; settings: `{config}`." + more
     return (more.strip() + " " if more else "") + (
@@ -285,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.drop_homophones:
         _LOGGER.info("%d clips of homophone confusables %s set aside", plan.set_aside(feats.meta, jobs),
                      sources.HOMOPHONES)  # fmt: skip
+    if args.in_context:
+        _LOGGER.info("%d clips of confusables holding a command word %s set aside",
+                     plan.set_aside(feats.meta, jobs, sources.CONTAINS_COMMAND), sources.CONTAINS_COMMAND)
     if args.stage == "features":
         return 0
     commands = sources.command_phrases()
@@ -315,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     config = evaluate.dataclasses.replace(base, seed=args.seed, **settings)
     _LOGGER.info("training settings: %s", config)
     recipe = json.dumps([evaluate.dataclasses.asdict(config), not args.extra_renders, args.clean_copies,
-                         len(jobs)] + ([sources.HOMOPHONES] if args.drop_homophones else []))  # fmt: skip
+                         len(jobs)] + ([sources.HOMOPHONES] if args.drop_homophones else [])
+                        + ([sources.CONTAINS_COMMAND] if args.in_context else []))  # fmt: skip
     stage_dir = stage_dir / hashlib.sha256(recipe.encode()).hexdigest()[:12]
     stage_dir.mkdir(parents=True, exist_ok=True)
     raw_head = stage_dir / "head_untuned.npz"

@@ -130,3 +130,65 @@ def test_homophones_of_a_command_are_set_aside_not_taught_as_negatives() -> None
     assert set(sources.HOMOPHONES) <= set(sources.CONFUSABLES)
     with pytest.raises(ValueError, match="out of order"):
         plan.set_aside(meta[1:] + meta[:1], jobs)
+
+
+def test_commands_in_context_are_positives_of_their_command_and_their_opposites_are_set_aside() -> None:
+    from voicecoach.training import plan, sources, synthesis
+
+    jobs = plan.context_jobs(sources.DEFAULT_DATA_DIR, plan.FULL, seed=1)
+    assert jobs == plan.context_jobs(sources.DEFAULT_DATA_DIR, plan.FULL, seed=1)  # seeded
+    assert {j["batch"] for j in jobs} == {plan.CONTEXT_BATCH}
+    tts = [j for j in jobs if j["tag"] == "tts_ctx"]
+    for command, phrases in sources.IN_CONTEXT.items():
+        assert {j["text"] for j in tts if j["label"] == command} == set(phrases)
+        assert all(command.replace("_", " ") in p or command == "too_much" for p in phrases)
+    held = {v.label for v in synthesis.held_out_voices()}
+    assert {j["group"] for j in tts if j["split"] == "test"} == held
+    assert not held & {j["group"] for j in jobs if j["split"] != "test"}
+    people = [j for j in jobs if j["tag"] == "human_ctx"]
+    assert people and all(j["label"] == "stop" and len(j["paths"]) == 2 for j in people)
+    for job in people:  # one speaker's two clips, the second a stop; the split is the speaker's
+        first, second = (p.rsplit("/", 1)[1].split("_nohash_")[0] for p in job["paths"])
+        assert first == second == job["group"] and "/stop/" in job["paths"][1]
+        assert job["split"] == ("val" if sources.held_out(job["group"], 1) else "train")
+    assert any("/no/" in j["paths"][0] for j in people) and any("/stop/" in j["paths"][0] for j in people)
+    # the confusables holding the word itself are set aside with this recipe, the others stay negatives
+    confusables = plan.tts_jobs(plan.FULL, 1)
+    meta = [{"label": j["label"], "split": j["split"]} for j in confusables]
+    count = plan.set_aside(meta, confusables, sources.CONTAINS_COMMAND)
+    aside = [m for m, j in zip(meta, confusables, strict=True) if m["split"] == plan.UNUSED_SPLIT]
+    assert count == len(aside) > 0
+    assert all(j["text"] in sources.CONTAINS_COMMAND for m, j in zip(meta, confusables, strict=True)
+               if m["split"] == plan.UNUSED_SPLIT)  # fmt: skip
+    assert all(j["text"] not in sources.HOMOPHONES for m, j in zip(meta, confusables, strict=True)
+               if m["split"] == plan.UNUSED_SPLIT)  # fmt: skip
+
+
+def test_a_composite_is_the_two_clips_speech_with_the_pause_between(tmp_path: Path) -> None:
+    import soundfile
+
+    from voicecoach.training import features
+
+    rate = 16000
+    t = np.arange(rate // 4) / rate
+    word = (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    silence = np.zeros(rate // 2, np.float32)
+    paths = []
+    for name in ("first", "second"):
+        path = tmp_path / f"{name}.wav"
+        soundfile.write(path, np.concatenate([silence, word, silence]), rate)
+        paths.append(str(path))
+    audio = features.composite(paths, gap_s=0.3)
+    # each word kept with 10 ms either side (20 ms frames round the speech outwards a little), the gap between
+    assert abs(len(audio) - (2 * (len(word) + 320) + int(0.3 * rate))) <= 2 * 640
+    frames = audio[: len(audio) // 160 * 160].astype(np.float64).reshape(-1, 160)
+    loud = np.sqrt(np.mean(frames**2, axis=1)) > 1000  # 10 ms frames
+    edges = np.flatnonzero(np.diff(loud.astype(int)))
+    assert len(edges) == 4 and not loud[0] and not loud[-1]  # the 10 ms kept, a word, the pause, a word, 10 ms
+    gap = (edges[2] - edges[1]) * 160 / rate  # the pause and the 10 ms kept after and before the words
+    assert 0.3 + 0.02 - 0.021 <= gap <= 0.3 + 0.02 + 0.021
+    key = {"paths": paths, "gap_s": 0.3, "label": "stop", "split": "train", "tag": "human_ctx", "group": "x"}
+    before = features.job_hash(key)
+    soundfile.write(paths[1], np.concatenate([silence, word[::-1], silence]), rate)
+    features.file_digest.cache_clear()
+    assert features.job_hash(key) != before  # the cache key follows both files' contents

@@ -54,6 +54,8 @@ def job_hash(job: dict[str, Any]) -> str:
     source = job.get("path")
     if source:
         key["_file"] = file_digest(Path(source))
+    if job.get("paths"):
+        key["_files"] = [file_digest(Path(p)) for p in job["paths"]]
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
@@ -80,6 +82,8 @@ class _Worker:
             from voicecoach.training.clips import read_wav
 
             return read_wav(Path(job["path"]))
+        if "paths" in job:
+            return composite(job["paths"], job.get("gap_s", 0.2))
         if "texts" in job:
             return narration_stream(self.cache_dir, job["texts"], job["seed"])
         voice = synthesis.Voice(**job["voice"])
@@ -123,6 +127,21 @@ class _Worker:
         audio, start, end = self.render(job)
         audio = np.concatenate([audio, np.zeros((-len(audio)) % CHUNK_SAMPLES, np.int16)])
         return self.front_end.embed_clip(audio).astype(np.float16), start, end
+
+
+def composite(paths: list[str], gap_s: float) -> np.ndarray:
+    """Real-person clips one after another, each cut to its speech (10 ms either side), with gap_s of silence
+    between (a person saying "no ... stop")."""
+    from voicecoach.training.clips import read_wav
+
+    pieces = []
+    for index, path in enumerate(paths):
+        clip = read_wav(Path(path))
+        start, end = augmentation.speech_span(clip.astype(np.float32))
+        if index:
+            pieces.append(np.zeros(int(gap_s * SAMPLE_RATE), np.int16))
+        pieces.append(clip[max(0, start - 160) : end + 160])
+    return np.concatenate(pieces)
 
 
 def narration_stream(cache_dir: Path, texts: list[str], seed: int) -> np.ndarray:

@@ -200,8 +200,9 @@ def pool_texts(scale: Scale, seed: int) -> list[str]:
 UNUSED_SPLIT = "unused"
 
 
-def set_aside(meta: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> int:
-    """Put the clips of homophone confusables (sources.HOMOPHONES) in the unused split; how many there were.
+def set_aside(meta: list[dict[str, Any]], jobs: list[dict[str, Any]],
+              texts: tuple[str, ...] = sources.HOMOPHONES) -> int:  # fmt: skip
+    """Put the clips of these confusables (default: sources.HOMOPHONES) in the unused split; how many there were.
 
     meta is Features.meta, one row per job in the same order."""
     if len(meta) != len(jobs):
@@ -210,7 +211,7 @@ def set_aside(meta: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> int:
     for row, job in zip(meta, jobs, strict=True):
         if row["label"] != job["label"]:
             raise ValueError(f"clip and job out of order: {row} against {job}")
-        if job.get("text") in sources.HOMOPHONES and job["label"] == NONE_LABEL:
+        if job.get("text") in texts and job["label"] == NONE_LABEL:
             row["split"] = UNUSED_SPLIT
             count += 1
     return count
@@ -379,4 +380,71 @@ def talk_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
             jobs.append({"text": text, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "test",
                          "tag": "talk", "group": voice.label, "seed": rng.getrandbits(31), "batch": TALK_BATCH,
                          "strength": "none"})  # fmt: skip
+    return jobs
+
+
+CONTEXT_BATCH = "context-1"
+"""The "batch" key of the in-context jobs (their own cache shards)."""
+_CONTEXT_GAP_S = (0.05, 0.45)
+"""Pause between the two real-person words of a composite ("no ... stop")."""
+
+
+def context_jobs(data_dir: Path, scale: Scale, seed: int) -> list[dict[str, Any]]:
+    """Stop and too much inside longer phrases (sources.IN_CONTEXT), as positives of their command.
+
+    - every training voice setting (those of `tts_jobs`, the Flite variants, the other installed voices) speaks each
+      phrase once augmented and once plain; the validation share of voices speaks them plain (for the thresholds);
+    - real people: each speaker's "stop" after another word of the same speaker ("no" where there is one) and after
+      another "stop" of theirs, two clips with a short pause between ("paths"); training speakers once plain and
+      once augmented, validation speakers plain;
+    - each held-out voice speaks every phrase quiet and at 0 dB echo (test, source "tts_ctx").
+    """
+    rng = random.Random(seed + 13)
+    jobs: list[dict[str, Any]] = []
+
+    def add(base: dict[str, Any], **condition: Any) -> None:
+        jobs.append({**base, **condition, "seed": rng.getrandbits(31), "batch": CONTEXT_BATCH})
+
+    voices = synthesis.training_voices(scale.tts_voices, seed)
+    if not scale.tiny:
+        voices += synthesis.flite_variants(4, seed + 8) + synthesis.more_voices(4, seed + 10)
+    else:
+        voices = voices[:1]
+    for voice in voices:
+        split = "val" if sources.held_out(voice.label, seed, 0.15) else "train"
+        for command, phrases in sources.IN_CONTEXT.items():
+            for phrase in phrases if not scale.tiny else phrases[:1]:
+                base = {"text": phrase, "voice": _voice_dict(voice), "label": command, "split": split,
+                        "tag": "tts_ctx", "group": voice.label}  # fmt: skip
+                if split == "val":
+                    add(base, strength="none")
+                    continue
+                add(base, **_aug(rng, 0.35))
+                add(base, strength="none", speed=(0.9, 1.1))
+    by_speaker: dict[str, dict[str, list[str]]] = {}
+    for clip in sources.human_clips(data_dir):
+        if clip.corpus.startswith("speech_commands"):
+            by_speaker.setdefault(clip.speaker, {}).setdefault(clip.word, []).append(str(clip.path))
+    speakers = sorted(s for s, words in by_speaker.items() if "stop" in words)
+    for speaker in speakers if not scale.tiny else speakers[:2]:
+        words = by_speaker[speaker]
+        split = "val" if sources.held_out(speaker, seed) else "train"
+        others = sorted(w for w in words if w not in sources.HUMAN_COMMAND_WORDS)
+        firsts = [rng.choice(words["no"] if "no" in words else words[rng.choice(others)])] if others else []
+        if len(words["stop"]) >= 2:
+            firsts.append(words["stop"][1])
+        for first in firsts:
+            pair: dict[str, Any] = {"paths": [first, words["stop"][0]], "gap_s": round(rng.uniform(*_CONTEXT_GAP_S), 3),
+                                    "label": "stop", "split": split, "tag": "human_ctx", "group": speaker}  # fmt: skip
+            add(pair, strength="none")
+            if split == "train":
+                add(pair, **_aug(rng, 0.4))
+    if scale.tiny:
+        return jobs
+    for voice in synthesis.held_out_voices():
+        for command, phrases in sources.IN_CONTEXT.items():
+            for phrase in phrases:
+                for condition in ({"strength": "none"}, {"strength": "none", "echo_db": 0.0}):
+                    add({"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "test",
+                         "tag": "tts_ctx", "group": voice.label}, **condition)  # fmt: skip
     return jobs

@@ -27,7 +27,7 @@ POSITIVE_UNTIL_S = 0.64
 _SOURCE_WEIGHTS = {"narr_routine": 3.0, "narr_other": 2.0, "tts_confusable": 2.0, "human_word": 1.5, "wake": 1.5,
                    "sentence": 1.5}  # fmt: skip
 """Loss weight of "none" windows by source: the narrator's own voice and the confusables weigh most."""
-_HUMAN_TAGS = ("human_cmd", "human_word", "wake", "sentence")
+_HUMAN_TAGS = ("human_cmd", "human_ctx", "human_word", "wake", "sentence")
 
 
 @dataclass(frozen=True)
