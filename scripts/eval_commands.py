@@ -562,7 +562,10 @@ def spotter_head(named: str | None = None) -> str:
                                 capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
     except OSError:
         commit = ""
-    return f"head.npz sha256 {digest}, git {commit or 'unknown'}"
+    safety = _HEAD.with_name("safety_head.npz")
+    beside = (f"; safety_head.npz sha256 {hashlib.sha256(safety.read_bytes()).hexdigest()[:12]} beside it"
+              if safety.is_file() else "; no safety head")  # fmt: skip
+    return f"head.npz sha256 {digest}, git {commit or 'unknown'}{beside}"
 
 
 # --- main ----------------------------------------------------------------------------------------------------------

@@ -30,7 +30,15 @@ import numpy as np
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))
 
-from voicecoach.listening.spotter.model import NONE_LABEL, FrontEnd, SpotterModel, save_head  # noqa: E402
+from voicecoach.listening.spotter.model import (  # noqa: E402
+    NEVER,
+    NONE_LABEL,
+    SAFETY_COMMANDS,
+    FrontEnd,
+    SpotterModel,
+    half_precision,
+    save_head,
+)
 from voicecoach.training import evaluate, features, model_card, plan, sources, synthesis, train  # noqa: E402
 
 _LOGGER = logging.getLogger("train_spotter")
@@ -90,6 +98,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="most validation human words, wake words and sentences (share of clips) that may fire "
                              "any command: thresholds of the commands firing most are raised until they fit "
                              "(default: 0.01 with --extra-renders, else none)")
+    parser.add_argument("--safety-budget", type=float, default=None, metavar="SHARE",
+                        help="most validation negative clips (share) stop or too much may fire on when their "
+                             "thresholds are chosen (default: evaluate.FALSE_BUDGET, 0.002: one clip in 881)")
+    parser.add_argument("--safety-head", type=float, default=None, metavar="THRESHOLD",
+                        help="write this run's head as the second stop/too-much detector (safety_head.npz and "
+                             "SAFETY_HEAD.md in --out): stop and too much at THRESHOLD, two frames in a row, every "
+                             "other command off; its figures are those of the main head (--out's or the packaged "
+                             "head.npz) with it beside. Without training when the run's untuned head is cached")
     parser.add_argument("--baseline", type=Path, default=None, metavar="HEAD",
                         help="only evaluate an existing head (its own thresholds and rule) on this run's "
                              "validation and test clips, and print its headline figures")
@@ -224,7 +240,8 @@ def _tune(args: argparse.Namespace, model: SpotterModel, table: np.ndarray, star
     recalls = {}
     for frames in (1, 2, 3):
         thresholds = evaluate.choose_thresholds(model, probabilities, feats, frames, total_budget=budget,
-                                                safety_confusion=args.safety_confusion)
+                                                safety_confusion=args.safety_confusion,
+                                                safety_budget=args.safety_budget)
         figs = evaluate.figures(evaluate.with_rule(model, thresholds, frames), probabilities, feats, jobs, thresholds)
         recalls[frames] = evaluate.command_recall(figs)
         val = [r for r in figs["recall"] if r["split"] == "val"
@@ -239,7 +256,8 @@ def _tune(args: argparse.Namespace, model: SpotterModel, table: np.ndarray, star
         return evaluate.with_rule(model, thresholds, frames), figs
     rule = evaluate.per_command_rule(recalls, model.commands)
     thresholds = evaluate.choose_thresholds(model, probabilities, feats, rule, total_budget=budget,
-                                            safety_confusion=args.safety_confusion)
+                                            safety_confusion=args.safety_confusion,
+                                            safety_budget=args.safety_budget)
     final = evaluate.with_rule(model, thresholds, rule)
     figs = evaluate.figures(final, probabilities, feats, jobs, thresholds)
     _LOGGER.info("per-command rule %s: mean validation recall %.3f", rule,
@@ -268,6 +286,35 @@ def _retune(args: argparse.Namespace, table: np.ndarray, starts: np.ndarray, fea
         print(line)
     print(f"retuned {args.retune} into {args.out / 'head.npz'}: thresholds {final.thresholds}, "
           f"rule {_rule_text(final)} frame(s) in a row")  # fmt: skip
+    return 0
+
+
+def _write_safety_head(args: argparse.Namespace, model: SpotterModel, out: Path, table: np.ndarray,
+                       starts: np.ndarray, feats: features.Features, jobs: list[dict],
+                       config: train.TrainConfig) -> int:  # fmt: skip
+    """--safety-head: this run's head as the second detector of stop and too much, with its card."""
+    main_path = out / "head.npz" if (out / "head.npz").is_file() else _PACKAGE_DIR / "head.npz"
+    main = SpotterModel.load(main_path)
+    threshold = float(args.safety_head)
+    safety = evaluate.dataclasses.replace(
+        model, thresholds={c: (threshold if c in SAFETY_COMMANDS else NEVER) for c in model.commands},
+        consecutive_frames=2, command_frames={}, metadata={"seed": str(args.seed), "role": "safety"},
+    )  # fmt: skip
+    safety = half_precision(safety)  # stored as float16 (half the size): the figures are of what is shipped
+    evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
+    alone = evaluate.figures(main, evaluate.clip_probabilities(main, table, starts, feats, evaluated), feats, jobs,
+                             main.thresholds)  # fmt: skip
+    fused = evaluate.fused_figures(main, safety, table, starts, feats, jobs, evaluated)
+    path = out / "safety_head.npz"
+    save_head(path, safety, weights_dtype=np.float16)
+    given = _shaping_arguments(sys.argv[1:])
+    command = "nice -n 10 .venv/bin/python scripts/train_spotter.py " + shlex.join(given)
+    model_card.write_safety_card(out / "SAFETY_HEAD.md", command=command, threshold=threshold, main=main_path.name,
+                                 alone=alone, fused=fused, recipe=_recipe(args, config),
+                                 head_bytes=path.stat().st_size)  # fmt: skip
+    for line in evaluate.compare_lines(alone, fused):
+        print(line)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB) and {out / 'SAFETY_HEAD.md'}")
     return 0
 
 
@@ -338,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     stage_dir = stage_dir / hashlib.sha256(recipe.encode()).hexdigest()[:12]
     stage_dir.mkdir(parents=True, exist_ok=True)
     raw_head = stage_dir / "head_untuned.npz"
-    trained = "train" in stages and (args.stage in ("all", "train") or not raw_head.is_file())
+    retrain = args.stage in ("all", "train") and args.safety_head is None
+    trained = "train" in stages and (retrain or not raw_head.is_file())
     if trained:
         _LOGGER.info("training on %d windows (%d command windows)", len(windows.labels),
                      int(np.sum(windows.labels != labels.index(NONE_LABEL))))  # fmt: skip
@@ -347,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     model = SpotterModel.load(raw_head)
     budget = args.false_budget if args.false_budget is not None else (0.01 if args.extra_renders else None)
+    if args.safety_head is not None:
+        return _write_safety_head(args, model, out, table, starts, feats, jobs, config)
     final, figs = _tune(args, model, table, starts, feats, jobs, budget)
     thresholds = final.thresholds
     frames = _rule_text(final)

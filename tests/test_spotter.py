@@ -282,3 +282,99 @@ def test_the_libraries_own_notes_stay_off_the_terminal() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "loaded", out
     assert out.stderr == "", out.stderr
+
+
+# --- the safety head beside the main head -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def safety_head() -> SpotterModel:
+    from voicecoach.listening.spotter.model import load_safety_head
+
+    head = load_safety_head()
+    assert head is not None, "safety_head.npz is packaged (scripts/train_spotter.py ... --safety-head)"
+    return head
+
+
+def _flite(voice: str, text: str) -> np.ndarray:
+    from voicecoach.training.synthesis import Voice, synthesize
+
+    if shutil.which("flite") is None:
+        pytest.skip("flite not installed (apt-get install flite)")
+    speech = synthesize(Voice("flite", voice), text)
+    return np.concatenate([np.zeros(SAMPLE_RATE // 4, np.int16), speech, np.zeros(SAMPLE_RATE, np.int16)])
+
+
+def test_the_safety_head_only_ever_fires_stop_or_too_much(safety_head: SpotterModel) -> None:
+    from voicecoach.listening.spotter.model import NEVER
+
+    assert safety_head.thresholds["stop"] < 1.0 and safety_head.thresholds["too_much"] < 1.0
+    assert all(t == NEVER for c, t in safety_head.thresholds.items() if c not in ("stop", "too_much"))
+    assert safety_head.metadata.get("role") == "safety"
+
+
+@pytest.mark.parametrize(("voice", "text", "command"), [("rms", "please stop", "stop"), ("awb", "okay stop", "stop"),
+                                                       ("kal16", "that's too much", "too_much")])  # fmt: skip
+def test_a_command_inside_a_phrase_is_heard_by_the_safety_head_where_the_main_head_misses_it(
+        model: SpotterModel, safety_head: SpotterModel, voice: str, text: str, command: str) -> None:  # fmt: skip
+    samples = _flite(voice, text)  # held-out voices: never trained on
+    assert _stream(model, samples) == []
+    assert [d.command for d in _stream(model, samples, safety_head=safety_head)] == [command]  # type: ignore[arg-type]
+
+
+def test_with_the_safety_head_the_narration_still_gives_nothing(model: SpotterModel, safety_head: SpotterModel) -> None:
+    assert _stream(model, _narrator(_NARRATION), safety_head=safety_head) == []  # type: ignore[arg-type]
+
+
+def test_streaming_with_the_safety_head_equals_the_fused_rule_over_whole_clip_scores(
+        model: SpotterModel, safety_head: SpotterModel) -> None:  # fmt: skip
+    from voicecoach.listening.spotter.model import detect_fused
+
+    samples = np.concatenate([_flite("rms", "please stop"), _espeak("stop", "en-us+m3"), _flite("awb", "okay stop")])
+    streamed = _stream(model, samples, safety_head=safety_head)  # type: ignore[arg-type]
+    offline = detect_fused(model, score_clip(model, samples), safety_head, score_clip(safety_head, samples))
+    assert [(d.command, round(d.end_s, 2)) for d in streamed] == [(d.command, round(d.end_s, 2)) for d in offline]
+    assert [d.command for d in streamed] == ["stop", "stop", "stop"]
+
+
+def test_whichever_head_fires_first_holds_the_other_for_the_refractory_time(
+        model: SpotterModel, safety_head: SpotterModel) -> None:  # fmt: skip
+    from voicecoach.listening.spotter.model import detect_fused
+
+    need = max(model.frames_for("stop"), safety_head.frames_for("stop"))
+    main = {f: ("stop", 0.999) for f in range(10, 10 + need)}
+    second = {f: ("stop", 0.999) for f in range(11, 13 + need)}  # the same word, a frame later in the other head
+    second |= {f: ("pause", 0.999) for f in range(30, 40)}  # the safety head never fires another command
+    found = detect_fused(model, _frames(model, main, 60), safety_head, _frames(safety_head, second, 60))
+    assert [d.command for d in found] == ["stop"] and found[0].end_s == pytest.approx((10 + model.frames_for("stop"))
+                                                                                      * FRAME_S)  # fmt: skip
+    alone = detect_fused(model, _frames(model, {}, 60), safety_head, _frames(safety_head, second, 60))
+    assert [d.command for d in alone] == ["stop"] and alone[0].phrase == model.phrases["stop"]
+    later = {f: ("stop", 0.999) for f in range(14, 14 + need)}  # the main head a frame after the safety head fired
+    both = detect_fused(model, _frames(model, later, 60), safety_head, _frames(safety_head, second, 60))
+    assert [d.command for d in both] == ["stop"]
+
+
+def test_the_packaged_engine_runs_the_safety_head_and_a_named_head_runs_alone(tmp_path: Path) -> None:
+    from voicecoach.core.commands import load_vocabulary
+    from voicecoach.listening.spotter.model import save_head
+    from voicecoach.listening.spotter_engine import SpotterRecognizer
+
+    vocabulary = load_vocabulary("en")
+    assert SpotterRecognizer(vocabulary).safety_head is not None
+    named = tmp_path / "head.npz"
+    save_head(named, SpotterModel.load())
+    assert SpotterRecognizer(vocabulary, head=named).safety_head is None
+
+
+def test_a_half_precision_save_loads_as_the_rounded_head(tmp_path: Path, safety_head: SpotterModel) -> None:
+    from voicecoach.listening.spotter.model import half_precision, save_head
+
+    path = tmp_path / "half.npz"
+    save_head(path, safety_head, weights_dtype=np.float16)
+    loaded = SpotterModel.load(path)
+    windows = np.random.default_rng(0).normal(0, 1, (3, safety_head.window_frames, 96)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.probabilities(windows), half_precision(safety_head).probabilities(windows))
+    full = tmp_path / "full.npz"
+    save_head(full, safety_head)
+    assert path.stat().st_size < 0.8 * full.stat().st_size  # float32 of the same (rounded) weights

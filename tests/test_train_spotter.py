@@ -34,6 +34,19 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     card = (out / "MODEL.md").read_text()
     assert "arXiv:1804.03209" in card and "--tiny" in card and "Seed 1" in card
     assert (out / "head.npz").stat().st_size < 2_000_000
+    # the second detector of stop and too much, from the in-context recipe, beside that head
+    result = subprocess.run(
+        [sys.executable, str(_SCRIPT), "--tiny", "--quiet", "--workers", "1", "--cache", str(tmp_path / "cache"),
+         "--out", str(out), "--in-context", "--safety-head", "0.9"], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "clips firing" in result.stdout and " -> " in result.stdout  # alone -> with the safety head
+    safety = SpotterModel.load(out / "safety_head.npz")
+    assert safety.metadata["role"] == "safety" and safety.thresholds["stop"] == pytest.approx(0.9)
+    assert all(t > 1 for c, t in safety.thresholds.items() if c not in ("stop", "too_much"))
+    card = (out / "SAFETY_HEAD.md").read_text()
+    assert "--safety-head 0.9" in card and "--in-context" in card and "with the safety head" in card
+    assert SpotterModel.load(out / "head.npz").metadata.get("role") != "safety"  # the main head left as it was
 
 
 def test_missing_data_folder_is_one_clear_line(tmp_path: Path) -> None:

@@ -16,14 +16,23 @@ class SpotterRecognizer:
     name = "spotter"
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, vocabulary: Vocabulary, head: object | None = None) -> None:
-        from voicecoach.listening.spotter.model import SpotterModel, SpotterModelError, StreamingSpotter
+    def __init__(self, vocabulary: Vocabulary, head: object | None = None, safety_head: object | None = None) -> None:
+        """head: a head file (default: the packaged one). safety_head: the second stop/too-much detector's file
+        (default: the packaged one with the packaged head, none with another head)."""
+        from voicecoach.listening.spotter.model import (
+            SpotterModel,
+            SpotterModelError,
+            StreamingSpotter,
+            load_safety_head,
+        )
 
         if vocabulary.language != "en":
             raise RecognizerError(f"the spotter is trained for English; for {vocabulary.language!r} use --engine vosk")
         try:
             model = SpotterModel.load(head)  # type: ignore[arg-type]
-            self._spotter = StreamingSpotter(model)
+            second = load_safety_head(safety_head) if head is None or safety_head is not None else None  # type: ignore[arg-type]
+            self._spotter = StreamingSpotter(model, safety_head=second)
+            self.safety_head = second
         except (SpotterModelError, OSError) as exc:
             raise RecognizerError(f"the keyword spotter cannot load: {exc}") from None
         self.model = model

@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from voicecoach.listening.spotter.model import FRAME_S, NONE_LABEL, SAFETY_COMMANDS, SpotterModel, detect
+from voicecoach.listening.spotter.model import (
+    FRAME_S,
+    NONE_LABEL,
+    SAFETY_COMMANDS,
+    Detection,
+    SpotterModel,
+    detect,
+    detect_fused,
+)
 from voicecoach.training.features import Features
 from voicecoach.training.train import WINDOW_FRAMES
 
@@ -69,8 +77,11 @@ def frames_row(model: SpotterModel, frames: int | dict[str, int]) -> int | np.nd
 
 def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray], features: Features,
                       frames: int | dict[str, int], total_budget: float | None = None,
-                      safety_confusion: float | None = None) -> dict[str, float]:  # fmt: skip
+                      safety_confusion: float | None = None,
+                      safety_budget: float | None = None) -> dict[str, float]:  # fmt: skip
     """Per command, the lowest grid threshold that keeps validation negatives within budget and narration silent.
+
+    safety_budget, if given, replaces FALSE_BUDGET for stop and too_much.
 
     With safety_confusion, the clips of other commands count against their own, wider budget (that share of them
     may fire stop or too_much) for the safety commands: a "next" heard as "stop" halts the narrator, the safe way
@@ -110,6 +121,8 @@ def choose_thresholds(model: SpotterModel, probabilities: dict[int, np.ndarray],
             negatives = np.concatenate([np.array([p[column] for p in neg_peaks]), others])
         narration_max = max((p[column] for p in narr_peaks), default=0.0)
         budget = FALSE_BUDGET.get(command, FALSE_BUDGET["default"])
+        if safety_budget is not None and command in SAFETY_COMMANDS:
+            budget = safety_budget
         chosen = float(THRESHOLD_GRID[-1])
         for threshold in THRESHOLD_GRID[(0.0 if command in SAFETY_COMMANDS else OTHER_FLOOR) <= THRESHOLD_GRID]:
             confused = apart and any(len(group) and np.mean(group >= threshold) > (safety_confusion or 0.0)
@@ -143,7 +156,11 @@ def _within_total(thresholds: dict[str, float], columns: dict[str, int], peaks: 
 def clip_outcome(model: SpotterModel, probs: np.ndarray, meta: dict[str, Any], word_end_s: float,
                  thresholds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
     """What the decision rule made of one clip."""
-    found = detect(model, probs, thresholds=thresholds)
+    return _outcome(detect(model, probs, thresholds=thresholds), meta, word_end_s)
+
+
+def _outcome(found: list[Detection], meta: dict[str, Any], word_end_s: float) -> dict[str, Any]:
+    """A clip's detections as a hit or miss (commands) or a count of false commands (negatives)."""
     if meta["label"] == NONE_LABEL:
         return {"false": len(found), "commands": [d.command for d in found]}
     near = [d for d in found if HIT_WINDOW_S[0] <= d.end_s - word_end_s <= HIT_WINDOW_S[1]]
@@ -159,8 +176,12 @@ def _condition(meta: dict[str, Any], strength: str | None) -> str:
 
 
 def figures(model: SpotterModel, probabilities: dict[int, np.ndarray], features: Features,
-            jobs: list[dict[str, Any]], thresholds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
-    """Recall per command and condition, false commands per clip and per hour, per split and source."""
+            jobs: list[dict[str, Any]], thresholds: dict[str, float],
+            safety: tuple[SpotterModel, dict[int, np.ndarray]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Recall per command and condition, false commands per clip and per hour, per split and source.
+
+    safety: a second stop/too-much head and its probabilities, decided beside the main head as the streaming
+    spotter does (model.detect_fused; the main head at its own thresholds)."""
     recall: dict[tuple[str, str, str, str], list[bool]] = defaultdict(list)
     heard_as: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     false_clips: dict[tuple[str, str, str], list[int]] = defaultdict(list)
@@ -169,7 +190,12 @@ def figures(model: SpotterModel, probabilities: dict[int, np.ndarray], features:
     latencies: list[int] = []
     for i, probs in probabilities.items():
         meta, job = features.meta[i], jobs[i]
-        outcome = clip_outcome(model, probs, meta, float(features.word_end_s[i]), thresholds)
+        if safety is None:
+            outcome = clip_outcome(model, probs, meta, float(features.word_end_s[i]), thresholds)
+        else:
+            main = dataclasses.replace(model, thresholds=dict(thresholds))
+            found = detect_fused(main, probs, safety[0], safety[1][i])
+            outcome = _outcome(found, meta, float(features.word_end_s[i]))
         condition = _condition(meta, job.get("strength"))
         if meta["label"] == NONE_LABEL:
             key = (meta["split"], meta["tag"], condition)
@@ -255,4 +281,30 @@ def headline(figs: dict[str, Any]) -> list[str]:
         lines.append(f"false {r['split']} {r['source']} {r['condition']}: {r['clips_firing']}/{r['clips']} clips = "
                      f"{100 * r['clips_firing'] / max(1, r['clips']):.2f}%, {r['false_commands']} commands, "
                      f"{r['per_hour']:.1f}/h")  # fmt: skip
+    return lines
+
+
+def fused_figures(model: SpotterModel, safety_head: SpotterModel, table: np.ndarray, starts: np.ndarray,
+                  features: Features, jobs: list[dict[str, Any]], evaluated: list[int]) -> dict[str, Any]:  # fmt: skip
+    """The figures of the main head with a safety head beside it (each at its own thresholds)."""
+    probabilities = clip_probabilities(model, table, starts, features, evaluated)
+    second = clip_probabilities(safety_head, table, starts, features, evaluated)
+    return figures(model, probabilities, features, jobs, model.thresholds, safety=(safety_head, second))
+
+
+def compare_lines(alone: dict[str, Any], fused: dict[str, Any]) -> list[str]:
+    """Safety recall and false commands, main head alone against with the safety head, one line each."""
+    lines = []
+    before = {(r["split"], r["source"], r["command"], r["condition"]): r for r in alone["recall"]}
+    for r in fused["recall"]:
+        key = (r["split"], r["source"], r["command"], r["condition"])
+        if r["command"] in SAFETY_COMMANDS or (key in before and before[key]["heard"] != r["heard"]):
+            old = before.get(key, {"heard": 0, "clips": r["clips"]})
+            lines.append(f"recall {' '.join(key)}: {old['heard']}/{old['clips']} -> {r['heard']}/{r['clips']}")
+    false_before = {(r["split"], r["source"], r["condition"]): r for r in alone["false"]}
+    for r in fused["false"]:
+        where = (r["split"], r["source"], r["condition"])
+        old = false_before.get(where, {"clips_firing": 0, "false_commands": 0})
+        lines.append(f"false {' '.join(where)}: clips firing {old['clips_firing']} -> {r['clips_firing']} of "
+                     f"{r['clips']}, commands {old['false_commands']} -> {r['false_commands']}")  # fmt: skip
     return lines

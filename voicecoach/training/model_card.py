@@ -116,3 +116,49 @@ Most frequent false commands: {", ".join(f"{k} ({v})" for k, v in list(figures["
 ## Known weaknesses
 """ + "\n".join(f"- {w}" for w in weaknesses) + "\n"
     path.write_text(text)
+
+
+def write_safety_card(path: Path, *, command: str, threshold: float, main: str, alone: dict[str, Any],
+                      fused: dict[str, Any], recipe: str, head_bytes: int) -> None:  # fmt: skip
+    """Write SAFETY_HEAD.md: the second stop/too-much detector, and what it changes beside the main head."""
+    before = {(r["split"], r["source"], r["command"], r["condition"]): r for r in alone["recall"]}
+    rows = []
+    for r in fused["recall"]:
+        key = (r["split"], r["source"], r["command"], r["condition"])
+        old = before.get(key)
+        if old is not None and (r["command"] in ("stop", "too_much") or old["heard"] != r["heard"]):
+            rows.append({"split": key[0], "source": key[1], "command": key[2], "condition": key[3],
+                         "clips": r["clips"], f"{main} alone": old["heard"], "with the safety head": r["heard"]})
+    false_before = {(r["split"], r["source"], r["condition"]): r for r in alone["false"]}
+    false_rows = [{"split": r["split"], "source": r["source"], "condition": r["condition"], "clips": r["clips"],
+                   f"{main} alone": false_before.get((r["split"], r["source"], r["condition"]), {}).get(
+                       "false_commands", 0), "with the safety head": r["false_commands"]}
+                  for r in fused["false"]]  # fmt: skip
+    text = f"""# The safety head: a second detector of stop and too much
+
+`safety_head.npz` ({head_bytes / 1024:.0f} KB) runs beside `{main}` on the same openWakeWord embeddings
+(`StreamingSpotter(..., safety_head=...)`, packaged: `SpotterRecognizer` loads it with the packaged head). It only
+ever fires stop or too much: at or above **{threshold:g}** for two frames in a row (every other command is off in
+it). Whichever head fires a safety command first holds the other quiet for the refractory second.
+
+Why: the main head hears a command said from silence ("stop", "stop now") but not inside what people say around
+it: "please stop", "no no stop", "that's too much" in held-out voices. This head was trained with those phrases (and
+real people's stop after another of their words) as positives; alone it hears them, but loses some plain stops of
+real people and fires on the narration; as a second detector at a high threshold it adds the phrases and keeps the
+main head's figures (see below).
+
+Made by (same data, licences and attribution as MODEL.md; Speech Commands is CC BY 4.0, Warden 2018):
+
+    {command}
+
+Recipe of its network: {recipe}
+
+The threshold was chosen on the validation rows (the test rows are held-out voices, reported only).
+
+## Recall of the main head alone and with the safety head (validation and test clips of this run)
+{_table(rows, ["split", "source", "command", "condition", "clips", f"{main} alone", "with the safety head"])}
+
+## False commands
+{_table(false_rows, ["split", "source", "condition", "clips", f"{main} alone", "with the safety head"])}
+"""
+    path.write_text(text)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import sys
@@ -50,6 +51,11 @@ _EMBEDDING_SIZE = 96
 _BATCH = 256
 """Embeddings computed per tflite call when scoring a whole clip."""
 _DEFAULT_HEAD = Path(__file__).with_name("head.npz")
+SAFETY_HEAD = Path(__file__).with_name("safety_head.npz")
+"""The second detector for stop and too much (trained with commands said inside longer phrases; see SAFETY_HEAD.md):
+where it is packaged, the streaming spotter runs it beside the main head on the same embeddings."""
+NEVER = 2.0
+"""A threshold no probability reaches: the command is off in that head."""
 
 
 class SpotterModelError(RuntimeError):
@@ -443,8 +449,18 @@ def ensemble(models: Sequence[SpotterModel]) -> SpotterModel:
                         command_frames=dict(first.command_frames))  # fmt: skip
 
 
-def save_head(path: Path, model: SpotterModel) -> None:
-    """Write a head .npz that SpotterModel.load reads back."""
+def half_precision(model: SpotterModel) -> SpotterModel:
+    """The head with its weights rounded to float16 (what a head saved with weights_dtype=np.float16 loads as)."""
+    def rounded(values: np.ndarray) -> np.ndarray:
+        return values.astype(np.float16).astype(np.float32)
+
+    layers = tuple(_Layer(rounded(lay.weight), rounded(lay.bias), lay.relu) for lay in model.layers)
+    return dataclasses.replace(model, layers=layers, _front_end=[])
+
+
+def save_head(path: Path, model: SpotterModel, weights_dtype: type = np.float32) -> None:
+    """Write a head .npz that SpotterModel.load reads back (weights stored as weights_dtype; float16 halves the
+    file, see half_precision)."""
     arrays: dict[str, np.ndarray] = {
         "labels": np.array(model.labels),
         "phrases": np.array([model.phrases[c] for c in model.commands]),
@@ -462,8 +478,8 @@ def save_head(path: Path, model: SpotterModel) -> None:
         "meta_values": np.array(list(model.metadata.values()), dtype=str),
     }
     for i, layer in enumerate(model.layers):
-        arrays[f"w{i}"] = layer.weight.astype(np.float32)
-        arrays[f"b{i}"] = layer.bias.astype(np.float32)
+        arrays[f"w{i}"] = layer.weight.astype(weights_dtype)
+        arrays[f"b{i}"] = layer.bias.astype(weights_dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as out:
         np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
@@ -516,6 +532,11 @@ class DecisionRule:
         self._quiet_until_s = -1.0
         self._safety_quiet_until_s = -1.0
 
+    def hold_safety(self, end_s: float) -> None:
+        """Another detector fired stop or too much at end_s: keep this rule quiet for the same refractory time."""
+        self._quiet_until_s = self._safety_quiet_until_s = max(self._safety_quiet_until_s, end_s + self.refractory_s)
+        self._run[:] = 0
+
     def step(self, probabilities: np.ndarray, end_s: float) -> Detection | None:
         """The detection this frame fires, if any."""
         scores = probabilities[self._columns]
@@ -553,14 +574,24 @@ def detect(model: SpotterModel, probabilities: np.ndarray, *, thresholds: dict[s
 
 
 class StreamingSpotter:
-    """Audio blocks in, detections out; scores every 80 ms. One listener thread owns it."""
+    """Audio blocks in, detections out; scores every 80 ms. One listener thread owns it.
+
+    With a safety head (a second head that only ever fires stop or too much), both heads score the same embeddings
+    and either may fire a safety command; whichever fires first holds the other quiet for the refractory time.
+    """
 
     def __init__(self, model: SpotterModel, *, thresholds: dict[str, float] | None = None,
-                 refractory_s: float = 1.0) -> None:  # fmt: skip
+                 refractory_s: float = 1.0, safety_head: SpotterModel | None = None) -> None:  # fmt: skip
         self.model = model
+        self.safety_head = safety_head
+        if safety_head is not None and (safety_head.window_frames != model.window_frames
+                                        or set(SAFETY_COMMANDS) - set(safety_head.commands)):  # fmt: skip
+            raise SpotterModelError("the safety head must share the main head's window and have stop and too_much")
         self._front_end = FrontEnd()
         self._stream = _StreamingFrontEnd(self._front_end)
         self._rule = DecisionRule(model, thresholds, refractory_s)
+        self._safety_rule = None if safety_head is None else DecisionRule(safety_head, _safety_only(safety_head),
+                                                                          refractory_s)  # fmt: skip
         self.reset()
 
     @property
@@ -572,6 +603,8 @@ class StreamingSpotter:
         """Start again from silence at time 0."""
         self._stream.reset()
         self._rule.reset()
+        if self._safety_rule is not None:
+            self._safety_rule.reset()
         silence = self._front_end.silence_embedding
         self._window = np.tile(silence, (self.model.window_frames, 1))
         self._frames = 0
@@ -584,14 +617,27 @@ class StreamingSpotter:
             self._window = np.concatenate([self._window[1:], embedding[None]])
             probabilities = self.model.probabilities(self._window[None])[0]
             self._frames += 1
+            end_s = self._frames * FRAME_S
             self._latest = {c: float(probabilities[self.model.labels.index(c)]) for c in self.model.commands}
-            detection = self._rule.step(probabilities, self._frames * FRAME_S)
+            detection = self._rule.step(probabilities, end_s)
+            if self.safety_head is not None and self._safety_rule is not None:
+                second = self.safety_head.probabilities(self._window[None])[0]
+                for command in SAFETY_COMMANDS:
+                    self._latest[command] = max(self._latest[command],
+                                                float(second[self.safety_head.labels.index(command)]))  # fmt: skip
+                extra = self._safety_rule.step(second, end_s)
+                if detection is not None and detection.command in SAFETY_COMMANDS:
+                    self._safety_rule.hold_safety(end_s)
+                elif extra is not None:  # a safety command outranks anything the main head fired in this frame
+                    self._rule.hold_safety(end_s)
+                    detection = Detection(extra.command, self.model.phrases[extra.command], extra.score, end_s)
             if detection is not None:
                 found.append(detection)
         return found
 
     def scores(self) -> dict[str, float]:
-        """The latest frame's probability per command (0 before the first frame)."""
+        """The latest frame's probability per command (0 before the first frame; stop and too much: the higher of
+        both heads')."""
         return dict(self._latest)
 
     @property
@@ -602,6 +648,37 @@ class StreamingSpotter:
     def close(self) -> None:
         """Free the front end."""
         self._front_end.close()
+
+
+def _safety_only(head: SpotterModel) -> dict[str, float]:
+    """A safety head's thresholds with every command but stop and too much off."""
+    return {c: (t if c in SAFETY_COMMANDS else NEVER) for c, t in head.thresholds.items()}
+
+
+def load_safety_head(path: Path | None = None) -> SpotterModel | None:
+    """The packaged safety head (None where none is packaged), or the one at path."""
+    if path is None and not SAFETY_HEAD.is_file():
+        return None
+    return SpotterModel.load(path if path is not None else SAFETY_HEAD)
+
+
+def detect_fused(model: SpotterModel, probabilities: np.ndarray, safety_head: SpotterModel,
+                 safety_probabilities: np.ndarray, refractory_s: float = 1.0) -> list[Detection]:  # fmt: skip
+    """What the streaming spotter with a safety head detects, from both heads' per-frame probabilities."""
+    rule, second = DecisionRule(model, None, refractory_s), DecisionRule(safety_head, _safety_only(safety_head),
+                                                                         refractory_s)  # fmt: skip
+    found = []
+    for i, (row, extra_row) in enumerate(zip(probabilities, safety_probabilities, strict=True)):
+        end_s = (i + 1) * FRAME_S
+        detection, extra = rule.step(row, end_s), second.step(extra_row, end_s)
+        if detection is not None and detection.command in SAFETY_COMMANDS:
+            second.hold_safety(end_s)
+        elif extra is not None:
+            rule.hold_safety(end_s)
+            detection = Detection(extra.command, model.phrases[extra.command], extra.score, end_s)
+        if detection is not None:
+            found.append(detection)
+    return found
 
 
 def vocabulary_commands(text: str | None = None) -> dict[str, tuple[str, ...]]:
