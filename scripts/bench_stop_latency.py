@@ -15,10 +15,11 @@ the cut is the lower bound, and both are printed.
 
     .venv/bin/python scripts/bench_stop_latency.py --trials 30
     .venv/bin/python scripts/bench_stop_latency.py --trials 30 --echo-db -6
-    .venv/bin/python scripts/bench_stop_latency.py --trials 30 --echo-db 0 --people ../shared/data/speech_commands
+    .venv/bin/python scripts/bench_stop_latency.py --trials 30 --echo-db 0 --people ../shared/data/speech_commands_v2
 
 By default the person is a flite voice. With --people FOLDER the person is real: one "stop" (FOLDER/stop/*.wav) from
-each of 30 speakers held out from the spotter's training (its validation split, seed 1), each scaled to the active
+each speaker held out from the spotter's training (its validation split, seed 1), taken in turn (speech_commands_v2
+holds 21 of them; ../shared/data/speech_commands only 2), each scaled to the active
 level of the narration, so that --echo-db is the echo's level relative to the person's voice.
 
 Prints every trial, then median, p95 and worst (of the upper bound, and of the lower), and the listener thread's
@@ -421,7 +422,9 @@ def report(results: list, tee: MicTee, samples: np.ndarray, rate: int, monitor_s
         print(f"trial {number:3d}: {status}")
     heard = sum(1 for r in results if r[0].heard)
     false_stops = sum(1 for r in results if r[0].false_stop)
-    person = f"people from {options.people}" if options.people is not None else "flite voices"
+    speakers = len({id(r[3]) for r in results})
+    person = (f"people from {options.people} ({speakers} held-out speakers)" if options.people is not None
+              else f"flite voices ({speakers})")  # fmt: skip
     echo = "none" if options.echo_db is None else f"{options.echo_db} dB"
     print(f"\nperson: {person}; engine {options.engine}, echo {echo}: {heard}/{len(results)} stops heard"
           + (f" ({false_stops} trials stopped by something else before the word was played)" if false_stops else ""))
