@@ -10,7 +10,10 @@ Streaming (`StreamingSpotter.accept`) and whole-clip scoring (`score_clip`) run 
 for the mel spectrogram (its log floor follows the loudest frame of each call, so it must see the same chunks) and
 batched for the embeddings (equal to float rounding).
 
-Longer than most modules (about 450 lines): the front end, the head's layers, the decision rule and the streaming
+A second head, the safety head (`safety_head.npz`), may run beside the main one on the same embeddings; it only
+ever fires stop or too much (`StreamingSpotter(safety_head=...)`, `detect_fused` for whole-clip probabilities).
+
+Longer than most modules (about 700 lines): the front end, the head's layers, the decision rules and the streaming
 spotter must compute exactly what training scored, so they live in one file that training imports as it is.
 """
 
