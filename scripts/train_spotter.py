@@ -302,9 +302,10 @@ def _write_safety_head(args: argparse.Namespace, model: SpotterModel, out: Path,
     )  # fmt: skip
     safety = half_precision(safety)  # stored as float16 (half the size): the figures are of what is shipped
     evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
-    alone = evaluate.figures(main, evaluate.clip_probabilities(main, table, starts, feats, evaluated), feats, jobs,
-                             main.thresholds)  # fmt: skip
-    fused = evaluate.fused_figures(main, safety, table, starts, feats, jobs, evaluated)
+    scores = evaluate.clip_probabilities(main, table, starts, feats, evaluated)
+    second = evaluate.clip_probabilities(safety, table, starts, feats, evaluated)
+    alone = evaluate.figures(main, scores, feats, jobs, main.thresholds)
+    fused = evaluate.figures(main, scores, feats, jobs, main.thresholds, safety=(safety, second))
     path = out / "safety_head.npz"
     save_head(path, safety, weights_dtype=np.float16)
     given = _shaping_arguments(sys.argv[1:])

@@ -284,27 +284,26 @@ def headline(figs: dict[str, Any]) -> list[str]:
     return lines
 
 
-def fused_figures(model: SpotterModel, safety_head: SpotterModel, table: np.ndarray, starts: np.ndarray,
-                  features: Features, jobs: list[dict[str, Any]], evaluated: list[int]) -> dict[str, Any]:  # fmt: skip
-    """The figures of the main head with a safety head beside it (each at its own thresholds)."""
-    probabilities = clip_probabilities(model, table, starts, features, evaluated)
-    second = clip_probabilities(safety_head, table, starts, features, evaluated)
-    return figures(model, probabilities, features, jobs, model.thresholds, safety=(safety_head, second))
+def paired(alone: dict[str, Any], fused: dict[str, Any]) -> tuple[list[tuple], list[tuple]]:
+    """The rows of two figure sets of the same clips side by side: (key, alone row, fused row) for the safety
+    commands' recall and every other recall that changed, then for every false-command row."""
+    blank = {"heard": 0, "clips": 0, "clips_firing": 0, "false_commands": 0}
+    before = {(r["split"], r["source"], r["command"], r["condition"]): r for r in alone["recall"]}
+    recall = [(key, before.get(key, blank), r) for r in fused["recall"]
+              for key in [(r["split"], r["source"], r["command"], r["condition"])]
+              if r["command"] in SAFETY_COMMANDS or before.get(key, blank)["heard"] != r["heard"]]  # fmt: skip
+    false_before = {(r["split"], r["source"], r["condition"]): r for r in alone["false"]}
+    false = [(key, false_before.get(key, blank), r) for r in fused["false"]
+             for key in [(r["split"], r["source"], r["condition"])]]  # fmt: skip
+    return recall, false
 
 
 def compare_lines(alone: dict[str, Any], fused: dict[str, Any]) -> list[str]:
     """Safety recall and false commands, main head alone against with the safety head, one line each."""
-    lines = []
-    before = {(r["split"], r["source"], r["command"], r["condition"]): r for r in alone["recall"]}
-    for r in fused["recall"]:
-        key = (r["split"], r["source"], r["command"], r["condition"])
-        if r["command"] in SAFETY_COMMANDS or (key in before and before[key]["heard"] != r["heard"]):
-            old = before.get(key, {"heard": 0, "clips": r["clips"]})
-            lines.append(f"recall {' '.join(key)}: {old['heard']}/{old['clips']} -> {r['heard']}/{r['clips']}")
-    false_before = {(r["split"], r["source"], r["condition"]): r for r in alone["false"]}
-    for r in fused["false"]:
-        where = (r["split"], r["source"], r["condition"])
-        old = false_before.get(where, {"clips_firing": 0, "false_commands": 0})
-        lines.append(f"false {' '.join(where)}: clips firing {old['clips_firing']} -> {r['clips_firing']} of "
-                     f"{r['clips']}, commands {old['false_commands']} -> {r['false_commands']}")  # fmt: skip
+    recall, false = paired(alone, fused)
+    lines = [f"recall {' '.join(key)}: {old['heard']}/{new['clips']} -> {new['heard']}/{new['clips']}"
+             for key, old, new in recall]  # fmt: skip
+    lines += [f"false {' '.join(key)}: clips firing {old['clips_firing']} -> {new['clips_firing']} of "
+              f"{new['clips']}, commands {old['false_commands']} -> {new['false_commands']}"
+              for key, old, new in false]  # fmt: skip
     return lines

@@ -121,19 +121,14 @@ Most frequent false commands: {", ".join(f"{k} ({v})" for k, v in list(figures["
 def write_safety_card(path: Path, *, command: str, threshold: float, main: str, alone: dict[str, Any],
                       fused: dict[str, Any], recipe: str, head_bytes: int) -> None:  # fmt: skip
     """Write SAFETY_HEAD.md: the second stop/too-much detector, and what it changes beside the main head."""
-    before = {(r["split"], r["source"], r["command"], r["condition"]): r for r in alone["recall"]}
-    rows = []
-    for r in fused["recall"]:
-        key = (r["split"], r["source"], r["command"], r["condition"])
-        old = before.get(key)
-        if old is not None and (r["command"] in ("stop", "too_much") or old["heard"] != r["heard"]):
-            rows.append({"split": key[0], "source": key[1], "command": key[2], "condition": key[3],
-                         "clips": r["clips"], f"{main} alone": old["heard"], "with the safety head": r["heard"]})
-    false_before = {(r["split"], r["source"], r["condition"]): r for r in alone["false"]}
-    false_rows = [{"split": r["split"], "source": r["source"], "condition": r["condition"], "clips": r["clips"],
-                   f"{main} alone": false_before.get((r["split"], r["source"], r["condition"]), {}).get(
-                       "false_commands", 0), "with the safety head": r["false_commands"]}
-                  for r in fused["false"]]  # fmt: skip
+    from voicecoach.training.evaluate import paired
+
+    recall, false = paired(alone, fused)
+    rows = [{"split": key[0], "source": key[1], "command": key[2], "condition": key[3], "clips": new["clips"],
+             f"{main} alone": old["heard"], "with the safety head": new["heard"]} for key, old, new in recall]
+    false_rows = [{"split": key[0], "source": key[1], "condition": key[2], "clips": new["clips"],
+                   f"{main} alone": old["false_commands"], "with the safety head": new["false_commands"]}
+                  for key, old, new in false]  # fmt: skip
     text = f"""# The safety head: a second detector of stop and too much
 
 `safety_head.npz` ({head_bytes / 1024:.0f} KB) runs beside `{main}` on the same openWakeWord embeddings

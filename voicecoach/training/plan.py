@@ -83,16 +83,17 @@ def tts_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
     return jobs
 
 
-def _test_voice_jobs(voice: synthesis.Voice, commands: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
-    """A held-out voice's test clips (without seeds): every command phrase quiet and at 0 dB echo, half the
-    confusables quiet."""
+def _test_voice_jobs(voice: synthesis.Voice, commands: dict[str, tuple[str, ...]], tag: str = "tts_cmd",
+                     confusables: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+    """A held-out voice's test clips (without seeds): every command phrase quiet and at 0 dB echo, and (with
+    confusables) half the confusables quiet."""
     jobs: list[dict[str, Any]] = []
     for command, phrases in commands.items():
         for phrase in phrases:
             for condition in ({"strength": "none"}, {"strength": "none", "echo_db": 0.0}):
                 jobs.append({"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "test",
-                             "tag": "tts_cmd", "group": voice.label, **condition})  # fmt: skip
-    for word in sources.CONFUSABLES[::2]:
+                             "tag": tag, "group": voice.label, **condition})  # fmt: skip
+    for word in sources.CONFUSABLES[::2] if confusables else ():
         jobs.append({"text": word, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "test",
                      "tag": "tts_confusable", "group": voice.label, "strength": "none"})  # fmt: skip
     return jobs
@@ -336,6 +337,15 @@ def index_of(voice: synthesis.Voice, voices: list[synthesis.Voice]) -> int:
     return voices.index(voice)
 
 
+def every_training_voice(scale: Scale, seed: int) -> list[synthesis.Voice]:
+    """Every training voice setting: those of `tts_jobs`, the Flite variants and the other installed voices (tiny:
+    the first alone)."""
+    voices = synthesis.training_voices(scale.tts_voices, seed)
+    if scale.tiny:
+        return voices[:1]
+    return voices + synthesis.flite_variants(4, seed + 8) + synthesis.more_voices(4, seed + 10)
+
+
 TALK_BATCH = "talk-1"
 """The "batch" key of other people's talk (its own cache shards)."""
 TALK_PER_VOICE = 8
@@ -360,13 +370,8 @@ def talk_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
     texts = talk_texts()
     if scale.tiny:
         texts = texts[:2]
-    voices = synthesis.training_voices(scale.tts_voices, seed)
-    if not scale.tiny:
-        voices += synthesis.flite_variants(4, seed + 8) + synthesis.more_voices(4, seed + 10)
-    else:
-        voices = voices[:1]
     jobs: list[dict[str, Any]] = []
-    for voice in voices:
+    for voice in every_training_voice(scale, seed):
         split = "val" if sources.held_out(voice.label, seed, 0.15) else "train"
         for text in rng.sample(texts, min(len(texts), TALK_PER_VOICE if not scale.tiny else 1)):
             condition = _aug(rng, 0.2) if split == "train" else {"strength": "none"}
@@ -405,12 +410,7 @@ def context_jobs(data_dir: Path, scale: Scale, seed: int) -> list[dict[str, Any]
     def add(base: dict[str, Any], **condition: Any) -> None:
         jobs.append({**base, **condition, "seed": rng.getrandbits(31), "batch": CONTEXT_BATCH})
 
-    voices = synthesis.training_voices(scale.tts_voices, seed)
-    if not scale.tiny:
-        voices += synthesis.flite_variants(4, seed + 8) + synthesis.more_voices(4, seed + 10)
-    else:
-        voices = voices[:1]
-    for voice in voices:
+    for voice in every_training_voice(scale, seed):
         split = "val" if sources.held_out(voice.label, seed, 0.15) else "train"
         for command, phrases in sources.IN_CONTEXT.items():
             for phrase in phrases if not scale.tiny else phrases[:1]:
@@ -442,9 +442,6 @@ def context_jobs(data_dir: Path, scale: Scale, seed: int) -> list[dict[str, Any]
     if scale.tiny:
         return jobs
     for voice in synthesis.held_out_voices():
-        for command, phrases in sources.IN_CONTEXT.items():
-            for phrase in phrases:
-                for condition in ({"strength": "none"}, {"strength": "none", "echo_db": 0.0}):
-                    add({"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "test",
-                         "tag": "tts_ctx", "group": voice.label}, **condition)  # fmt: skip
+        for job in _test_voice_jobs(voice, sources.IN_CONTEXT, tag="tts_ctx", confusables=False):
+            add(job)
     return jobs

@@ -285,15 +285,21 @@ class _Layer:
     bias: np.ndarray
     relu: bool
 
+    @cached_property
+    def flat_weight(self) -> np.ndarray:
+        """A convolution's weight as (out, kernel * in), in the (tap, input) order of _conv1d's taps (worked out once:
+        the head runs every 80 ms)."""
+        out, inputs, kernel = self.weight.shape
+        return np.ascontiguousarray(np.transpose(self.weight, (0, 2, 1)).reshape(out, kernel * inputs))
+
 
 def _conv1d(x: np.ndarray, layer: _Layer) -> np.ndarray:
     """x (batch, in, time) convolved with no padding: (batch, out, time - kernel + 1)."""
-    out, inputs, kernel = layer.weight.shape
+    kernel = layer.weight.shape[2]
     steps = x.shape[2] - kernel + 1
     # one matrix product over (input, tap) pairs: no einsum path search every 80 ms on the audio path
     taps = np.concatenate([x[:, :, k : k + steps] for k in range(kernel)], axis=1)  # (batch, kernel * in, t)
-    flat = np.transpose(layer.weight, (0, 2, 1)).reshape(out, kernel * inputs)  # matches taps' (tap, input) order
-    y = np.matmul(flat, taps) + layer.bias[None, :, None]
+    y = np.matmul(layer.flat_weight, taps) + layer.bias[None, :, None]
     return np.maximum(y, 0.0) if layer.relu else y
 
 
@@ -628,12 +634,8 @@ class StreamingSpotter:
                 for command in SAFETY_COMMANDS:
                     self._latest[command] = max(self._latest[command],
                                                 float(second[self.safety_head.labels.index(command)]))  # fmt: skip
-                extra = self._safety_rule.step(second, end_s)
-                if detection is not None and detection.command in SAFETY_COMMANDS:
-                    self._safety_rule.hold_safety(end_s)
-                elif extra is not None:  # a safety command outranks anything the main head fired in this frame
-                    self._rule.hold_safety(end_s)
-                    detection = Detection(extra.command, self.model.phrases[extra.command], extra.score, end_s)
+                detection = _fuse(self.model, self._rule, detection, self._safety_rule,
+                                  self._safety_rule.step(second, end_s), end_s)  # fmt: skip
             if detection is not None:
                 found.append(detection)
         return found
@@ -673,15 +675,23 @@ def detect_fused(model: SpotterModel, probabilities: np.ndarray, safety_head: Sp
     found = []
     for i, (row, extra_row) in enumerate(zip(probabilities, safety_probabilities, strict=True)):
         end_s = (i + 1) * FRAME_S
-        detection, extra = rule.step(row, end_s), second.step(extra_row, end_s)
-        if detection is not None and detection.command in SAFETY_COMMANDS:
-            second.hold_safety(end_s)
-        elif extra is not None:
-            rule.hold_safety(end_s)
-            detection = Detection(extra.command, model.phrases[extra.command], extra.score, end_s)
+        detection = _fuse(model, rule, rule.step(row, end_s), second, second.step(extra_row, end_s), end_s)
         if detection is not None:
             found.append(detection)
     return found
+
+
+def _fuse(model: SpotterModel, rule: DecisionRule, detection: Detection | None, safety_rule: DecisionRule,
+          extra: Detection | None, end_s: float) -> Detection | None:  # fmt: skip
+    """One frame's detection of the main head (rule) and the safety head (safety_rule) together: a safety command
+    from either, the first holding the other for the refractory time, outranks anything else in the frame."""
+    if detection is not None and detection.command in SAFETY_COMMANDS:
+        safety_rule.hold_safety(end_s)
+        return detection
+    if extra is not None:
+        rule.hold_safety(end_s)
+        return Detection(extra.command, model.phrases[extra.command], extra.score, end_s)
+    return detection
 
 
 def vocabulary_commands(text: str | None = None) -> dict[str, tuple[str, ...]]:
