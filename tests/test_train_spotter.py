@@ -46,6 +46,7 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     assert all(t > 1 for c, t in safety.thresholds.items() if c not in ("stop", "too_much"))
     card = (out / "SAFETY_HEAD.md").read_text()
     assert "--safety-head 0.9" in card and "--in-context" in card and "with the safety head" in card
+    assert "arXiv:1804.03209" in card and "CC BY 4.0" in card  # Speech Commands credited in the card itself
     assert SpotterModel.load(out / "head.npz").metadata.get("role") != "safety"  # the main head left as it was
 
 

@@ -142,9 +142,12 @@ real people's stop after another of their words) as positives; alone it hears th
 real people and fires on the narration; as a second detector at a high threshold it adds the phrases and keeps the
 main head's figures (see below).
 
-Made by (same data, licences and attribution as MODEL.md; Speech Commands is CC BY 4.0, Warden 2018):
+Made by:
 
     {command}
+
+## Data and attribution (the same data as MODEL.md's head, split the same way by speaker, file and voice)
+{_ATTRIBUTION}
 
 Recipe of its network: {recipe}
 
