@@ -133,6 +133,9 @@ def test_kokoro_jobs_are_training_only_their_own_batch_and_leave_earlier_shards(
     assert after[: len(before)] == before
     assert {j["tag"] for j in kokoro} == {"tts_cmd", "tts_confusable"}
     with_context = plan.kokoro_jobs(plan.FULL, seed=1, in_context=True)
-    context = [j for j in with_context if j["tag"] == "tts_ctx"]
+    assert with_context[: len(kokoro)] == kokoro
+    context = with_context[len(kokoro) :]
+    assert {j["batch"] for j in context} == {plan.KOKORO_CONTEXT_BATCH}
+    assert {j["tag"] for j in context} == {"tts_ctx"}
     assert {j["label"] for j in context} == {"stop", "too_much"}
     assert len(context) == 2 * plan.KOKORO_VOICES * sum(len(p) for p in plan.sources.IN_CONTEXT.values())

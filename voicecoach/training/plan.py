@@ -334,6 +334,8 @@ def more_voice_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
 
 KOKORO_BATCH = "kokoro-1"
 """The "batch" key of the Kokoro voices' jobs (their own cache shards)."""
+KOKORO_CONTEXT_BATCH = "kokoro-ctx-1"
+"""The "batch" key of the Kokoro voices' in-context jobs (after the others, so these leave them as they are)."""
 KOKORO_VOICES = 20
 """Kokoro voice settings (synthesis.kokoro_voices): the five packs and fifteen blends."""
 
@@ -343,36 +345,36 @@ def kokoro_jobs(scale: Scale, seed: int, in_context: bool = False) -> list[dict[
 
     Each voice setting speaks each phrase once augmented and once plain (stop and too_much once more augmented), and
     every other confusable once augmented and once plain; with `in_context`, also the phrases of sources.IN_CONTEXT
-    once augmented and once plain. Validation and test clips are untouched, so a run with them pairs with one
-    without, row for row.
+    once augmented and once plain (a batch of their own, listed last). Validation and test clips are untouched, so
+    a run with them pairs with one without, row for row.
     """
-    rng = random.Random(seed + 17)
-    jobs: list[dict[str, Any]] = []
-
-    def add(base: dict[str, Any], **condition: Any) -> None:
-        jobs.append({**base, **condition, "seed": rng.getrandbits(31), "batch": KOKORO_BATCH})
-
+    voices = synthesis.kokoro_voices(KOKORO_VOICES if not scale.tiny else 1, seed + 18)
     commands = dict(sources.command_phrases())
     confusables = sources.CONFUSABLES if not scale.tiny else sources.CONFUSABLES[:2]
-    voices = synthesis.kokoro_voices(KOKORO_VOICES if not scale.tiny else 1, seed + 18)
-    def phrase_jobs(voice: synthesis.Voice, items: dict[str, tuple[str, ...]], tag: str) -> None:
+    jobs: list[dict[str, Any]] = []
+
+    def phrase_jobs(rng: random.Random, batch: str, voice: synthesis.Voice, items: dict[str, tuple[str, ...]],
+                    tag: str) -> None:  # fmt: skip
         for command, phrases in items.items():
             for phrase in phrases if not scale.tiny else phrases[:1]:
                 base = {"text": phrase, "voice": _voice_dict(voice), "label": command, "split": "train",
-                        "tag": tag, "group": voice.label}  # fmt: skip
+                        "tag": tag, "group": voice.label, "batch": batch}  # fmt: skip
                 for _ in range(2 if command in ("stop", "too_much") and tag == "tts_cmd" else 1):
-                    add(base, **_aug(rng, 0.35))
-                add(base, strength="none", speed=(0.9, 1.1))
+                    jobs.append({**base, **_aug(rng, 0.35), "seed": rng.getrandbits(31)})
+                jobs.append({**base, "strength": "none", "speed": (0.9, 1.1), "seed": rng.getrandbits(31)})
 
+    rng = random.Random(seed + 17)
     for index, voice in enumerate(voices):
-        phrase_jobs(voice, commands if not scale.tiny else {"stop": commands["stop"]}, "tts_cmd")
-        if in_context:
-            phrase_jobs(voice, dict(sources.IN_CONTEXT), "tts_ctx")
+        phrase_jobs(rng, KOKORO_BATCH, voice, commands if not scale.tiny else {"stop": commands["stop"]}, "tts_cmd")
         for word in confusables[index % 2 :: 2]:
             base = {"text": word, "voice": _voice_dict(voice), "label": NONE_LABEL, "split": "train",
-                    "tag": "tts_confusable", "group": voice.label}  # fmt: skip
-            add(base, **_aug(rng, 0.25))
-            add(base, strength="none", speed=(0.9, 1.1))
+                    "tag": "tts_confusable", "group": voice.label, "batch": KOKORO_BATCH}  # fmt: skip
+            jobs.append({**base, **_aug(rng, 0.25), "seed": rng.getrandbits(31)})
+            jobs.append({**base, "strength": "none", "speed": (0.9, 1.1), "seed": rng.getrandbits(31)})
+    if in_context:
+        rng = random.Random(seed + 19)
+        for voice in voices:
+            phrase_jobs(rng, KOKORO_CONTEXT_BATCH, voice, dict(sources.IN_CONTEXT), "tts_ctx")
     return jobs
 
 
