@@ -113,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", type=Path, default=None, metavar="HEAD",
                         help="only evaluate an existing head (its own thresholds and rule) on this run's "
                              "validation and test clips, and print its headline figures")
+    parser.add_argument("--baseline-safety", type=Path, default=None, metavar="SAFETY_HEAD",
+                        help="with --baseline: also this safety head beside it, and print the baseline head alone "
+                             "against with it, row for row (as --safety-head does)")
     parser.add_argument("--rule-by", choices=("command", "all", "safety"), default="command",
                         help="choose the frames-in-a-row rule (1, 2 or 3) per command by its own validation recall, "
                              "the shorter rule on a tie (command); or one rule for all by the mean validation recall "
@@ -383,6 +386,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"baseline {args.baseline}: thresholds {head.thresholds}, {_rule_text(head)} frame(s) in a row")
         for line in evaluate.headline(figs):
             print(line)
+        if args.baseline_safety:
+            safety = SpotterModel.load(args.baseline_safety)
+            second = evaluate.clip_probabilities(safety, table, starts, feats, evaluated)
+            fused = evaluate.figures(head, probabilities, feats, jobs, head.thresholds, safety=(safety, second))
+            print(f"with the safety head {args.baseline_safety} beside it (alone -> with):")
+            for line in evaluate.compare_lines(figs, fused):
+                print(line)
         return 0
     head_path = out / "head.npz"
     stage_dir = args.cache / "runs" / f"{scale.name}_{args.seed}"

@@ -48,6 +48,16 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     assert "--safety-head 0.9" in card and "--in-context" in card and "with the safety head" in card
     assert "arXiv:1804.03209" in card and "CC BY 4.0" in card  # Speech Commands credited in the card itself
     assert SpotterModel.load(out / "head.npz").metadata.get("role") != "safety"  # the main head left as it was
+    # an existing pair of heads measured on the run's clips: the head alone, then with the safety head beside it
+    result = subprocess.run(
+        [sys.executable, str(_SCRIPT), "--tiny", "--quiet", "--workers", "1", "--cache", str(tmp_path / "cache"),
+         "--in-context", "--baseline", str(out / "head.npz"), "--baseline-safety", str(out / "safety_head.npz")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    alone, _, paired = result.stdout.partition("beside it (alone -> with):")
+    assert "recall " in alone and "false " in alone
+    assert "false val human_word quiet: clips firing" in paired and " -> " in paired
 
 
 def test_missing_data_folder_is_one_clear_line(tmp_path: Path) -> None:
