@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +71,14 @@ class StoredSynthesizer:
         np.savez(buffer, samples=speech.samples, words=np.array(words))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".tmp")
-            partial.write_bytes(buffer.getvalue())
-            partial.replace(path)
+            # A name of this writer's own: processes of one evaluation store the same text at once.
+            handle, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.", suffix=".tmp")
+            partial = Path(name)
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    out.write(buffer.getvalue())
+                partial.replace(path)
+            finally:
+                partial.unlink(missing_ok=True)
         except OSError as exc:
             _LOGGER.warning("speech store %s not writable: %s", path.parent, exc)
