@@ -403,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     settings |= {"label_smoothing": 0.0} if args.clean_copies else {}
     settings |= _overrides(args.set)
     base = train.ORIGINAL
-    config = evaluate.dataclasses.replace(base, seed=args.seed, **settings)
+    # --set seed=N seeds the networks alone (the clips, their split and renders keep --seed)
+    config = evaluate.dataclasses.replace(base, **({"seed": args.seed} | settings))
     _LOGGER.info("training settings: %s", config)
     recipe = json.dumps([evaluate.dataclasses.asdict(config), not args.extra_renders, args.clean_copies,
                          len(jobs)] + ([sources.HOMOPHONES] if args.drop_homophones else [])
