@@ -230,6 +230,17 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _config(args: argparse.Namespace) -> train.TrainConfig:
+    """The run's training settings: --seed, then --tiny, --epochs, --clean-copies, then every --set (so --set seed=N
+    seeds the networks alone: the clips, their split and their renders keep --seed)."""
+    settings: dict = {"seed": args.seed}
+    settings |= {"epochs": 1, "steps_per_epoch": 20} if args.tiny else {}
+    settings |= {"epochs": args.epochs} if args.epochs else {}
+    settings |= {"label_smoothing": 0.0} if args.clean_copies else {}
+    settings |= _overrides(args.set)
+    return evaluate.dataclasses.replace(train.ORIGINAL, **settings)
+
+
 def stage_synth(args: argparse.Namespace, scale: plan.Scale, jobs: list[dict]) -> Path:
     """Every synthesized clip into the cache, and the narration pool laid under positives."""
     from tqdm import tqdm
@@ -398,13 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     stage_dir = args.cache / "runs" / f"{scale.name}_{args.seed}"
     stage_dir.mkdir(parents=True, exist_ok=True)
     windows = train.label_windows(feats, starts, labels, "train")
-    settings: dict = {"epochs": 1, "steps_per_epoch": 20} if args.tiny else {}
-    settings |= {"epochs": args.epochs} if args.epochs else {}
-    settings |= {"label_smoothing": 0.0} if args.clean_copies else {}
-    settings |= _overrides(args.set)
-    base = train.ORIGINAL
-    # --set seed=N seeds the networks alone (the clips, their split and renders keep --seed)
-    config = evaluate.dataclasses.replace(base, **({"seed": args.seed} | settings))
+    config = _config(args)
     _LOGGER.info("training settings: %s", config)
     recipe = json.dumps([evaluate.dataclasses.asdict(config), not args.extra_renders, args.clean_copies,
                          len(jobs)] + ([sources.HOMOPHONES] if args.drop_homophones else [])

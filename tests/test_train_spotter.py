@@ -216,3 +216,16 @@ def test_a_composite_is_the_two_clips_speech_with_the_pause_between(tmp_path: Pa
     soundfile.write(paths[1], np.concatenate([silence, word[::-1], silence]), rate)
     features.file_digest.cache_clear()
     assert features.job_hash(key) != before  # the cache key follows both files' contents
+
+
+def test_set_seed_seeds_the_networks_alone_and_later_settings_win() -> None:
+    from tests.support.scripts import load_script
+
+    script = load_script("train_spotter")
+    args = script._parser().parse_args(["--set", "seed=2", "--set", "members=3", "--epochs", "5"])
+    config = script._config(args)
+    assert (config.seed, config.members, config.epochs) == (2, 3, 5)
+    assert args.seed == 1  # the clips, their split and renders keep --seed
+    assert script._config(script._parser().parse_args(["--seed", "4"])).seed == 4
+    with pytest.raises(SystemExit, match="no training setting 'sede'"):
+        script._config(script._parser().parse_args(["--set", "sede=2"]))
