@@ -62,3 +62,19 @@ def test_an_unwritable_store_only_costs_speed(tmp_path: Path, caplog: pytest.Log
     with caplog.at_level(logging.WARNING):
         samples = store.synthesize("Breathe out.")
     assert len(samples) > 0 and "not writable" in caplog.text
+
+
+def test_a_text_stored_meanwhile_by_another_writer_is_the_speech_both_use(tmp_path: Path) -> None:
+    first = StoredSynthesizer(_Counting(), "fake", tmp_path)  # type: ignore[arg-type]
+
+    class _Racing(_Counting):
+        """Synthesizes other samples, and while it does, the other writer stores the text."""
+
+        def synthesize(self, text: str) -> np.ndarray:
+            first.synthesize(text)
+            return np.zeros(1600, np.int16)
+
+    second = StoredSynthesizer(_Racing(), "fake", tmp_path)  # type: ignore[arg-type]
+    heard = second.synthesize("Hold for ten seconds.")
+    assert np.array_equal(heard, _Counting().synthesize("Hold for ten seconds."))  # the first writer's, not its own
+    assert np.array_equal(heard, StoredSynthesizer(_Counting(), "fake", tmp_path).synthesize("Hold for ten seconds."))

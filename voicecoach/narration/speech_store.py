@@ -50,22 +50,30 @@ class StoredSynthesizer:
     def synthesize_words(self, text: str) -> Speech:
         """The stored speech with its word timings (synthesized and stored on first use)."""
         path = self._path(text)
+        stored = self._load(path)
+        if stored is not None:
+            return stored
+        speech = speech_for(self.inner, text)
+        self._save(path, speech)
+        # The first writer's speech is the text's speech, for this run and every later one: another process of
+        # the same evaluation may have stored its own synthesis of the text (never the same samples) meanwhile.
+        return self._load(path) or speech
+
+    @staticmethod
+    def _load(path: Path) -> Speech | None:
         try:
             with np.load(path) as stored:
                 words = tuple(WordTiming(*w) for w in json.loads(str(stored["words"])))
                 return Speech(stored["samples"].astype(np.int16), words)
         except (OSError, ValueError, KeyError, TypeError):
-            pass
-        speech = speech_for(self.inner, text)
-        self._save(path, speech)
-        return speech
+            return None
 
     def _path(self, text: str) -> Path:
         key = hashlib.sha256(f"{self._identity}\n{self.sample_rate}\n{text}".encode()).hexdigest()[:32]
         return self._folder / f"{key}.npz"
 
     def _save(self, path: Path, speech: Speech) -> None:
-        """Write atomically; a store that cannot be written only costs speed."""
+        """Write atomically, unless the text is stored already; a store that cannot be written only costs speed."""
         words = json.dumps([(w.text, w.start_s, w.end_s) for w in speech.words])
         buffer = io.BytesIO()
         np.savez(buffer, samples=speech.samples, words=np.array(words))
@@ -77,7 +85,13 @@ class StoredSynthesizer:
             try:
                 with os.fdopen(handle, "wb") as out:
                     out.write(buffer.getvalue())
-                partial.replace(path)
+                try:
+                    os.link(partial, path)  # only if no other writer came first
+                except FileExistsError:
+                    pass
+                except OSError:  # a file system without hard links
+                    if not path.exists():
+                        partial.replace(path)
             finally:
                 partial.unlink(missing_ok=True)
         except OSError as exc:
