@@ -201,8 +201,11 @@ def folder_clips(folder: Path, vocabulary: Vocabulary, options: argparse.Namespa
 
 def tts_clips(vocabulary: Vocabulary, options: argparse.Namespace) -> list[Clip]:
     """Command phrases in the synthetic voices the spotter never trained on: the first phrase of each command and
-    every safety phrase (--all-phrases: every phrase)."""
-    from voicecoach.training.synthesis import held_out_voices, synthesize
+    every safety phrase (--all-phrases: every phrase).
+
+    Kept on disk (--tts-cache): Piper's voice never says a phrase the same way twice, and one clip of another length
+    moves every later clip of its run against the narration, so an evaluation would not repeat."""
+    from voicecoach.training.synthesis import cached_synthesis, held_out_voices
 
     clips = []
     for voice in held_out_voices()[: options.tts_voices]:
@@ -211,7 +214,7 @@ def tts_clips(vocabulary: Vocabulary, options: argparse.Namespace) -> list[Clip]
                 if options.words and phrase not in options.words:
                     continue
                 if index == 0 or command.is_safety or options.all_phrases:
-                    samples = synthesize(voice, phrase)
+                    samples = cached_synthesis(options.tts_cache, voice, phrase)
                     clips.append(make_clip(command.value, phrase, "tts", samples, RATE, voice.label))
     return clips
 
@@ -590,6 +593,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--words", type=lambda t: set(t.replace("_", " ").split(",")), help="only these words/phrases")
     p.add_argument("--no-tts", action="store_true", help="no synthetic voices")
     p.add_argument("--tts-voices", type=int, default=None, help="at most this many held-out synthetic voices")
+    p.add_argument("--tts-cache", type=Path, default=Path.home() / ".cache" / "voicecoach-eval",
+                   help="where the synthetic voices' clips are kept, so that runs repeat (default %(default)s)")
     p.add_argument("--all-phrases", action="store_true", help="every phrase of every command in the synthetic voices")
     p.add_argument("--per-word", type=int, default=3, help="distractor clips per word (default %(default)s)")
     p.add_argument("--per-command", type=int, default=None, help="people's command clips per word (default all)")

