@@ -318,6 +318,16 @@ def _retune(args: argparse.Namespace, table: np.ndarray, starts: np.ndarray, fea
     return 0
 
 
+def _alone_and_with(main: SpotterModel, safety: SpotterModel, table: np.ndarray, starts: np.ndarray,
+                    feats: features.Features, jobs: list[dict]) -> tuple[dict, dict]:  # fmt: skip
+    """The figures of the validation and test clips: the main head alone, and with the safety head beside it."""
+    evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
+    scores = evaluate.clip_probabilities(main, table, starts, feats, evaluated)
+    second = evaluate.clip_probabilities(safety, table, starts, feats, evaluated)
+    alone = evaluate.figures(main, scores, feats, jobs, main.thresholds)
+    return alone, evaluate.figures(main, scores, feats, jobs, main.thresholds, safety=(safety, second))
+
+
 def _write_safety_head(args: argparse.Namespace, model: SpotterModel, out: Path, table: np.ndarray,
                        starts: np.ndarray, feats: features.Features, jobs: list[dict],
                        config: train.TrainConfig) -> int:  # fmt: skip
@@ -330,11 +340,7 @@ def _write_safety_head(args: argparse.Namespace, model: SpotterModel, out: Path,
         consecutive_frames=2, command_frames={}, metadata={"seed": str(args.seed), "role": "safety"},
     )  # fmt: skip
     safety = half_precision(safety)  # stored as float16 (half the size): the figures are of what is shipped
-    evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
-    scores = evaluate.clip_probabilities(main, table, starts, feats, evaluated)
-    second = evaluate.clip_probabilities(safety, table, starts, feats, evaluated)
-    alone = evaluate.figures(main, scores, feats, jobs, main.thresholds)
-    fused = evaluate.figures(main, scores, feats, jobs, main.thresholds, safety=(safety, second))
+    alone, fused = _alone_and_with(main, safety, table, starts, feats, jobs)
     path = out / "safety_head.npz"
     save_head(path, safety, weights_dtype=np.float16)
     given = _shaping_arguments(sys.argv[1:])
@@ -391,16 +397,16 @@ def main(argv: list[str] | None = None) -> int:
         return _retune(args, table, starts, feats, jobs)
     if args.baseline:
         head = SpotterModel.load(args.baseline)
-        evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
-        probabilities = evaluate.clip_probabilities(head, table, starts, feats, evaluated)
-        figs = evaluate.figures(head, probabilities, feats, jobs, head.thresholds)
+        if args.baseline_safety:
+            figs, fused = _alone_and_with(head, SpotterModel.load(args.baseline_safety), table, starts, feats, jobs)
+        else:
+            evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
+            probabilities = evaluate.clip_probabilities(head, table, starts, feats, evaluated)
+            figs = evaluate.figures(head, probabilities, feats, jobs, head.thresholds)
         print(f"baseline {args.baseline}: thresholds {head.thresholds}, {_rule_text(head)} frame(s) in a row")
         for line in evaluate.headline(figs):
             print(line)
         if args.baseline_safety:
-            safety = SpotterModel.load(args.baseline_safety)
-            second = evaluate.clip_probabilities(safety, table, starts, feats, evaluated)
-            fused = evaluate.figures(head, probabilities, feats, jobs, head.thresholds, safety=(safety, second))
             print(f"with the safety head {args.baseline_safety} beside it (alone -> with):")
             for line in evaluate.compare_lines(figs, fused):
                 print(line)
