@@ -378,3 +378,39 @@ def test_a_half_precision_save_loads_as_the_rounded_head(tmp_path: Path, safety_
     full = tmp_path / "full.npz"
     save_head(full, safety_head)
     assert path.stat().st_size < 0.8 * full.stat().st_size  # float32 of the same (rounded) weights
+
+
+def _ending_with_the_word(text: str, voice: str) -> np.ndarray:
+    """Speech that ends where the word ends, as many recordings (Speech Commands' one-second clips among them) do."""
+    from voicecoach.training.augmentation import speech_span
+
+    samples = _espeak(text, voice)
+    return samples[: speech_span(samples.astype(np.float32))[1]]
+
+
+@pytest.mark.parametrize("voice", ["en-us+m3", "en-gb-scotland+f2"])
+def test_end_of_input_completes_the_decision_over_the_last_word(voice: str) -> None:
+    from voicecoach.core.commands import load_vocabulary
+    from voicecoach.listening.spotter_engine import SpotterRecognizer
+
+    engine = SpotterRecognizer(load_vocabulary("en"))
+    clip = _ending_with_the_word("stop", voice)
+    assert engine.accept(clip.tobytes()) == []  # the frames after the word have not come yet
+    assert [h.text for h in engine.flush()] == ["stop"]
+    assert engine.flush() == []  # nothing pending: silence alone gives nothing, and the stream starts again
+    assert engine.accept(np.zeros(SAMPLE_RATE // 2, np.int16).tobytes()) == []
+
+
+def test_a_recording_that_ends_with_stop_is_heard_by_listen_wav(tmp_path: Path) -> None:
+    import wave
+
+    path = tmp_path / "stop.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(_ending_with_the_word("stop", "en-us+m3").tobytes())
+    run = subprocess.run([sys.executable, "-m", "voicecoach", "listen", "--wav", str(path)], capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "stop" in run.stdout, (run.stdout, run.stderr)
