@@ -36,6 +36,7 @@ from voicecoach.listening.spotter.model import (  # noqa: E402
     SAFETY_COMMANDS,
     FrontEnd,
     SpotterModel,
+    compose,
     half_precision,
     save_head,
 )
@@ -127,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--retune", type=Path, default=None, metavar="HEAD",
                         help="choose thresholds and rule anew on this run's validation clips for an existing head's "
                              "network (no training), then write head and card to --out")
+    parser.add_argument("--safety-from", type=Path, default=None, metavar="HEAD",
+                        help="ship one composite head: stop and too much scored, thresholded and ruled by HEAD's "
+                             "networks (e.g. the packaged head.npz), every other command by this run's; stored as "
+                             "float16, its figures those of what is stored")
     parser.add_argument("--extra-only", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -201,6 +206,12 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
         f" Homophones of command phrases {', '.join(sources.HOMOPHONES)} set aside (not negatives)."
         if args.drop_homophones else "") + (_IN_CONTEXT if args.in_context else "") + (
         _KOKORO if args.kokoro else "")  # fmt: skip
+    if args.safety_from is not None:
+        more += (f" Stop and too much are not this run's: their networks (three, an ensemble), thresholds and "
+                 f"frames-in-a-row rule are those of `{args.safety_from.name}` given with --safety-from (the head "
+                 "shipped before, made by the shipped recipe without --kokoro: see its card in git history), "
+                 "composed into this file beside this run's networks, which score every other command; stored "
+                 "as float16, every figure here is of the stored weights.")
     if not args.extra_renders:
         return f"The original recipe: no extra renders; settings: `{config}`." + more
     return (more.strip() + " " if more else "") + (
@@ -316,6 +327,24 @@ def _retune(args: argparse.Namespace, table: np.ndarray, starts: np.ndarray, fea
     print(f"retuned {args.retune} into {args.out / 'head.npz'}: thresholds {final.thresholds}, "
           f"rule {_rule_text(final)} frame(s) in a row")  # fmt: skip
     return 0
+
+
+def _composite(source_path: Path, tuned: SpotterModel, table: np.ndarray, starts: np.ndarray,
+               feats: features.Features, jobs: list[dict]) -> tuple[SpotterModel, dict]:  # fmt: skip
+    """--safety-from: this run's tuned head with stop and too much taken from another head, rounded to float16
+    as it is stored; its figures, and the other head's beside them (alone -> composite)."""
+    source = SpotterModel.load(source_path)
+    final = half_precision(compose(tuned, source, SAFETY_COMMANDS))
+    final = evaluate.dataclasses.replace(final, metadata={"composed": f"stop and too_much from {source_path.name}"})
+    evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
+    before = evaluate.figures(source, evaluate.clip_probabilities(source, table, starts, feats, evaluated), feats,
+                              jobs, source.thresholds)  # fmt: skip
+    figs = evaluate.figures(final, evaluate.clip_probabilities(final, table, starts, feats, evaluated), feats, jobs,
+                            final.thresholds)  # fmt: skip
+    print(f"{source_path} alone -> composite (stop and too much from it, every other command from this run):")
+    for line in evaluate.compare_lines(before, figs):
+        print(line)
+    return final, figs
 
 
 def _alone_and_with(main: SpotterModel, safety: SpotterModel, table: np.ndarray, starts: np.ndarray,
@@ -436,10 +465,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.safety_head is not None:
         return _write_safety_head(args, model, out, table, starts, feats, jobs, config)
     final, figs = _tune(args, model, table, starts, feats, jobs, budget)
+    if args.safety_from is not None:
+        final, figs = _composite(args.safety_from, final, table, starts, feats, jobs)
     thresholds = final.thresholds
     frames = _rule_text(final)
-    final = evaluate.dataclasses.replace(final, metadata={"seed": str(args.seed), "scale": scale.name})
-    save_head(head_path, final)
+    final = evaluate.dataclasses.replace(final, metadata={**final.metadata, "seed": str(args.seed),
+                                                          "scale": scale.name})  # fmt: skip
+    save_head(head_path, final, weights_dtype=np.float16 if args.safety_from is not None else np.float32)
     (stage_dir / "figures.json").write_text(json.dumps(figs, indent=1))
     for line in evaluate.headline(figs):
         print(line)

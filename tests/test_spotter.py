@@ -215,6 +215,45 @@ def test_an_ensemble_scores_the_mean_of_its_members_and_survives_a_save(tmp_path
                                expected[:1], atol=2e-5)  # fmt: skip
 
 
+def _perturbed(model: SpotterModel, seed: int) -> SpotterModel:
+    """Another network of the same shape: a head that scores differently."""
+    rng = np.random.default_rng(seed)
+    return dataclasses.replace(
+        model, layers=tuple(dataclasses.replace(lay, weight=lay.weight * 1.2 + rng.normal(0, 0.05, lay.weight.shape)
+                                                .astype(np.float32)) for lay in model.layers))  # fmt: skip
+
+
+def test_a_composite_head_takes_each_command_from_its_own_head_and_survives_a_save(tmp_path: Path,
+                                                                                  model: SpotterModel) -> None:
+    from voicecoach.listening.spotter.model import compose, ensemble, save_head
+
+    base = ensemble([model, _perturbed(model, 1)])
+    other = dataclasses.replace(_perturbed(model, 2), thresholds={c: 0.77 for c in model.commands},
+                                command_frames={c: 3 for c in model.commands})  # fmt: skip
+    rng = np.random.default_rng(4)
+    windows = rng.normal(0, 1, (32, model.window_frames, 96)).astype(np.float32) * model.scale + model.mean
+    mine, theirs = base.probabilities(windows), other.probabilities(windows)
+    assert not np.allclose(mine, theirs, atol=1e-3)
+    both = compose(base, other, ["pause", "resume"])
+    for path in (None, tmp_path / "head.npz"):
+        if path is not None:
+            save_head(path, both)
+            both = SpotterModel.load(path)
+        scores = both.probabilities(windows)
+        for column, label in enumerate(model.labels):
+            expected = theirs if label in ("pause", "resume") else mine
+            np.testing.assert_allclose(scores[:, column], expected[:, column], atol=2e-5, err_msg=label)
+        assert both.thresholds["pause"] == pytest.approx(0.77) and both.frames_for("resume") == 3
+        assert both.thresholds["stop"] == base.thresholds["stop"] and both.frames_for("stop") == base.frames_for("stop")
+    with pytest.raises(ValueError, match="composite"):
+        ensemble([both, model])
+    with pytest.raises(ValueError, match="commands"):
+        compose(base, other, ["dance"])
+    np.savez(tmp_path / "bad.npz", **{**dict(np.load(tmp_path / "head.npz")), "class_weights": np.ones((1, 2))})
+    with pytest.raises(SpotterModelError, match="class_weights"):
+        SpotterModel.load(tmp_path / "bad.npz")
+
+
 def test_a_per_command_rule_fires_stop_on_one_frame_and_others_on_three(tmp_path: Path,
                                                                        model: SpotterModel) -> None:
     from voicecoach.listening.spotter.model import save_head

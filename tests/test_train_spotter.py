@@ -58,6 +58,24 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     alone, _, paired = result.stdout.partition("beside it (alone -> with):")
     assert "recall " in alone and "false " in alone
     assert "false val human_word quiet: clips firing" in paired and " -> " in paired
+    # one composite head: stop and too much from the head above, every other command from a run with another seed
+    composite = tmp_path / "composite"
+    result = subprocess.run(
+        [sys.executable, str(_SCRIPT), "--tiny", "--quiet", "--workers", "1", "--cache", str(tmp_path / "cache"),
+         "--out", str(composite), "--set", "seed=5", "--safety-from", str(out / "head.npz")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "alone -> composite" in result.stdout
+    source, both = SpotterModel.load(out / "head.npz"), SpotterModel.load(composite / "head.npz")
+    assert len(both.networks()) == 2 * len(source.networks()) and both.class_weights is not None
+    assert both.thresholds["stop"] == source.thresholds["stop"] and both.frames_for("too_much") == source.frames_for(
+        "too_much")
+    windows = np.random.default_rng(0).normal(0, 1, (4, 16, 96)).astype(np.float32)
+    stop = both.labels.index("stop")
+    np.testing.assert_allclose(both.probabilities(windows)[:, stop], source.probabilities(windows)[:, stop],
+                               atol=5e-3)  # float16 weights  # fmt: skip
+    assert "--safety-from" in (composite / "MODEL.md").read_text()
 
 
 def test_missing_data_folder_is_one_clear_line(tmp_path: Path) -> None:

@@ -332,6 +332,9 @@ class SpotterModel:
     command_frames: dict[str, int] = field(default_factory=dict)
     """Per command, frames in a row where it differs from `consecutive_frames` (a short rule for the safety
     commands, a longer one for the others)."""
+    class_weights: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """For a composite head (see `compose`): each network's weight in each class's probability, (networks,
+    classes), every column summing to one. None: the networks' mean."""
     _front_end: list[FrontEnd] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -368,6 +371,7 @@ class SpotterModel:
                 for i, kind in enumerate(kinds)
             )
             members = tuple(int(m) for m in arrays.get("layer_members", np.array([], dtype=np.int64)))
+            weights = arrays.get("class_weights")
             meta_keys = [str(k) for k in arrays.get("meta_keys", np.array([], dtype=str))]
             meta_values = [str(v) for v in arrays.get("meta_values", np.array([], dtype=str))]
             per_command = [int(f) for f in arrays.get("command_frames", np.array([], dtype=np.int64))]
@@ -385,6 +389,7 @@ class SpotterModel:
                 metadata=dict(zip(meta_keys, meta_values, strict=True)),
                 members=members,
                 command_frames=dict(zip(commands, per_command, strict=True)) if per_command else {},
+                class_weights=None if weights is None else weights.astype(np.float32),
             )
         except (KeyError, ValueError, IndexError) as exc:
             raise SpotterModelError(f"not a spotter head (missing or malformed {exc})") from None
@@ -394,6 +399,9 @@ class SpotterModel:
             stack[-1].weight.shape[0] != len(labels) for stack in model.networks()
         ):
             raise SpotterModelError("not a spotter head (labels and output layer disagree)")
+        if model.class_weights is not None and model.class_weights.shape != (len(model.networks()), len(labels)):
+            raise SpotterModelError("not a spotter head (class_weights is not one row per network, one column "
+                                    "per label)")  # fmt: skip
         return model
 
     @cached_property
@@ -418,22 +426,27 @@ class SpotterModel:
         normed = np.transpose((windows.astype(np.float32) - self.mean) / self.scale, (0, 2, 1))  # (batch, in, time)
         total = None
         networks = self._networks  # worked out once: this runs every 80 ms on the audio path
-        for stack in networks:
+        weights = self.class_weights
+        for index, stack in enumerate(networks):
             x = normed
             for layer in stack:
                 x = _conv1d(x, layer) if layer.weight.ndim == 3 else _dense(x.reshape(len(x), -1), layer)
             x = x - x.max(axis=1, keepdims=True)
             e = np.exp(x)
             p = e / e.sum(axis=1, keepdims=True)
+            if weights is not None:
+                p = p * weights[index]
             total = p if total is None else total + p
         assert total is not None
-        return total / len(networks) if len(networks) > 1 else total
+        return total / len(networks) if len(networks) > 1 and weights is None else total
 
 
 def ensemble(models: Sequence[SpotterModel]) -> SpotterModel:
     """One head whose probabilities are the mean of these heads' (same labels and window; thresholds and rule of
     the first). Each member's feature normalisation is folded into its first convolution, exactly."""
     first = models[0]
+    if any(model.class_weights is not None for model in models):
+        raise ValueError("a composite head cannot be an ensemble member (its networks are weighted per class)")
     layers: list[_Layer] = []
     members: list[int] = []
     for model in models:
@@ -456,6 +469,31 @@ def ensemble(models: Sequence[SpotterModel]) -> SpotterModel:
                         mean=np.zeros(width, np.float32), scale=np.ones(width, np.float32), layers=tuple(layers),
                         metadata=dict(first.metadata), members=tuple(members),
                         command_frames=dict(first.command_frames))  # fmt: skip
+
+
+def compose(base: SpotterModel, other: SpotterModel, commands: Sequence[str]) -> SpotterModel:
+    """One head that scores, thresholds and rules `commands` as `other` does and every other class as `base`
+    does: both heads' networks run on the same windows, and each class's probability is the mean over the networks
+    of the head it comes from (class_weights). So a head trained for the safety commands and one trained for the
+    rest ship as one file, each command's figures exactly those of the head it was taken from."""
+    unknown = set(commands) - set(base.commands)
+    if unknown or not commands:
+        raise ValueError(f"compose takes some of the heads' commands, not {sorted(unknown) or 'none'}")
+    both = ensemble([base, other])  # refuses composites and heads of other labels
+    weights = np.zeros((len(both.networks()), len(base.labels)), np.float32)
+    count = len(base.networks())
+    for column, label in enumerate(base.labels):
+        rows = slice(count, None) if label in commands else slice(0, count)
+        weights[rows, column] = 1.0 / len(weights[rows])
+
+    def source(command: str) -> SpotterModel:
+        return other if command in commands else base
+
+    return dataclasses.replace(
+        both, thresholds={c: source(c).thresholds[c] for c in base.commands},
+        command_frames={c: source(c).frames_for(c) for c in base.commands}, class_weights=weights,
+        metadata={**base.metadata, "composed": f"{','.join(commands)} from the second head"},
+    )  # fmt: skip
 
 
 def half_precision(model: SpotterModel) -> SpotterModel:
@@ -486,6 +524,8 @@ def save_head(path: Path, model: SpotterModel, weights_dtype: type = np.float32)
         "meta_keys": np.array(list(model.metadata), dtype=str),
         "meta_values": np.array(list(model.metadata.values()), dtype=str),
     }
+    if model.class_weights is not None:
+        arrays["class_weights"] = model.class_weights.astype(np.float32)
     for i, layer in enumerate(model.layers):
         arrays[f"w{i}"] = layer.weight.astype(weights_dtype)
         arrays[f"b{i}"] = layer.bias.astype(weights_dtype)
