@@ -15,6 +15,8 @@ false commands per hour of such speech).
 
     .venv/bin/python scripts/eval_fusion.py                      # all held-out clips (about 10 minutes)
     .venv/bin/python scripts/eval_fusion.py --limit 40           # at most 40 clips per word: a quick look
+    .venv/bin/python scripts/eval_fusion.py --engines spotter    # one engine (its row alone)
+    .venv/bin/python scripts/eval_fusion.py --pad-s 0.5          # half a second of silence around each clip
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ENGINES = ("spotter", "pocketsphinx")
 COMMAND_WORDS = {"stop": "stop", "go": "resume"}
 """Speech Commands words that are commands of the vocabulary, and which command."""
-PAD_S = 0.5
-"""Silence before and after each clip, so the end of a clip is never the end of the audio."""
+PAD_S = 0.0
+"""Silence before and after each clip by default: none, as `voicecoach listen --wav FILE` hears a file (the pipeline
+itself completes the decision over a word the file ends with)."""
 
 
 @dataclass(frozen=True)
@@ -61,15 +64,15 @@ def held_out_clips(data: Path, limit: int | None) -> list[HumanClip]:
     return [c for clips in per_word.values() for c in (clips if limit is None else clips[:limit])]
 
 
-def listen(clips: list[HumanClip]) -> list[Outcome]:
+def listen(clips: list[HumanClip], engines: tuple[str, ...] = ENGINES, pad_s: float = PAD_S) -> list[Outcome]:
     """Each clip through one pipeline per engine."""
     vocabulary = load_vocabulary("en")
     pipelines = {e: ListeningPipeline.from_settings(ListeningSettings(RecognizerSettings(engine=e)), vocabulary)
-                 for e in ENGINES}  # fmt: skip
+                 for e in engines}  # fmt: skip
     outcomes = []
     for clip in tqdm(clips, desc="clips", unit="clip"):
         samples, rate = read_wav(clip.path)
-        pad = np.zeros(round(PAD_S * rate), np.int16)
+        pad = np.zeros(round(pad_s * rate), np.int16)
         audio = np.concatenate([pad, samples, pad])
         heard = {engine: frozenset(str(c.command) for c in pipeline.run_samples(audio, rate).commands)
                  for engine, pipeline in pipelines.items()}  # fmt: skip
@@ -86,10 +89,13 @@ RULES = {
 
 
 def table(outcomes: list[Outcome]) -> str:
-    """One row per rule: recall per command word, false commands on everything else."""
+    """One row per rule (of the engines that ran): recall per command word, false commands on everything else."""
     lines = ["| rule | stop heard | go heard as resume | non-command clips → a command | false commands / hour |",
              "|---|---|---|---|---|"]  # fmt: skip
+    ran = set(outcomes[0].heard) if outcomes else set()
     for name, rule in RULES.items():
+        if name in ENGINES and name not in ran or name not in ENGINES and ran != set(ENGINES):
+            continue
         cells = []
         for word, command in COMMAND_WORDS.items():
             mine = [o for o in outcomes if o.clip.word == word]
@@ -108,14 +114,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA, help="the team's data folder (default ../shared/data)")
     parser.add_argument("--limit", type=int, help="at most this many clips per word")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated (default: both)")
+    parser.add_argument("--pad-s", type=float, default=PAD_S, help="silence before and after each clip (default 0)")
     options = parser.parse_args(argv)
     clips = held_out_clips(options.data, options.limit)
     if not clips:
         print(f"{options.data}: no held-out clips found", file=sys.stderr)
         return 2
-    outcomes = listen(clips)
+    engines = tuple(e.strip() for e in options.engines.split(",") if e.strip())
+    if not engines or set(engines) - set(ENGINES):
+        print(f"--engines: choose from {', '.join(ENGINES)}", file=sys.stderr)
+        return 2
+    outcomes = listen(clips, engines, options.pad_s)
     words = len({o.clip.word for o in outcomes})
-    print(f"{len(outcomes)} held-out clips of {words} words/sources, quiet room, each engine through the pipeline\n")
+    print(f"{len(outcomes)} held-out clips of {words} words/sources, quiet room, each engine through the pipeline, "
+          f"{options.pad_s:g} s of silence around each clip\n")
     print(table(outcomes))
     return 0
 

@@ -48,3 +48,9 @@ def test_only_held_out_speakers_are_used(fusion: ModuleType, tmp_path: Path) -> 
         (words / f"{speaker}_nohash_0.wav").write_bytes(b"")
     chosen = {clip.speaker for clip in fusion.held_out_clips(tmp_path, None)}
     assert chosen == {s for s in speakers if held_out(s, seed=1)} and 0 < len(chosen) < len(speakers)
+
+
+def test_one_engine_gives_its_own_row_alone(fusion: ModuleType) -> None:
+    clip = HumanClip(Path("stop.wav"), "stop", "speaker-a", "speech_commands")
+    rows = fusion.table([fusion.Outcome(clip, 1.0, {"spotter": frozenset({"stop"})})]).splitlines()[2:]
+    assert len(rows) == 1 and rows[0].startswith("| spotter | 1/1")
