@@ -128,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--retune", type=Path, default=None, metavar="HEAD",
                         help="choose thresholds and rule anew on this run's validation clips for an existing head's "
                              "network (no training), then write head and card to --out")
+    parser.add_argument("--fast-safety", type=float, default=None, metavar="THRESHOLD",
+                        help="a fast path for stop and too much: one frame at or above THRESHOLD fires at once, "
+                             "whatever their frames-in-a-row rule (on the written head, or the --baseline head)")
     parser.add_argument("--safety-from", type=Path, default=None, metavar="HEAD",
                         help="ship one composite head: stop and too much scored, thresholded and ruled by HEAD's "
                              "networks (e.g. the packaged head.npz), every other command by this run's; stored as "
@@ -212,6 +215,9 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
                  "shipped before, made by the shipped recipe without --kokoro: see its card in git history), "
                  "composed into this file beside this run's networks, which score every other command; stored "
                  "as float16, every figure here is of the stored weights.")
+    if args.fast_safety is not None:
+        more += (f" A fast path for stop and too much (--fast-safety): one frame at or above {args.fast_safety:g} "
+                 "fires at once, whatever their frames-in-a-row rule below.")
     if not args.extra_renders:
         return f"The original recipe: no extra renders; settings: `{config}`." + more
     return (more.strip() + " " if more else "") + (
@@ -329,12 +335,20 @@ def _retune(args: argparse.Namespace, table: np.ndarray, starts: np.ndarray, fea
     return 0
 
 
+def _with_fast(model: SpotterModel, threshold: float | None) -> SpotterModel:
+    """The head with a fast path for stop and too much at threshold (None: as it is)."""
+    if threshold is None:
+        return model
+    return evaluate.dataclasses.replace(model, fast_thresholds={c: threshold for c in SAFETY_COMMANDS})
+
+
 def _composite(source_path: Path, tuned: SpotterModel, table: np.ndarray, starts: np.ndarray,
-               feats: features.Features, jobs: list[dict]) -> tuple[SpotterModel, dict]:  # fmt: skip
+               feats: features.Features, jobs: list[dict],
+               fast: float | None = None) -> tuple[SpotterModel, dict]:  # fmt: skip
     """--safety-from: this run's tuned head with stop and too much taken from another head, rounded to float16
     as it is stored; its figures, and the other head's beside them (alone -> composite)."""
     source = SpotterModel.load(source_path)
-    final = half_precision(compose(tuned, source, SAFETY_COMMANDS))
+    final = half_precision(compose(tuned, _with_fast(source, fast), SAFETY_COMMANDS))
     final = evaluate.dataclasses.replace(final, metadata={"composed": f"stop and too_much from {source_path.name}"})
     evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
     before = evaluate.figures(source, evaluate.clip_probabilities(source, table, starts, feats, evaluated), feats,
@@ -425,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.retune:
         return _retune(args, table, starts, feats, jobs)
     if args.baseline:
-        head = SpotterModel.load(args.baseline)
+        head = _with_fast(SpotterModel.load(args.baseline), args.fast_safety)
         if args.baseline_safety:
             figs, fused = _alone_and_with(head, SpotterModel.load(args.baseline_safety), table, starts, feats, jobs)
         else:
@@ -466,7 +480,12 @@ def main(argv: list[str] | None = None) -> int:
         return _write_safety_head(args, model, out, table, starts, feats, jobs, config)
     final, figs = _tune(args, model, table, starts, feats, jobs, budget)
     if args.safety_from is not None:
-        final, figs = _composite(args.safety_from, final, table, starts, feats, jobs)
+        final, figs = _composite(args.safety_from, final, table, starts, feats, jobs, args.fast_safety)
+    elif args.fast_safety is not None:
+        final = _with_fast(final, args.fast_safety)
+        evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
+        figs = evaluate.figures(final, evaluate.clip_probabilities(final, table, starts, feats, evaluated), feats,
+                                jobs, final.thresholds)  # fmt: skip
     thresholds = final.thresholds
     frames = _rule_text(final)
     final = evaluate.dataclasses.replace(final, metadata={**final.metadata, "seed": str(args.seed),

@@ -273,6 +273,25 @@ def test_a_per_command_rule_fires_stop_on_one_frame_and_others_on_three(tmp_path
     assert SpotterModel.load().command_frames == model.command_frames  # a head without the field loads as before
 
 
+def test_a_confident_frame_fires_at_once_on_the_fast_path_and_survives_a_save(tmp_path: Path,
+                                                                             model: SpotterModel) -> None:
+    from voicecoach.listening.spotter.model import save_head
+
+    ruled = dataclasses.replace(model, thresholds={**model.thresholds, "stop": 0.65}, command_frames={"stop": 2})
+    confident, unsure = {10: ("stop", 0.95)}, {10: ("stop", 0.85)}
+    assert detect(ruled, _frames(ruled, confident, 30)) == []  # one frame: the two-frame rule waits
+    fast = dataclasses.replace(ruled, fast_thresholds={"stop": 0.9})
+    assert [(d.command, d.end_s) for d in detect(fast, _frames(fast, confident, 30))] == [("stop", 11 * FRAME_S)]
+    assert detect(fast, _frames(fast, unsure, 30)) == []  # below the fast threshold the rule is as before
+    two = {10: ("stop", 0.95), 11: ("stop", 0.95)}
+    assert len(detect(fast, _frames(fast, two, 30))) == 1  # one detection, then the refractory time
+    assert detect(fast, _frames(fast, confident, 30), thresholds={"stop": 2.0}) == []  # a command turned off
+    save_head(tmp_path / "head.npz", fast)
+    loaded = SpotterModel.load(tmp_path / "head.npz")
+    assert loaded.fast_thresholds == pytest.approx({"stop": 0.9})
+    assert SpotterModel.load().fast_thresholds == model.fast_thresholds  # a head without the field loads as before
+
+
 def test_a_rising_safety_command_is_never_pre_empted_by_a_quicker_one(model: SpotterModel) -> None:
     ruled = dataclasses.replace(model, consecutive_frames=1, command_frames={"stop": 2},
                                 thresholds={**model.thresholds, "stop": 0.5, "start": 0.3})  # fmt: skip

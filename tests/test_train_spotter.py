@@ -62,7 +62,7 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     composite = tmp_path / "composite"
     result = subprocess.run(
         [sys.executable, str(_SCRIPT), "--tiny", "--quiet", "--workers", "1", "--cache", str(tmp_path / "cache"),
-         "--out", str(composite), "--set", "seed=5", "--safety-from", str(out / "head.npz")],
+         "--out", str(composite), "--set", "seed=5", "--safety-from", str(out / "head.npz"), "--fast-safety", "0.95"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -75,7 +75,9 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     stop = both.labels.index("stop")
     np.testing.assert_allclose(both.probabilities(windows)[:, stop], source.probabilities(windows)[:, stop],
                                atol=5e-3)  # float16 weights  # fmt: skip
-    assert "--safety-from" in (composite / "MODEL.md").read_text()
+    assert both.fast_thresholds == pytest.approx({"stop": 0.95, "too_much": 0.95})  # the fast path, stored
+    card = (composite / "MODEL.md").read_text()
+    assert "--safety-from" in card and "fast path" in card
 
 
 def test_missing_data_folder_is_one_clear_line(tmp_path: Path) -> None:

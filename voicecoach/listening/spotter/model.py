@@ -332,6 +332,9 @@ class SpotterModel:
     command_frames: dict[str, int] = field(default_factory=dict)
     """Per command, frames in a row where it differs from `consecutive_frames` (a short rule for the safety
     commands, a longer one for the others)."""
+    fast_thresholds: dict[str, float] = field(default_factory=dict)
+    """Per command: a probability at or above which a single frame fires at once, however many frames in a row
+    the command otherwise needs (a confident stop need not wait another 80 ms). Absent: no fast path."""
     class_weights: np.ndarray | None = field(default=None, repr=False, compare=False)
     """For a composite head (see `compose`): each network's weight in each class's probability, (networks,
     classes), every column summing to one. None: the networks' mean."""
@@ -372,6 +375,9 @@ class SpotterModel:
             )
             members = tuple(int(m) for m in arrays.get("layer_members", np.array([], dtype=np.int64)))
             weights = arrays.get("class_weights")
+            fast = [float(t) for t in arrays.get("fast_thresholds", np.array([], dtype=np.float32))]
+            if fast and len(fast) != len(commands):
+                raise ValueError("fast_thresholds")
             meta_keys = [str(k) for k in arrays.get("meta_keys", np.array([], dtype=str))]
             meta_values = [str(v) for v in arrays.get("meta_values", np.array([], dtype=str))]
             per_command = [int(f) for f in arrays.get("command_frames", np.array([], dtype=np.int64))]
@@ -390,6 +396,7 @@ class SpotterModel:
                 members=members,
                 command_frames=dict(zip(commands, per_command, strict=True)) if per_command else {},
                 class_weights=None if weights is None else weights.astype(np.float32),
+                fast_thresholds={c: t for c, t in zip(commands, fast, strict=True) if t <= 1.0} if fast else {},
             )
         except (KeyError, ValueError, IndexError) as exc:
             raise SpotterModelError(f"not a spotter head (missing or malformed {exc})") from None
@@ -468,7 +475,8 @@ def ensemble(models: Sequence[SpotterModel]) -> SpotterModel:
                         window_frames=first.window_frames, consecutive_frames=first.consecutive_frames,
                         mean=np.zeros(width, np.float32), scale=np.ones(width, np.float32), layers=tuple(layers),
                         metadata=dict(first.metadata), members=tuple(members),
-                        command_frames=dict(first.command_frames))  # fmt: skip
+                        command_frames=dict(first.command_frames),
+                        fast_thresholds=dict(first.fast_thresholds))  # fmt: skip
 
 
 def compose(base: SpotterModel, other: SpotterModel, commands: Sequence[str]) -> SpotterModel:
@@ -492,6 +500,7 @@ def compose(base: SpotterModel, other: SpotterModel, commands: Sequence[str]) ->
     return dataclasses.replace(
         both, thresholds={c: source(c).thresholds[c] for c in base.commands},
         command_frames={c: source(c).frames_for(c) for c in base.commands}, class_weights=weights,
+        fast_thresholds={c: source(c).fast_thresholds[c] for c in base.commands if c in source(c).fast_thresholds},
         metadata={**base.metadata, "composed": f"{','.join(commands)} from the second head"},
     )  # fmt: skip
 
@@ -526,6 +535,9 @@ def save_head(path: Path, model: SpotterModel, weights_dtype: type = np.float32)
     }
     if model.class_weights is not None:
         arrays["class_weights"] = model.class_weights.astype(np.float32)
+    if model.fast_thresholds:
+        arrays["fast_thresholds"] = np.array([model.fast_thresholds.get(c, NEVER) for c in model.commands],
+                                             dtype=np.float32)  # fmt: skip
     for i, layer in enumerate(model.layers):
         arrays[f"w{i}"] = layer.weight.astype(weights_dtype)
         arrays[f"b{i}"] = layer.bias.astype(weights_dtype)
@@ -572,6 +584,8 @@ class DecisionRule:
         self._columns = [model.labels.index(c) for c in model.commands]
         self._threshold_row = np.array([self.thresholds[c] for c in model.commands])
         self._frames_row = np.array([model.frames_for(c) for c in model.commands])
+        self._fast_row = np.array([max(model.fast_thresholds.get(c, NEVER), self.thresholds[c])
+                                   for c in model.commands])  # a command turned off has no fast path either
         self._safety = np.array([c in SAFETY_COMMANDS for c in model.commands])
         self.reset()
 
@@ -591,7 +605,7 @@ class DecisionRule:
         scores = probabilities[self._columns]
         above = scores >= self._threshold_row
         self._run = np.where(above, self._run + 1, 0)
-        is_ready = self._run >= self._frames_row
+        is_ready = (self._run >= self._frames_row) | (scores >= self._fast_row)
         if end_s < self._safety_quiet_until_s:
             return None
         if end_s < self._quiet_until_s:
