@@ -331,3 +331,45 @@ def test_the_persons_voice_over_the_narration_fades_it_before_any_score_rises(vo
             faded_at.append(offset / 16000)
     assert faded_at and 3.0 <= faded_at[0] <= 3.15, "the fade came within 150 ms of the person's first word"
     assert floor.gains == [-25.0, 0.0] and pipeline.fades == 1 and pipeline.false_fades == 1
+
+
+def _settling_run(vocabulary: Vocabulary, confidences: dict[int, float], mic_of: str) -> tuple[list[int], object]:
+    """Blocks of narration through a pipeline with the real canceller; the spotter-like engine says "stop" at the
+    given blocks with the given confidence. Returns the blocks whose stop was heard, and the pipeline."""
+    rng = np.random.default_rng(7)
+    narration = (rng.standard_normal(16000 * 6) * 3000).astype(np.int16)
+    played = [_Played(0.0, 16000, narration)]
+    mic = (narration * 0.5).astype(np.int16) if mic_of == "echo" else (rng.standard_normal(len(narration)) * 1500
+                                                                         ).astype(np.int16)  # fmt: skip
+    script: list[list[Hypothesis] | Exception] = [
+        [Hypothesis("stop", final=True, end_s=i * 0.02, confidence=confidences[i])] if i in confidences else []
+        for i in range(len(mic) // 320)
+    ]
+    pipeline = ListeningPipeline(_ScoringRecognizer(script, []), vocabulary)
+    heard = []
+    for i, offset in enumerate(range(0, len(mic), 320)):
+        if pipeline.process(mic[offset : offset + 320], offset / 16000, played):
+            heard.append(i)
+    return heard, pipeline
+
+
+def test_while_the_canceller_learns_the_room_only_a_confident_stop_acts(vocabulary: Vocabulary) -> None:
+    # an echo it learns (6 dB down, no delay): at first the narrator is heard nearly as loud as the mic hears it
+    heard, pipeline = _settling_run(vocabulary, {5: 0.7, 60: 0.95, 120: 0.7}, mic_of="echo")
+    assert heard == [60, 120] and pipeline.ignored_own_voice == 1  # learnt well before the 4 s (200 blocks) cap
+    # a room it cannot cancel (the mic hears something else): the caution ends after 4 s of narration all the same
+    heard, _ = _settling_run(vocabulary, {5: 0.7, 150: 0.7, 205: 0.7}, mic_of="other")
+    assert heard == [205]
+
+
+def test_engines_without_calibrated_scores_are_not_held_back_while_the_canceller_learns(
+    vocabulary: Vocabulary,
+) -> None:
+    narration = (np.random.default_rng(8).standard_normal(16000) * 3000).astype(np.int16)
+    recognizer = ScriptedRecognizer([[Hypothesis("stop", final=True, end_s=0.02, confidence=0.3)]])
+    pipeline = ListeningPipeline(recognizer, vocabulary)
+    heard = pipeline.process((narration[:320] * 0.5).astype(np.int16), 0.0, [_Played(0.0, 16000, narration)])
+    assert [h.command for h in heard] == [Command.STOP]
+    from voicecoach.echo.clean_mic import EchoRemover
+
+    assert EchoRemover(enabled=False).settled  # no canceller of ours (or the audio server's): nothing to wait for

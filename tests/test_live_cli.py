@@ -96,8 +96,6 @@ def test_listen_with_a_reference_that_is_missing_or_wrong_says_so(
     assert code == 2 and "--reference goes with --wav" in err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: the shipped spotter head fires too_much at 0.55 (its threshold) on "
-                   "the canceller's first second of this synthetic speech-like scene's residue, before the stop")
 def test_listen_with_a_reference_cancels_the_narrators_echo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from voicecoach.echo.scenes import echo_scene
 
