@@ -188,6 +188,7 @@ def figures(model: SpotterModel, probabilities: dict[int, np.ndarray], features:
     hours: dict[tuple[str, str, str], float] = defaultdict(float)
     false_words: dict[str, int] = defaultdict(int)
     latencies: list[int] = []
+    safety_latencies: list[int] = []
     for i, probs in probabilities.items():
         meta, job = features.meta[i], jobs[i]
         if safety is None:
@@ -207,8 +208,11 @@ def figures(model: SpotterModel, probabilities: dict[int, np.ndarray], features:
             recall[(meta["split"], meta["tag"], meta["label"], condition)].append(outcome["hit"])
             if not outcome["hit"]:
                 heard_as[(meta["split"], meta["label"])][str(outcome["heard"])] += 1
-            elif condition == "quiet":
+                continue
+            if condition == "quiet":
                 latencies.append(outcome["latency_frames"])
+            if meta["label"] in SAFETY_COMMANDS:
+                safety_latencies.append(outcome["latency_frames"])
     return {
         "recall": [{"split": s, "source": t, "command": c, "condition": k, "clips": len(v), "heard": int(sum(v)),
                     "recall": float(np.mean(v))} for (s, t, c, k), v in sorted(recall.items())],  # fmt: skip
@@ -221,6 +225,8 @@ def figures(model: SpotterModel, probabilities: dict[int, np.ndarray], features:
         "false_examples": dict(sorted(false_words.items(), key=lambda kv: -kv[1])[:30]),
         "latency_frames_quiet": {"median": float(np.median(latencies)) if latencies else None,
                                  "p95": float(np.percentile(latencies, 95)) if latencies else None},  # fmt: skip
+        "latency_frames_safety": {"mean": float(np.mean(safety_latencies)) if safety_latencies else None,
+                                  "heard": len(safety_latencies)},  # fmt: skip
     }
 
 
@@ -277,6 +283,10 @@ def headline(figs: dict[str, Any]) -> list[str]:
         heard, clips = sum(r["heard"] for r in rows), sum(r["clips"] for r in rows)
         if clips:
             lines.append(f"recall val tts_cmd {command} all conditions: {heard}/{clips} = {100 * heard / clips:.1f}%")
+    latency = figs.get("latency_frames_safety", {})
+    if latency.get("mean") is not None:
+        lines.append(f"latency of stop and too much heard (every split and condition, {latency['heard']} clips): "
+                     f"mean {latency['mean']:.2f} frames of 80 ms from the phrase's end")  # fmt: skip
     for r in figs["false"]:
         lines.append(f"false {r['split']} {r['source']} {r['condition']}: {r['clips_firing']}/{r['clips']} clips = "
                      f"{100 * r['clips_firing'] / max(1, r['clips']):.2f}%, {r['false_commands']} commands, "
