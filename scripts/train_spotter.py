@@ -453,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"with the safety head {args.baseline_safety} beside it (alone -> with):")
             for line in evaluate.compare_lines(figs, fused):
                 print(line)
+            print("with it, " + "".join(line for line in evaluate.headline(fused) if line.startswith("latency")))
         return 0
     head_path = out / "head.npz"
     stage_dir = args.cache / "runs" / f"{scale.name}_{args.seed}"
