@@ -334,10 +334,10 @@ def test_the_persons_voice_over_the_narration_fades_it_before_any_score_rises(vo
 
 
 def _settling_run(vocabulary: Vocabulary, confidences: dict[int, float], mic_of: str) -> tuple[list[int], object]:
-    """Blocks of narration through a pipeline with the real canceller; the spotter-like engine says "stop" at the
-    given blocks with the given confidence. Returns the blocks whose stop was heard, and the pipeline."""
+    """Blocks of narration (20 s) through a pipeline with the real canceller; the spotter-like engine says "stop" at
+    the given blocks with the given confidence. Returns the blocks whose stop was heard, and the pipeline."""
     rng = np.random.default_rng(7)
-    narration = (rng.standard_normal(16000 * 6) * 3000).astype(np.int16)
+    narration = (rng.standard_normal(16000 * 20) * 3000).astype(np.int16)
     played = [_Played(0.0, 16000, narration)]
     mic = (narration * 0.5).astype(np.int16) if mic_of == "echo" else (rng.standard_normal(len(narration)) * 1500
                                                                          ).astype(np.int16)  # fmt: skip
@@ -354,12 +354,15 @@ def _settling_run(vocabulary: Vocabulary, confidences: dict[int, float], mic_of:
 
 
 def test_while_the_canceller_learns_the_room_only_a_confident_stop_acts(vocabulary: Vocabulary) -> None:
+    from voicecoach.echo.clean_mic import _SETTLE_MAX_BLOCKS
+
     # an echo it learns (6 dB down, no delay): at first the narrator is heard nearly as loud as the mic hears it
-    heard, pipeline = _settling_run(vocabulary, {5: 0.7, 60: 0.95, 120: 0.7}, mic_of="echo")
-    assert heard == [60, 120] and pipeline.ignored_own_voice == 1  # learnt well before the 4 s (200 blocks) cap
-    # a room it cannot cancel (the mic hears something else): the caution ends after 4 s of narration all the same
-    heard, _ = _settling_run(vocabulary, {5: 0.7, 150: 0.7, 205: 0.7}, mic_of="other")
-    assert heard == [205]
+    heard, pipeline = _settling_run(vocabulary, {5: 0.7, 60: 0.95, 150: 0.7}, mic_of="echo")
+    assert heard == [60, 150] and pipeline.ignored_own_voice == 1  # learnt within 3 s, long before the cap
+    # a room it cannot cancel (the mic hears something else): the caution ends after the cap all the same
+    cap = _SETTLE_MAX_BLOCKS
+    heard, _ = _settling_run(vocabulary, {5: 0.7, cap - 10: 0.7, cap + 5: 0.7}, mic_of="other")
+    assert heard == [cap + 5]
 
 
 def test_engines_without_calibrated_scores_are_not_held_back_while_the_canceller_learns(

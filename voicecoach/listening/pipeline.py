@@ -41,9 +41,10 @@ common source of false commands; stop and too much are never held back)."""
 _NARRATION_TAIL_S = 0.5
 _SETTLING_CONFIDENCE = 0.9
 """While the narrator talks and the echo canceller has not yet learned the room (its first seconds, or after a
-reset), stop and too much need at least this confidence too: until then the spotter hears the narrator's own voice
-nearly as loud as the microphone does, and its two-frame rule at 0.65 fired on it (live, 3 of 30 trials). The
-safety head's own threshold is 0.9, so what it hears still acts."""
+reset; see EchoRemover.settled), stop and too much need at least this confidence too: until then the spotter hears
+more of the narrator's own voice than it was trained on, and the main head's too much at 0.55 and stop at 0.65 fired
+on it (live, 2 and 3 of 30 trials stopped before the person spoke). The safety head's own threshold is 0.9, so what
+it hears still acts."""
 
 
 class FloorControl(Protocol):
