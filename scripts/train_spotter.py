@@ -210,11 +210,10 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
         if args.drop_homophones else "") + (_IN_CONTEXT if args.in_context else "") + (
         _KOKORO if args.kokoro else "")  # fmt: skip
     if args.safety_from is not None:
-        more += (f" Stop and too much are not this run's: their networks (three, an ensemble), thresholds and "
-                 f"frames-in-a-row rule are those of `{args.safety_from.name}` given with --safety-from (the head "
-                 "shipped before, made by the shipped recipe without --kokoro: see its card in git history), "
-                 "composed into this file beside this run's networks, which score every other command; stored "
-                 "as float16, every figure here is of the stored weights.")
+        more += (f" Stop and too much are not this run's: their networks, thresholds and frames-in-a-row rule are "
+                 f"those of `{args.safety_from}` given with --safety-from ({_made_by(args.safety_from)}), composed "
+                 "into this file beside this run's networks, which score every other command; stored as float16, "
+                 "every figure here is of the stored weights.")
     if args.fast_safety is not None:
         more += (f" A fast path for stop and too much (--fast-safety): one frame at or above {args.fast_safety:g} "
                  "fires at once, whatever their frames-in-a-row rule below.")
@@ -233,6 +232,15 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
         f"epoch; {config.epochs} epochs of {config.steps_per_epoch} steps of {config.batch}, label smoothing "
         f"{config.label_smoothing:g}; settings: `{config}`."
     )
+
+
+def _made_by(head: Path) -> str:
+    """How a head was made, from the card beside it (the indented command under "Made by:")."""
+    card = head.with_name("MODEL.md")
+    lines = card.read_text(encoding="utf-8").splitlines() if card.is_file() else []
+    after = lines[lines.index("Made by:") + 1 :] if "Made by:" in lines else []
+    command = next((line.strip() for line in after if line.startswith("    ")), None)
+    return f"made by `{command}`" if command else "no card beside it says how it was made"
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -498,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"window_frames": train.WINDOW_FRAMES, "train_windows": len(windows.labels),
                "train_clips": sum(1 for m in feats.meta if m["split"] == "train"),
                "minutes": (time.monotonic() - started) / 60, "members": config.members,
-               "trained": trained}  # fmt: skip
+               "trained": trained, "composed_from": str(args.safety_from or "")}  # fmt: skip
     given = _shaping_arguments(argv if argv is not None else sys.argv[1:])
     command = "nice -n 10 .venv/bin/python scripts/train_spotter.py" + (" " + shlex.join(given) if given else "")
     model_card.write_model_card(out / "MODEL.md", command=command.strip(), seed=args.seed, summary=summary,

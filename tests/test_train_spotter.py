@@ -77,7 +77,8 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
                                atol=5e-3)  # float16 weights  # fmt: skip
     assert both.fast_thresholds == pytest.approx({"stop": 0.95, "too_much": 0.95})  # the fast path, stored
     card = (composite / "MODEL.md").read_text()
-    assert "--safety-from" in card and "fast path" in card
+    assert "--safety-from" in card and "fast path" in card and "a composite" in card
+    assert "made by `nice -n 10 .venv/bin/python scripts/train_spotter.py --tiny" in card  # the source's own command
 
 
 def test_missing_data_folder_is_one_clear_line(tmp_path: Path) -> None:

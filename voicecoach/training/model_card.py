@@ -63,6 +63,10 @@ def write_model_card(path: Path, *, command: str, seed: int, summary: dict[str, 
     members = summary.get("members", 1)
     members_note = (f" (an ensemble: {members} networks trained with other seeds, their probabilities averaged)"
                     if members > 1 else "")
+    if summary.get("composed_from"):
+        members_note = (f" (a composite: stop and too much from the networks of `{summary['composed_from']}`, "
+                        f"every other command from {members} networks of this run, each class the mean of its own "
+                        "networks)")  # fmt: skip
     recipe_text = f"\n## Recipe\n{recipe}\n" if recipe else ""
     headline_text = ("\n## Headline figures (what the shipping rule compares)\n" + "\n".join(
         f"- {line}" for line in headline) + "\n") if headline else ""
