@@ -376,3 +376,21 @@ def test_engines_without_calibrated_scores_are_not_held_back_while_the_canceller
     from voicecoach.echo.clean_mic import EchoRemover
 
     assert EchoRemover(enabled=False).settled  # no canceller of ours (or the audio server's): nothing to wait for
+
+
+def test_a_spotters_command_is_the_narrators_echo_when_it_said_any_phrase_of_it(vocabulary: Vocabulary) -> None:
+    from voicecoach.listening.own_voice import OwnVoice
+    from voicecoach.narration.synthesis import WordTiming
+
+    def run(hears_words: bool) -> list[CommandHeard]:
+        recognizer = ScriptedRecognizer([[Hypothesis("repeat", final=True, end_s=0.9, confidence=0.97)]])
+        recognizer.hears_words = hears_words  # type: ignore[attr-defined]
+        own = OwnVoice(vocabulary)
+        words = [WordTiming("rest", 0.0, 0.3), WordTiming("against", 0.3, 0.8), WordTiming("the", 0.8, 0.9),
+                 WordTiming("wall", 0.9, 1.3)]  # fmt: skip
+        own.record(0.0, "rest against the wall", words)
+        pipeline = ListeningPipeline(recognizer, vocabulary, echo_cancel=False, own_voice=own)
+        return pipeline.process(np.zeros(320, np.int16), 0.9)
+
+    assert run(hears_words=False) == []  # the spotter's "repeat" over the narrator's "against" (again...)
+    assert [h.command for h in run(hears_words=True)] == [Command.REPEAT]  # a recognizer that heard "repeat"

@@ -104,6 +104,25 @@ def test_a_phrase_counts_only_when_the_narrator_said_its_words_consecutively() -
     assert apart.is_own_echo(heard(Command.BACK, "back"), 1.2)
 
 
+def test_a_narrator_word_that_begins_with_a_phrase_sounds_like_it() -> None:
+    own = OwnVoice(VOCABULARY)
+    own.record(0.0, "rest against the wall", timed(("rest", 0.0, 0.3), ("against", 0.3, 0.8), ("the", 0.8, 0.9),
+                                                   ("wall", 0.9, 1.3)))  # fmt: skip
+    assert own.is_own_echo(heard(Command.REPEAT, "again"), 1.0)  # "again" is the start of "against"
+    assert not own.is_own_echo(heard(Command.REPEAT, "again"), 3.0)  # long after it: the person's
+    assert not own.is_own_echo(heard(Command.NEXT, "next"), 1.0)  # nothing the narrator said begins with it
+    # the keyword spotter names the command ("repeat"), not the words said: every phrase of the command counts
+    assert not own.is_own_echo(heard(Command.REPEAT, "repeat"), 1.0)
+    assert own.is_own_echo(heard(Command.REPEAT, "repeat"), 1.0, any_phrase=True)
+    assert not own.is_own_echo(heard(Command.NEXT, "next"), 1.0, any_phrase=True)
+    longer = OwnVoice(VOCABULARY)
+    longer.record(0.0, "hold it longer", timed(("hold", 0.0, 0.3), ("it", 0.3, 0.4), ("longer", 0.4, 0.9)))
+    assert longer.is_own_echo(heard(Command.HOW_LONG, "how long"), 1.0) is False  # "how" was never said
+    stopwatch = OwnVoice(VOCABULARY)
+    stopwatch.record(0.0, "use a stopwatch", timed(("use", 0.0, 0.2), ("a", 0.2, 0.3), ("stopwatch", 0.3, 0.9)))
+    assert not stopwatch.is_own_echo(heard(Command.STOP, "stop"), 1.0)  # safety commands are never dropped
+
+
 def test_a_phrase_across_find_alls_split_still_counts() -> None:
     own = OwnVoice(VOCABULARY)  # find_all splits this into "lets start" and "again"; "start again" was still said
     own.record(0.0, "Let's start again.", timed(("Let's", 0.0, 0.3), ("start", 0.3, 0.7), ("again", 0.7, 1.1)))

@@ -179,7 +179,8 @@ class ListeningPipeline:
                     _LOGGER.info("ignored while the echo canceller settles: %s (%.2f)", command.command.value,
                                  command.confidence)  # fmt: skip
                     continue
-                if self.own_voice.is_own_echo(command, now_s):
+                if self.own_voice.is_own_echo(command, now_s, any_phrase=not getattr(self.recognizer, "hears_words",
+                                                                                      True)):  # fmt: skip
                     self.ignored_own_voice += 1
                     _LOGGER.info("ignored own voice: %s (%r)", command.command.value, command.text)
                     continue

@@ -20,6 +20,9 @@ class SpotterRecognizer:
 
     name = "spotter"
     sample_rate = SAMPLE_RATE
+    hears_words = False
+    """Its hypotheses name the command (its first phrase), not the words said: the own-voice filter takes every
+    phrase of the command the narrator said as its echo."""
 
     def __init__(self, vocabulary: Vocabulary, head: object | None = None, safety_head: object | None = None) -> None:
         """head: a head file (default: the packaged one). safety_head: the second stop/too-much detector's file
