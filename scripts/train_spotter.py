@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Train the keyword spotter head: synthesize, render and embed, train, evaluate, write head.npz and MODEL.md.
 
-    nice -n 10 .venv/bin/python scripts/train_spotter.py            # the packaged model (under an hour, cold cache)
+    nice -n 10 .venv/bin/python scripts/train_spotter.py            # the original recipe (under an hour, cold cache)
     .venv/bin/python scripts/train_spotter.py --tiny                 # smoke run in seconds, into a temp dir
     .venv/bin/python scripts/train_spotter.py --stage train          # rerun one stage (earlier ones from the cache)
-    nice -n 10 .venv/bin/python scripts/train_spotter.py --extra-renders   # the experimental recipe (not shipped)
+
+The packaged head is a composite of two runs (the README's "The keyword spotter" has both commands): one with
+--extra-renders --more-voices ... --out stop-head for stop and too much, then one with --kokoro and
+--safety-from stop-head/head.npz for every other command (about 45 minutes each on a cold cache, 20 warm).
     .venv/bin/python scripts/train_spotter.py --baseline voicecoach/listening/spotter/head.npz   # figures of a head
 
 Stages: synth (speech synthesis into the cache), features (augmented renders to embeddings, cached by a hash of
