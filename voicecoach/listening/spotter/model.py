@@ -13,6 +13,10 @@ batched for the embeddings (equal to float rounding).
 A second head, the safety head (`safety_head.npz`), may run beside the main one on the same embeddings; it only
 ever fires stop or too much (`StreamingSpotter(safety_head=...)`, `detect_fused` for whole-clip probabilities).
 
+The main head may itself be a composite (`compose`): two heads' networks in one file, each class scored by its own
+networks with its own threshold and rule (the packaged head: stop and too much from one ensemble, the rest from
+another).
+
 Longer than most modules (about 700 lines): the front end, the head's layers, the decision rules and the streaming
 spotter must compute exactly what training scored, so they live in one file that training imports as it is.
 """
