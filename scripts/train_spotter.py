@@ -4,11 +4,11 @@
     nice -n 10 .venv/bin/python scripts/train_spotter.py            # the original recipe (under an hour, cold cache)
     .venv/bin/python scripts/train_spotter.py --tiny                 # smoke run in seconds, into a temp dir
     .venv/bin/python scripts/train_spotter.py --stage train          # rerun one stage (earlier ones from the cache)
+    .venv/bin/python scripts/train_spotter.py --baseline voicecoach/listening/spotter/head.npz   # figures of a head
 
 The packaged head is a composite of two runs (the README's "The keyword spotter" has both commands): one with
 --extra-renders --more-voices ... --out stop-head for stop and too much, then one with --kokoro and
 --safety-from stop-head/head.npz for every other command (about 45 minutes each on a cold cache, 20 warm).
-    .venv/bin/python scripts/train_spotter.py --baseline voicecoach/listening/spotter/head.npz   # figures of a head
 
 Stages: synth (speech synthesis into the cache), features (augmented renders to embeddings, cached by a hash of
 their inputs), train, evaluate (thresholds on validation, figures), card (MODEL.md). "all" runs them in order;
@@ -348,6 +348,14 @@ def _retune(args: argparse.Namespace, table: np.ndarray, starts: np.ndarray, fea
     return 0
 
 
+def _head_figures(head: SpotterModel, table: np.ndarray, starts: np.ndarray, feats: features.Features,
+                  jobs: list[dict]) -> dict:  # fmt: skip
+    """A head's figures on this run's validation and test clips, at its own thresholds and rule."""
+    evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
+    probabilities = evaluate.clip_probabilities(head, table, starts, feats, evaluated)
+    return evaluate.figures(head, probabilities, feats, jobs, head.thresholds)
+
+
 def _with_fast(model: SpotterModel, threshold: float | None) -> SpotterModel:
     """The head with a fast path for stop and too much at threshold (None: as it is)."""
     if threshold is None:
@@ -363,11 +371,7 @@ def _composite(source_path: Path, tuned: SpotterModel, table: np.ndarray, starts
     source = SpotterModel.load(source_path)
     final = half_precision(compose(tuned, _with_fast(source, fast), SAFETY_COMMANDS))
     final = evaluate.dataclasses.replace(final, metadata={"composed": f"stop and too_much from {source_path.name}"})
-    evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
-    before = evaluate.figures(source, evaluate.clip_probabilities(source, table, starts, feats, evaluated), feats,
-                              jobs, source.thresholds)  # fmt: skip
-    figs = evaluate.figures(final, evaluate.clip_probabilities(final, table, starts, feats, evaluated), feats, jobs,
-                            final.thresholds)  # fmt: skip
+    before, figs = (_head_figures(head, table, starts, feats, jobs) for head in (source, final))
     print(f"{source_path} alone -> composite (stop and too much from it, every other command from this run):")
     for line in evaluate.compare_lines(before, figs):
         print(line)
@@ -456,9 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline_safety:
             figs, fused = _alone_and_with(head, SpotterModel.load(args.baseline_safety), table, starts, feats, jobs)
         else:
-            evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
-            probabilities = evaluate.clip_probabilities(head, table, starts, feats, evaluated)
-            figs = evaluate.figures(head, probabilities, feats, jobs, head.thresholds)
+            figs = _head_figures(head, table, starts, feats, jobs)
         print(f"baseline {args.baseline}: thresholds {head.thresholds}, {_rule_text(head)} frame(s) in a row")
         for line in evaluate.headline(figs):
             print(line)
@@ -497,9 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         final, figs = _composite(args.safety_from, final, table, starts, feats, jobs, args.fast_safety)
     elif args.fast_safety is not None:
         final = _with_fast(final, args.fast_safety)
-        evaluated = [i for i, m in enumerate(feats.meta) if m["split"] in ("val", "test")]
-        figs = evaluate.figures(final, evaluate.clip_probabilities(final, table, starts, feats, evaluated), feats,
-                                jobs, final.thresholds)  # fmt: skip
+        figs = _head_figures(final, table, starts, feats, jobs)
     thresholds = final.thresholds
     frames = _rule_text(final)
     final = evaluate.dataclasses.replace(final, metadata={**final.metadata, "seed": str(args.seed),
