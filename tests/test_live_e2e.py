@@ -36,10 +36,12 @@ _LOUD = 1200
 _PERSON = FLITE_VOICES[0]
 """The person's voice: a TTS engine and voice the narrator does not use."""
 _OTHER_PERSON = FLITE_VOICES[1]
-"""A second person (flite kal) says "pause" and "resume". Both people are voices the spotter trained on (at their
-default settings): these tests are about the pipeline, the devices and the session, and a person repeats a missed
-command here as at home; accuracy on voices and people it never heard is measured by the eval scripts (flite rms's
-"pause", for one, scores 0.01 for pause: see MODEL.md)."""
+"""A second person (flite kal) says "resume". Both people are voices the spotter trained on (at their default
+settings): these tests are about the pipeline, the devices and the session, and a person repeats a missed command
+here as at home; accuracy on voices and people it never heard is measured by the eval scripts. kal's "pause" is not
+used: the packaged head scores it 0.59-0.84 for pause depending on where it falls in the 80 ms frame grid (heard at
+5 of 8 offsets in quiet, and never over the narration, where other commands need 0.9), so a test saying it three
+times failed about one run in ten; the first person's "pause" scores 0.74-0.93 and is heard at every offset."""
 
 ENGINE = "auto"
 """The engine the end-to-end voice tests listen with: the default (the keyword spotter)."""
@@ -192,6 +194,12 @@ def _synthesized_long(run: LiveRun) -> np.ndarray:
     return Pyttsx3Synthesizer(NarratorSettings(rate_wpm=170)).synthesize(_LONG_STEP)
 
 
+def narrator_quiet(run: LiveRun, for_s: float = 0.3) -> bool:
+    """True when the speaker has played nothing for for_s (the buffer in flight counts as playing until now)."""
+    played = run.rig.speaker.played()
+    return not played or time.monotonic() - (played[-1].start_s + played[-1].duration_s) > for_s
+
+
 def say_until(run: LiveRun, audio: VirtualAudio, clip: Path, state: State, what: str) -> int:
     """Play the person's words until the session reaches `state`; a person repeats a command that was missed.
 
@@ -211,10 +219,11 @@ def say_until(run: LiveRun, audio: VirtualAudio, clip: Path, state: State, what:
 def test_pause_then_resume_keeps_the_hold(
     live: Callable[[Routine], LiveRun], virtual_audio: VirtualAudio, tmp_path: Path
 ) -> None:
-    pause, _ = spoken_clip(tmp_path, "pause", _OTHER_PERSON)
+    pause, _ = spoken_clip(tmp_path, "pause")
     resume, _ = spoken_clip(tmp_path, "resume", _OTHER_PERSON)
     run = live(long_routine(hold_s=40.0, step="Lie down."))
     run.wait_for(lambda: run.session.status().phase is Phase.TIMING, 20, "the hold to start")
+    run.wait_for(lambda: narrator_quiet(run), 10, "the hold's announcement to end")  # a pause in the quiet hold
     say_until(run, virtual_audio, pause, State.PAUSED, "the session to pause")
     frozen = run.session.status().remaining_s
     time.sleep(1.5)
