@@ -58,7 +58,14 @@ from voicecoach.runtime.clock import EventQueue, RealClock  # noqa: E402
 from voicecoach.runtime.player import Player  # noqa: E402
 from voicecoach.runtime.rig import open_rig  # noqa: E402
 from voicecoach.runtime.transcript import Transcript  # noqa: E402
-from voicecoach.settings import ENGINES, ListeningSettings, NarratorSettings, RecognizerSettings, VoiceSettings  # noqa: E402
+from voicecoach.settings import (  # noqa: E402
+    ENGINES,
+    ListeningSettings,
+    NarratorSettings,
+    RecognizerSettings,
+    VoiceSettings,
+    YieldSettings,
+)
 from voicecoach.training.sources import held_out  # noqa: E402
 
 _STEP = (
@@ -209,7 +216,7 @@ def cut_bracket(monitor: np.ndarray, monitor_start_s: float, rate: int, sentence
     gain = float(np.percentile(ratio[loud], 95))  # the level as played; the frames after a cut only lower the ratio
     for _ in range(2):  # then the level of what was heard before the cut alone
         missing = loud & (ratio < gain * 10 ** (-_SILENT_DB / 20))
-        first = int(np.argmax(missing)) if missing.any() else count
+        first = _first_missing_for_good(loud, missing)
         heard = loud[:first]
         if not heard.any():
             return "nothing of the sentence was heard"
@@ -221,6 +228,16 @@ def cut_bracket(monitor: np.ndarray, monitor_start_s: float, rate: int, sentence
         return "nothing of the sentence was heard"
     to_s = lambda index: monitor_start_s + (lo + offset + index * frame) / rate  # noqa: E731
     return to_s(int(np.flatnonzero(before)[-1]) + 1), to_s(first)
+
+
+def _first_missing_for_good(loud: np.ndarray, missing: np.ndarray) -> int:
+    """The first missing loud frame after the last loud frame heard (len(loud) if the last loud frame was heard).
+
+    A narrator that faded and came back (yielding the floor to a sound that was no command) was not silenced
+    there: the cut is where it went quiet and stayed quiet."""
+    heard = np.flatnonzero(loud & ~missing)
+    after = np.flatnonzero(missing[heard[-1] + 1 :]) + heard[-1] + 1 if len(heard) else np.flatnonzero(missing)
+    return int(after[0]) if len(after) else len(loud)
 
 
 @dataclass
@@ -313,6 +330,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--people", type=Path, metavar="FOLDER",
                         help="real people: FOLDER/stop/*.wav, one clip per held-out speaker (default: flite voices)")
+    parser.add_argument("--yield", dest="yield_floor", action="store_true",
+                        help="yield the floor (off by default in the product): the narrator fades 25 dB the moment a "
+                             "stop or too-much score reaches 0.3, and comes back after a second without a command")
     options = parser.parse_args()
     rng = random.Random(options.seed)
     voices = [v for v in (*FLITE_VOICES, *HELD_OUT_VOICES) if v.engine == "flite"]
@@ -331,7 +351,8 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
         _add_echo_path(options.echo_db)
     recognizer = RecognizerSettings(engine=options.engine, model_dir=Path(options.model) if options.model else None)
     events = EventQueue(RealClock())
-    rig = open_rig(VoiceSettings(listening=ListeningSettings(recognizer)), load_vocabulary("en"), events)
+    listening = ListeningSettings(recognizer, yield_floor=YieldSettings(enabled=options.yield_floor))
+    rig = open_rig(VoiceSettings(listening=listening), load_vocabulary("en"), events)
     tee = MicTee(rig.mic)
     speaker_tee = SpeakerTee(rig.speaker)
     monitor = MonitorCapture()
@@ -426,7 +447,8 @@ def report(results: list, tee: MicTee, samples: np.ndarray, rate: int, monitor_s
     person = (f"people from {options.people} ({speakers} held-out speakers)" if options.people is not None
               else f"flite voices ({speakers})")  # fmt: skip
     echo = "none" if options.echo_db is None else f"{options.echo_db} dB"
-    print(f"\nperson: {person}; engine {options.engine}, echo {echo}: {heard}/{len(results)} stops heard"
+    floor = ", yielding the floor" if options.yield_floor else ""
+    print(f"\nperson: {person}; engine {options.engine}{floor}, echo {echo}: {heard}/{len(results)} stops heard"
           + (f" ({false_stops} trials stopped by something else before the word was played)" if false_stops else ""))
     if latencies:
         print(f"stop latency (end of word to the first narration missing at the speaker), {len(latencies)} of "

@@ -70,3 +70,18 @@ def test_a_monitor_that_does_not_hold_the_sentence_is_not_measured(bench: Module
     sentence = _words(rng, rate, [(0.5, 0.1)] * 3)
     other = _words(rng, rate, [(0.5, 0.1)] * 4)
     assert isinstance(bench.cut_bracket(other, 0.0, rate, sentence, 0.1, 2.0), str)
+
+
+def test_a_fade_the_narrator_came_back_from_is_not_the_cut(bench: ModuleType) -> None:
+    """Yielding the floor to a sound that was no command: faded a moment, back to full level, then cut for good."""
+    rate = 48000
+    rng = np.random.default_rng(7)
+    sentence = _words(rng, rate, [(0.6, 0.1)] * 4)
+    monitor = np.zeros(4 * rate, np.int16)
+    monitor[: len(sentence)] = sentence
+    fade, back, cut = int(0.2 * rate), int(0.26 * rate), int(1.6 * rate)  # faded 60 ms inside the first word
+    monitor[fade:back] = (sentence[fade:back] * 10 ** (-25 / 20)).astype(np.int16)
+    monitor[cut:] = 0
+    lo, hi = bench.cut_bracket(monitor, 0.0, rate, sentence, 0.1, 3.5)
+    assert lo == pytest.approx(1.6, abs=0.006)
+    assert hi == pytest.approx(1.6, abs=0.006)
