@@ -394,3 +394,35 @@ def test_a_spotters_command_is_the_narrators_echo_when_it_said_any_phrase_of_it(
 
     assert run(hears_words=False) == []  # the spotter's "repeat" over the narrator's "against" (again...)
     assert [h.command for h in run(hears_words=True)] == [Command.REPEAT]  # a recognizer that heard "repeat"
+
+
+class _FlooredRecognizer(ScriptedRecognizer):
+    """A scripted engine that, like the spotter, can be told the scores its detections must reach."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.floors: list[tuple[float, float]] = []
+
+    def set_floors(self, other: float, safety: float = 0.0) -> None:
+        self.floors.append((other, safety))
+
+
+def test_the_engine_is_told_the_confidence_the_narration_asks_for_before_it_decides(vocabulary: Vocabulary) -> None:
+    narration = (np.random.default_rng(9).standard_normal(16000) * 3000).astype(np.int16)
+    played = [_Played(0.0, 16000, narration)]
+    block = np.zeros(320, np.int16)
+    recognizer = _FlooredRecognizer()
+    pipeline = ListeningPipeline(recognizer, vocabulary, echo_cancel=False)  # no canceller to learn: settled
+    pipeline.process(block, 0.5, played)  # the narrator speaks
+    pipeline.process(block, 1.3, played)  # within half a second of its end
+    pipeline.process(block, 2.0, played)  # quiet
+    assert recognizer.floors == [(0.9, 0.0), (0.9, 0.0), (0.0, 0.0)]
+    recognizer = _FlooredRecognizer()
+    pipeline = ListeningPipeline(recognizer, vocabulary)  # our canceller, which has not learned the room yet
+    pipeline.process((narration[:320] * 0.5).astype(np.int16), 0.0, played)
+    assert recognizer.floors == [(0.9, 0.0)], "an engine without scores is not held back while the canceller learns"
+    recognizer = _FlooredRecognizer()
+    recognizer.scores = lambda: {"stop": 0.0, "too_much": 0.0}  # type: ignore[attr-defined]
+    pipeline = ListeningPipeline(recognizer, vocabulary)
+    pipeline.process((narration[:320] * 0.5).astype(np.int16), 0.0, played)
+    assert recognizer.floors == [(0.9, 0.9)]

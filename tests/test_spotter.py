@@ -489,3 +489,39 @@ def test_a_recording_that_ends_with_stop_is_heard_by_listen_wav(tmp_path: Path) 
                          text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "stop" in run.stdout, (run.stdout, run.stderr)
+
+
+def _ruled(rule: object, probabilities: np.ndarray) -> list:
+    """What a decision rule fires over per-frame probabilities."""
+    found = [rule.step(row, (i + 1) * FRAME_S) for i, row in enumerate(probabilities)]  # type: ignore[attr-defined]
+    return [d for d in found if d is not None]
+
+
+def test_a_floor_waits_for_the_sure_frame_of_a_rising_command(model: SpotterModel) -> None:
+    """Over the narration the listener asks for 0.9: a command rising from its threshold to 0.97 fires on the 0.97
+    frame, not on its first frame over the threshold (which the listener would set aside, and whose refractory time
+    would then hold back the sure frame)."""
+    from voicecoach.listening.spotter.model import DecisionRule
+
+    command = next(c for c in model.commands if c not in ("stop", "too_much") and model.thresholds[c] < 0.8)
+    frames = model.frames_for(command)
+    rising = {f: (command, 0.82) for f in range(10, 10 + frames)}
+    rising |= {f: (command, 0.97) for f in range(10 + frames, 14 + frames)}
+    probabilities = _frames(model, rising, 30)
+    rule = DecisionRule(model, None, refractory_s=1.0)
+    assert [(d.command, d.score) for d in _ruled(rule, probabilities)] == [(command, pytest.approx(0.82))]
+    rule = DecisionRule(model, None, refractory_s=1.0)
+    rule.set_floors(0.9)
+    sure = _ruled(rule, probabilities)
+    assert [(d.command, d.score) for d in sure] == [(command, pytest.approx(0.97))]
+    assert sure[0].end_s == pytest.approx((10 + 2 * frames) * FRAME_S)
+    # stop and too much keep their own thresholds unless a safety floor is given
+    stop = _frames(model, {f: ("stop", 0.8) for f in range(10, 10 + model.frames_for("stop"))}, 30)
+    rule.reset()
+    assert [d.command for d in _ruled(rule, stop)] == ["stop"]
+    rule.reset()
+    rule.set_floors(0.9, safety=0.9)
+    assert _ruled(rule, stop) == []
+    rule.set_floors(0.0, 0.0)  # back to the head's own thresholds
+    rule.reset()
+    assert [d.score for d in _ruled(rule, probabilities)] == [pytest.approx(0.82)]

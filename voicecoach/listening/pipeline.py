@@ -37,7 +37,9 @@ SAMPLE_RATE = 16000
 _FILE_BLOCK_MS = 20
 _NARRATING_CONFIDENCE = 0.9
 """While the narrator talks, a non-safety command needs at least this confidence (its echo residue is the most
-common source of false commands; stop and too much are never held back)."""
+common source of false commands; stop and too much are never held back). An engine that can (the spotter's
+set_floors) is told so before it decides, and fires on the first frame that reaches it; other engines' commands
+below it are set aside after the fact."""
 _NARRATION_TAIL_S = 0.5
 _SETTLING_CONFIDENCE = 0.9
 """While the narrator talks and the echo canceller has not yet learned the room (its first seconds, or after a
@@ -126,9 +128,13 @@ class ListeningPipeline:
         """One int16 16 kHz block captured at capture_s (monotonic), with the playback log; the commands heard."""
         played = list(played)
         cleaned = self._echo.clean(np.asarray(pcm, dtype=np.int16), capture_s, played)
+        narrating = self._narrating(played, capture_s)
+        set_floors = getattr(self.recognizer, "set_floors", None)
+        if callable(set_floors):  # the engine itself waits for a sure enough frame (see _commands)
+            set_floors(_NARRATING_CONFIDENCE if narrating else 0.0,
+                       self._settling_confidence if narrating and not self._echo.settled else 0.0)  # fmt: skip
         hyps = self.recognizer.accept(cleaned.astype("<i2").tobytes())
         now_s = capture_s + len(pcm) / SAMPLE_RATE
-        narrating = self._narrating(played, capture_s)
         heard = self._commands(hyps, now_s, narrating)
         self._yield_floor(now_s, bool(heard), narrating and self._yield.near_end and self._echo.near_end)
         return heard

@@ -62,6 +62,12 @@ class SpotterRecognizer:
         """Start again from silence."""
         self._spotter.reset()
 
+    def set_floors(self, other: float, safety: float = 0.0) -> None:
+        """From now on a detection needs a score of at least `other` (commands but stop and too much) or `safety`
+        (those two), as well as its own threshold: the frame that reaches it fires, not the first over the
+        threshold."""
+        self._spotter.set_floors(other, safety)
+
     def scores(self) -> dict[str, float]:
         """The latest per-command scores (for yielding the floor on a rising safety score)."""
         return self._spotter.scores()

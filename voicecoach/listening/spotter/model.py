@@ -591,7 +591,23 @@ class DecisionRule:
         self._fast_row = np.array([max(model.fast_thresholds.get(c, NEVER), self.thresholds[c])
                                    for c in model.commands])  # a command turned off has no fast path either
         self._safety = np.array([c in SAFETY_COMMANDS for c in model.commands])
+        self._own_rows = (self._threshold_row, self._fast_row)
+        self._floors = (0.0, 0.0)
         self.reset()
+
+    def set_floors(self, other: float, safety: float = 0.0) -> None:
+        """Until changed, a command fires only on frames that reach at least this score as well as its own
+        threshold: `other` for every command but stop and too much, `safety` for those two (0, 0: the head's own
+        thresholds). The listener raises them while the narrator speaks, so that a command whose score is still
+        rising waits for the frame that is sure enough, instead of firing on its first frame over its threshold and
+        being set aside for a low confidence (and then held back by the refractory time)."""
+        if (other, safety) == self._floors:
+            return
+        self._floors = (other, safety)
+        own, fast = self._own_rows
+        floor = np.where(self._safety, safety, other)
+        self._threshold_row = np.maximum(own, floor)
+        self._fast_row = np.maximum(fast, self._threshold_row)
 
     def reset(self) -> None:
         """Forget runs and the refractory time."""
@@ -665,6 +681,13 @@ class StreamingSpotter:
     def thresholds(self) -> dict[str, float]:
         """The thresholds in use (the model's, overridden by the constructor's)."""
         return dict(self._rule.thresholds)
+
+    def set_floors(self, other: float, safety: float = 0.0) -> None:
+        """Scores every detection must reach from now on, as well as its threshold (see DecisionRule.set_floors):
+        `other` for commands but stop and too much, `safety` for those two, in both heads."""
+        self._rule.set_floors(other, safety)
+        if self._safety_rule is not None:
+            self._safety_rule.set_floors(other, safety)
 
     def reset(self) -> None:
         """Start again from silence at time 0."""
