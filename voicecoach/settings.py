@@ -68,7 +68,12 @@ class YieldSettings:
     enabled: bool = False
     """Off: in the closed-loop room at 0 dB echo it heard 24 of 87 stops against 27 without it (within the noise of
     87 clips) and faded the narrator 92 times an hour of its own speech with nobody there, 72 of them for nothing
-    (docs/eval/room-eval.md). `voicecoach` ships what the figures earn; scripts/eval_commands.py --yield weighs it."""
+    (docs/eval/room-eval.md). Measured again with the composite head (2026-12-06, same kept clips): stop and too
+    much 72/103 at 0/20 against 89/103 without it, other commands 46/108 against 62/108, 791 fades an hour of
+    narration while the person speaks (452 for nothing) and 20 an hour at +6 dB with nobody there; live
+    (scripts/bench_stop_latency.py --yield) people's stops 25/30 against 26/30 in the same conditions. Only the
+    runs with it on reset the echo canceller (Speex's divergence warning). `voicecoach` ships what the figures
+    earn; scripts/eval_commands.py --yield weighs it."""
     score: float = 0.3
     """A stop or too-much score at or above this fades the narrator (the command itself needs the full threshold)."""
     fade_db: float = -25.0
