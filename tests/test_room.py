@@ -141,3 +141,50 @@ def test_the_pipeline_sees_the_playback_log_as_a_speaker_shows_it_never_the_futu
     assert len(_played_by(buffer, 1.25).samples) == 4000
     assert _played_by(buffer, 3.0) is buffer
     assert len(_played_by(buffer, 0.5).samples) == 0
+
+
+class _ShownReference:
+    """A stand-in pipeline that keeps every sample of playback it was shown, by timeline position."""
+
+    def __init__(self) -> None:
+        self.shown: dict[int, int] = {}
+        self.changed: list[int] = []
+        self.own_voice = self
+
+    def record(self, *args: object) -> None:
+        """The own-voice log (not needed here)."""
+
+    def process(self, block: np.ndarray, start_s: float, played: list) -> list:
+        for buffer in played:
+            first = round(buffer.start_s * RATE)
+            for index, value in enumerate(buffer.samples.tolist()):
+                if self.shown.setdefault(first + index, value) != value:
+                    self.changed.append(first + index)
+        return []
+
+
+def test_a_fade_in_the_room_never_rescales_playback_the_pipeline_was_already_shown() -> None:
+    """A real speaker fades what it has not yet handed over; the room must too, or the echo canceller is given a
+    reference (30 ms at full level, say) that the room then plays 25 dB down."""
+    from voicecoach.runtime.clock import EventQueue, VirtualClock
+    from voicecoach.runtime.room import Room
+
+    acoustics = RoomAcoustics(RoomSettings(echo_db=0.0, snr_db=None, delay_ms=45.0), np.zeros(RATE * 3), 3000.0)
+    pipeline = _ShownReference()
+    room = Room(acoustics, pipeline, EventQueue(VirtualClock()), Transcript(), auto_resume_s=None)
+    speech = np.where(np.sin(np.arange(RATE * 2) / 7.0) >= 0, 3000.0, -3000.0)
+    room.play(0, speech, "a line", ())
+    for _ in range(20):
+        room.advance()
+    room.fade(-25.0)
+    for _ in range(20):
+        room.advance()
+    room.fade(0.0)
+    for _ in range(20):
+        room.advance()
+    assert pipeline.changed == []
+    faded = np.flatnonzero(np.abs(room.timeline[: room.position]) < 3000 * 10 ** (-20 / 20))
+    ahead = round(0.03 * RATE)  # the playback handed over beyond the microphone's position
+    assert (faded[0], faded[-1] + 1, len(faded)) == (20 * 320 + ahead, 40 * 320 + ahead, 20 * 320)
+    played = np.array([pipeline.shown[i] for i in range(room.position)])
+    assert np.max(np.abs(played - room.timeline[: room.position])) <= 20  # int16 rounding of each rescaling

@@ -168,8 +168,11 @@ class Room:
         self.pipeline.own_voice.record(start / RATE, text, words, len(samples) / RATE)  # type: ignore[attr-defined]
 
     def fade(self, gain_db: float) -> None:
-        """Scale what is left of the utterance playing now (a later utterance starts at full level)."""
-        now = self.position
+        """Scale what is left of the utterance playing now (a later utterance starts at full level), from the
+        playback not yet handed over: as a real speaker's fade, which reaches only the samples of its next callback,
+        it leaves the _HANDED_OVER_S the pipeline was already shown as it was (else the echo canceller would be given
+        a reference at one level that the room plays at another, 25 dB apart, at every fade and every return)."""
+        now = self.position + round(_HANDED_OVER_S * RATE)
         gain = float(10 ** (gain_db / 20))
         current = next((b for b in self.played if b.start_s * RATE <= now < b.start_s * RATE + len(b.samples)), None)
         if gain_db < 0 and current is None:
