@@ -217,7 +217,7 @@ def cut_bracket(monitor: np.ndarray, monitor_start_s: float, rate: int, sentence
     for _ in range(2):  # then the level of what was heard before the cut alone
         missing = loud & (ratio < gain * 10 ** (-_SILENT_DB / 20))
         first = _first_missing_for_good(loud, missing)
-        heard = loud[:first]
+        heard = loud[:first] & ~missing[:first]  # a fade it came back from is left out of the level
         if not heard.any():
             return "nothing of the sentence was heard"
         gain = float(np.median(ratio[:first][heard]))
@@ -376,8 +376,13 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
         results.append((trial, played_at, cut, speech, word_end))
     cpu_s, wall_s = listener_cpu_s() - cpu0, time.monotonic() - started
     samples, rate, monitor_start = monitor.stop()
+    pipeline = rig.listener.pipeline  # type: ignore[attr-defined]
     rig.close()
-    return report(results, tee, samples, rate, monitor_start, cpu_s, wall_s, options)
+    code = report(results, tee, samples, rate, monitor_start, cpu_s, wall_s, options)
+    if options.yield_floor:
+        print(f"narrator fades: {pipeline.fades}, of which no command followed: {pipeline.false_fades} "
+              f"({pipeline.false_fades / wall_s * 3600:.0f} an hour of the bench)")
+    return code
 
 
 def people_stops(folder: Path, count: int) -> list[np.ndarray]:

@@ -79,7 +79,7 @@ def test_a_fade_the_narrator_came_back_from_is_not_the_cut(bench: ModuleType) ->
     sentence = _words(rng, rate, [(0.6, 0.1)] * 4)
     monitor = np.zeros(4 * rate, np.int16)
     monitor[: len(sentence)] = sentence
-    fade, back, cut = int(0.2 * rate), int(0.26 * rate), int(1.6 * rate)  # faded 60 ms inside the first word
+    fade, back, cut = int(0.1 * rate), int(0.6 * rate), int(1.6 * rate)  # faded half a second: most of a word
     monitor[fade:back] = (sentence[fade:back] * 10 ** (-25 / 20)).astype(np.int16)
     monitor[cut:] = 0
     lo, hi = bench.cut_bracket(monitor, 0.0, rate, sentence, 0.1, 3.5)
