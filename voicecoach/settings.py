@@ -71,9 +71,10 @@ class YieldSettings:
     (docs/eval/room-eval.md). Measured again with the composite head (2026-12-06, same kept clips): stop and too
     much 72/103 at 0/20 against 89/103 without it, other commands 46/108 against 62/108, 791 fades an hour of
     narration while the person speaks (452 for nothing) and 20 an hour at +6 dB with nobody there; live
-    (scripts/bench_stop_latency.py --yield) people's stops 25/30 against 26/30 in the same conditions. Only the
-    runs with it on reset the echo canceller (Speex's divergence warning). `voicecoach` ships what the figures
-    earn; scripts/eval_commands.py --yield weighs it."""
+    (scripts/bench_stop_latency.py --yield) people's stops 25/30 against 26/30 in the same conditions. With the
+    room's own fade fixed (it rescaled playback the pipeline had already been shown): 76/103, and 733 fades an
+    hour. Only the runs with it on reset the echo canceller (Speex's divergence warning, 46 times). `voicecoach`
+    ships what the figures earn; scripts/eval_commands.py --yield weighs it."""
     score: float = 0.3
     """A stop or too-much score at or above this fades the narrator (the command itself needs the full threshold)."""
     fade_db: float = -25.0
