@@ -426,3 +426,16 @@ def test_the_engine_is_told_the_confidence_the_narration_asks_for_before_it_deci
     pipeline = ListeningPipeline(recognizer, vocabulary)
     pipeline.process((narration[:320] * 0.5).astype(np.int16), 0.0, played)
     assert recognizer.floors == [(0.9, 0.9)]
+
+
+def test_the_word_acted_on_does_not_fade_the_narrators_answer_to_it(vocabulary: Vocabulary) -> None:
+    """After a stop the safety score stays high while the word is in the spotter's view; the narrator's answer
+    ("Okay, I have stopped ...") must play at full level. A new rise after the score fell fades again."""
+    recognizer = _ScoringRecognizer([[], [F("stop", 0.02)]], [0.5, 0.95] + [0.95] * 20 + [0.0] * 5 + [0.5] + [0.0] * 5)
+    pipeline, floor = _yielding(recognizer, vocabulary)
+    for i in range(22):
+        pipeline.process(np.zeros(320, np.int16), i * 0.02)
+    assert floor.gains == [-25.0], "faded for the stop, then left alone while the same word was in view"
+    for i in range(22, 33):
+        pipeline.process(np.zeros(320, np.int16), i * 0.02)
+    assert floor.gains == [-25.0, -25.0], "a new rise after the score fell"

@@ -525,3 +525,23 @@ def test_a_floor_waits_for_the_sure_frame_of_a_rising_command(model: SpotterMode
     rule.set_floors(0.0, 0.0)  # back to the head's own thresholds
     rule.reset()
     assert [d.score for d in _ruled(rule, probabilities)] == [pytest.approx(0.82)]
+
+
+def test_a_word_that_stays_in_view_past_the_refractory_time_fires_once(model: SpotterModel) -> None:
+    """The head sees 1.28 s: a clear stop scores 1.0 for longer than the 1 s refractory time. It fired again
+    1.04 s after the first detection, in the room, and cut the narrator's answer to the stop."""
+    from voicecoach.listening.spotter.model import DecisionRule, _fuse
+
+    held = {f: ("stop", 0.999) for f in range(10, 26)}  # 16 frames: the word, in view all the while
+    assert [d.command for d in detect(model, _frames(model, held, 40), refractory_s=1.0)] == ["stop"]
+    again = held | {f: ("stop", 0.999) for f in range(30, 33)}  # it fell, then a second stop
+    assert [d.command for d in detect(model, _frames(model, again, 40), refractory_s=1.0)] == ["stop", "stop"]
+    # the safety head's rule, held by the main head's stop, does not fire on the same word either
+    main, second = DecisionRule(model, None, 1.0), DecisionRule(model, None, 1.0)
+    fired = []
+    for i, row in enumerate(_frames(model, held, 40)):
+        end_s = (i + 1) * FRAME_S
+        found = _fuse(model, main, main.step(row, end_s), second, second.step(row, end_s), end_s)
+        if found is not None:
+            fired.append(found.command)
+    assert fired == ["stop"]

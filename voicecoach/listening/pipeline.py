@@ -105,6 +105,10 @@ class ListeningPipeline:
         watch = self._yield.enabled and self._yield.near_end  # the person's voice is looked for only when it is used
         self._echo = EchoRemover(SAMPLE_RATE, enabled=echo_cancel, near_end=NearEndSettings() if watch else None)
         self._faded_at_s: float | None = None
+        self._rearmed = True
+        """False from a command until the safety score has fallen below the yield score: the word that was acted on
+        must not fade the narrator's answer to it (it did: the answer, "Okay, I have stopped...", played faded and
+        came back at full level a second later)."""
         self._settling_confidence = _SETTLING_CONFIDENCE if callable(getattr(recognizer, "scores", None)) else 0.0
         """Only for an engine whose confidences are calibrated class probabilities (the spotter): PocketSphinx's
         and Vosk's are not comparable with 0.9."""
@@ -153,9 +157,13 @@ class ListeningPipeline:
             return
         if heard:
             self._faded_at_s = None  # the command acts (a stop cuts; the next utterance plays at full level)
+            self._rearmed = False
             return
         latest = scores()
         rising = person_speaking or max(latest.get("stop", 0.0), latest.get("too_much", 0.0)) >= self._yield.score
+        if not self._rearmed:  # the score of the word just acted on must fall before it may fade anything again
+            self._rearmed = not rising
+            return
         if rising and self._faded_at_s is None:
             self.floor.fade(self._yield.fade_db)
             self._faded_at_s = now_s

@@ -610,22 +610,33 @@ class DecisionRule:
         self._fast_row = np.maximum(fast, self._threshold_row)
 
     def reset(self) -> None:
-        """Forget runs and the refractory time."""
+        """Forget runs, the refractory time and what was acted on."""
         self._run = np.zeros(len(self._columns), dtype=int)
         self._quiet_until_s = -1.0
         self._safety_quiet_until_s = -1.0
+        self._above = np.zeros(len(self._columns), dtype=bool)
+        self._armed = np.ones(len(self._columns), dtype=bool)
 
     def hold_safety(self, end_s: float) -> None:
-        """Another detector fired stop or too much at end_s: keep this rule quiet for the same refractory time."""
+        """Another detector fired stop or too much at end_s: keep this rule quiet for the same refractory time, and
+        what it scores above threshold now is that same word."""
         self._quiet_until_s = self._safety_quiet_until_s = max(self._safety_quiet_until_s, end_s + self.refractory_s)
         self._run[:] = 0
+        self._armed &= ~self._above
 
     def step(self, probabilities: np.ndarray, end_s: float) -> Detection | None:
-        """The detection this frame fires, if any."""
+        """The detection this frame fires, if any.
+
+        A command fires once per rise of its score: after a detection, every command then above its threshold
+        must fall below it before it may fire again. The head looks at 1.28 s of embeddings, so a word stays in
+        view, and a clear one scores 1.0, for longer than the refractory time: a person's stop fired a second
+        time 1.04 s after the first and cut the narrator's answer to it."""
         scores = probabilities[self._columns]
         above = scores >= self._threshold_row
+        self._armed |= ~above
+        self._above = above
         self._run = np.where(above, self._run + 1, 0)
-        is_ready = (self._run >= self._frames_row) | (scores >= self._fast_row)
+        is_ready = ((self._run >= self._frames_row) | (scores >= self._fast_row)) & self._armed
         if end_s < self._safety_quiet_until_s:
             return None
         if end_s < self._quiet_until_s:
@@ -639,6 +650,7 @@ class DecisionRule:
         ready = np.nonzero(is_ready)[0]
         best = int(ready[np.argmax(scores[ready])])
         command = self._model.commands[best]
+        self._armed &= ~above
         self._quiet_until_s = end_s + self.refractory_s
         if self._safety[best]:
             self._safety_quiet_until_s = self._quiet_until_s
