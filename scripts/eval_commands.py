@@ -404,6 +404,8 @@ def score_run(score: Score, result: RoomResult) -> None:
         clip = p.clip
         window = [(i, r) for i, r in enumerate(heard) if p.start_s <= r["t"] <= p.word_end_s + _WINDOW_S]
         used.update(i for i, _ in window)
+        if window:  # one word acted on twice (the second stop cuts the narrator's answer to the first)
+            score.counters["heard again"] += sum(r["command"] == window[0][1]["command"] for _, r in window[1:])
         over = _narrating(result, p.word_start_s)
         keys = [clip.group, f"{clip.group}/{clip.source}", f"word:{clip.text}"]
         keys += [f"{clip.group} over narration"] if over else []
@@ -471,14 +473,15 @@ def _false_rate(s: Score) -> str:
 def closed_loop_table(results: list[tuple[Job, Score]]) -> str:
     """A row per engine and condition."""
     header = ("engine", "condition", "stop/too much heard", "... over narration", "other commands heard",
-              "wrong command", "distractors -> command", "false commands (per h of narration)",
+              "wrong command", "one word heard twice", "distractors -> command", "false commands (per h of narration)",
               "fades / false fades per h of narration", "end of word to command, ms med / p95 (stop; others)",
               "end of word to quiet, ms med / p95 (stop; others)", "CPU x real time")  # fmt: skip
     rows = []
     for job, s in results:
         c = s.counters
         rows.append((job.name, job.condition.label, _ratio(s, "safety"), _ratio(s, "safety over narration"),
-                     _ratio(s, "other"), str(s.wrong["safety"] + s.wrong["other"]), _ratio(s, "distractor"),
+                     _ratio(s, "other"), str(s.wrong["safety"] + s.wrong["other"]), str(c["heard again"]),
+                     _ratio(s, "distractor"),
                      _false_rate(s),
                      f"{_per_hour(c['fades'], s.narration_s)} / {_per_hour(c['false_fades'], s.narration_s)}",
                      f"{percentiles(s.detect_ms['safety'])}; {percentiles(s.detect_ms['other'])}",

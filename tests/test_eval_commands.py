@@ -58,6 +58,7 @@ def test_scoring_counts_hits_wrong_commands_distractors_false_commands_and_laten
         {"t": 1.6, "kind": "fade", "text": "-25 dB"},  # the stop's score rose: faded 200 ms after the word's end
         {"t": 1.7, "kind": "heard", "text": "stop", "command": "stop"},  # 300 ms after the end of the word
         {"t": 1.745, "kind": "quiet", "text": "the narration stops reaching the microphone"},
+        {"t": 2.74, "kind": "heard", "text": "stop", "command": "stop"},  # the same word again, a second later
         {"t": 3.7, "kind": "heard", "text": "resume", "command": "resume"},  # the auto-resume
         {"t": 6.9, "kind": "heard", "text": "next", "command": "next"},  # wrong command for "pause"
         {"t": 11.8, "kind": "heard", "text": "go", "command": "resume"},  # a distractor taken for a command
@@ -74,6 +75,7 @@ def test_scoring_counts_hits_wrong_commands_distractors_false_commands_and_laten
     assert score.detect_ms["safety"] == pytest.approx([300.0])
     assert score.quiet_ms["safety"] == pytest.approx([245.0]), "the fade reaches the microphone 45 ms later"
     assert score.narration_s == pytest.approx(8.0)
+    assert score.counters["heard again"] == 1
 
 
 @pytest.mark.engine
