@@ -250,3 +250,19 @@ def test_set_seed_seeds_the_networks_alone_and_later_settings_win() -> None:
     assert script._config(script._parser().parse_args(["--seed", "4"])).seed == 4
     with pytest.raises(SystemExit, match="no training setting 'sede'"):
         script._config(script._parser().parse_args(["--set", "sede=2"]))
+
+
+def test_a_command_heard_before_the_marked_end_of_its_phrase_counts_as_heard() -> None:
+    """A real recording's marked end takes in what follows the word; a clear stop fires before it. It counts from
+    the phrase's start on (it used to count only through its own second detection a second later, which the rule
+    no longer makes); before the start, or a wrong command first, it does not."""
+    from voicecoach.listening.spotter.model import Detection
+    from voicecoach.training.evaluate import _outcome
+
+    meta = {"label": "stop"}
+    early = [Detection("stop", "stop", 0.99, 1.00)]  # the phrase runs from 0.8 s to a marked 1.6 s
+    assert _outcome(early, meta, 1.6, 0.8)["hit"] and _outcome(early, meta, 1.6, 0.8)["latency_frames"] == -8
+    assert not _outcome(early, meta, 1.6)["hit"], "without a start: only from 0.3 s before the end"
+    assert not _outcome([Detection("stop", "stop", 0.99, 0.70)], meta, 1.6, 0.8)["hit"], "before the phrase"
+    wrong_first = [Detection("start", "start", 0.9, 1.0), Detection("stop", "stop", 0.99, 1.1)]
+    assert not _outcome(wrong_first, meta, 1.6, 0.8)["hit"]

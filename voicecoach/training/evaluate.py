@@ -1,7 +1,7 @@
 """Evaluation: per-clip detections with the runtime's own decision rule, thresholds chosen on validation, figures.
 
-A command clip is heard when the first detection within HIT_WINDOW_S of the phrase's end is its own command; a
-negative clip is a false command when anything fires in it. Narration pieces count false commands per hour.
+A command clip is heard when the first detection from the phrase's start (or HIT_WINDOW_S around its end) is its own
+command; a negative clip is a false command when anything fires in it. Narration pieces count false commands per hour.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ from voicecoach.training.features import Features
 from voicecoach.training.train import WINDOW_FRAMES
 
 HIT_WINDOW_S = (-0.3, 1.2)
-"""A detection from this long before to this long after the phrase's end belongs to it."""
+"""A detection from this long before to this long after the phrase's end belongs to it; and any from the phrase's
+start on, where the start is known. A clear stop often fires before the end the renderer marks (a real recording's
+marked end takes in the breath and noise after the word): such a stop used to count only through its own second
+detection 1.04 s later, which the decision rule no longer makes (one detection per rise of the score)."""
 THRESHOLD_GRID = np.round(np.concatenate([np.arange(0.30, 0.90, 0.05), np.arange(0.90, 0.995, 0.01),
                                           [0.993, 0.996, 0.998, 0.999, 0.9995, 0.9998, 0.9999]]), 4)
 """Thresholds tried, finer near 1 (a confident head's scores crowd there)."""
@@ -154,16 +157,20 @@ def _within_total(thresholds: dict[str, float], columns: dict[str, int], peaks: 
 
 
 def clip_outcome(model: SpotterModel, probs: np.ndarray, meta: dict[str, Any], word_end_s: float,
-                 thresholds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+                 thresholds: dict[str, float], word_start_s: float = float("nan")) -> dict[str, Any]:  # fmt: skip
     """What the decision rule made of one clip."""
-    return _outcome(detect(model, probs, thresholds=thresholds), meta, word_end_s)
+    return _outcome(detect(model, probs, thresholds=thresholds), meta, word_end_s, word_start_s)
 
 
-def _outcome(found: list[Detection], meta: dict[str, Any], word_end_s: float) -> dict[str, Any]:
+def _outcome(found: list[Detection], meta: dict[str, Any], word_end_s: float,
+             word_start_s: float = float("nan")) -> dict[str, Any]:  # fmt: skip
     """A clip's detections as a hit or miss (commands) or a count of false commands (negatives)."""
     if meta["label"] == NONE_LABEL:
         return {"false": len(found), "commands": [d.command for d in found]}
-    near = [d for d in found if HIT_WINDOW_S[0] <= d.end_s - word_end_s <= HIT_WINDOW_S[1]]
+    earliest = word_end_s + HIT_WINDOW_S[0]
+    if not np.isnan(word_start_s):
+        earliest = min(earliest, word_start_s)
+    near = [d for d in found if earliest <= d.end_s <= word_end_s + HIT_WINDOW_S[1]]
     hit = bool(near) and near[0].command == meta["label"]
     return {"hit": hit, "heard": near[0].command if near else None,
             "latency_frames": round((near[0].end_s - word_end_s) / FRAME_S) if hit else None}  # fmt: skip
@@ -192,11 +199,12 @@ def figures(model: SpotterModel, probabilities: dict[int, np.ndarray], features:
     for i, probs in probabilities.items():
         meta, job = features.meta[i], jobs[i]
         if safety is None:
-            outcome = clip_outcome(model, probs, meta, float(features.word_end_s[i]), thresholds)
+            outcome = clip_outcome(model, probs, meta, float(features.word_end_s[i]), thresholds,
+                                   float(features.word_start_s[i]))  # fmt: skip
         else:
             main = dataclasses.replace(model, thresholds=dict(thresholds))
             found = detect_fused(main, probs, safety[0], safety[1][i])
-            outcome = _outcome(found, meta, float(features.word_end_s[i]))
+            outcome = _outcome(found, meta, float(features.word_end_s[i]), float(features.word_start_s[i]))
         condition = _condition(meta, job.get("strength"))
         if meta["label"] == NONE_LABEL:
             key = (meta["split"], meta["tag"], condition)
