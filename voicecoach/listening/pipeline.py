@@ -109,6 +109,10 @@ class ListeningPipeline:
         """False from a command until the safety score has fallen below the yield score: the word that was acted on
         must not fade the narrator's answer to it (it did: the answer, "Okay, I have stopped...", played faded and
         came back at full level a second later)."""
+        self._set_floors = getattr(recognizer, "set_floors", None)
+        """The engine's own floor (the spotter's set_floors), or None: looked up once, not every 20 ms block."""
+        self._any_phrase = not getattr(recognizer, "hears_words", True)
+        """The engine names the command, not the words said: the own-voice filter takes every phrase of it."""
         self._settling_confidence = _SETTLING_CONFIDENCE if callable(getattr(recognizer, "scores", None)) else 0.0
         """Only for an engine whose confidences are calibrated class probabilities (the spotter): PocketSphinx's
         and Vosk's are not comparable with 0.9."""
@@ -133,10 +137,9 @@ class ListeningPipeline:
         played = list(played)
         cleaned = self._echo.clean(np.asarray(pcm, dtype=np.int16), capture_s, played)
         narrating = self._narrating(played, capture_s)
-        set_floors = getattr(self.recognizer, "set_floors", None)
-        if callable(set_floors):  # the engine itself waits for a sure enough frame (see _commands)
-            set_floors(_NARRATING_CONFIDENCE if narrating else 0.0,
-                       self._settling_confidence if narrating and not self._echo.settled else 0.0)  # fmt: skip
+        if self._set_floors is not None:  # the engine itself waits for a sure enough frame (see _commands)
+            self._set_floors(_NARRATING_CONFIDENCE if narrating else 0.0,
+                             self._settling_confidence if narrating and not self._echo.settled else 0.0)  # fmt: skip
         hyps = self.recognizer.accept(cleaned.astype("<i2").tobytes())
         now_s = capture_s + len(pcm) / SAMPLE_RATE
         heard = self._commands(hyps, now_s, narrating)
@@ -193,8 +196,7 @@ class ListeningPipeline:
                     _LOGGER.info("ignored while the echo canceller settles: %s (%.2f)", command.command.value,
                                  command.confidence)  # fmt: skip
                     continue
-                if self.own_voice.is_own_echo(command, now_s, any_phrase=not getattr(self.recognizer, "hears_words",
-                                                                                      True)):  # fmt: skip
+                if self.own_voice.is_own_echo(command, now_s, any_phrase=self._any_phrase):
                     self.ignored_own_voice += 1
                     _LOGGER.info("ignored own voice: %s (%r)", command.command.value, command.text)
                     continue
