@@ -66,21 +66,12 @@ class YieldSettings:
     does not explain), and comes back if no command follows."""
 
     enabled: bool = False
-    """Off: in the closed-loop room at 0 dB echo it heard 24 of 87 stops against 27 without it (within the noise of
-    87 clips) and faded the narrator 92 times an hour of its own speech with nobody there, 72 of them for nothing
-    (docs/eval/room-eval.md). Measured again with the composite head (2026-12-06, same kept clips): stop and too
-    much 72/103 at 0/20 against 89/103 without it, other commands 46/108 against 62/108, 791 fades an hour of
-    narration while the person speaks (452 for nothing) and 20 an hour at +6 dB with nobody there; live
-    (scripts/bench_stop_latency.py --yield) people's stops 25/30 against 26/30 in the same conditions. With the
-    room's own fade fixed (it rescaled playback the pipeline had already been shown): 76/103, and 733 fades an
-    hour. Only the runs with it on reset the echo canceller (Speex's divergence warning, 46 times). With one
-    detection per rise of the score (the stop's lingering score no longer fades the narrator's answer to it): room
-    87/103 against 90/103 without it, end of word to quiet median -17 ms and p95 149 ms against 60 and 285, 305
-    fades an hour (70 for nothing), 2 canceller resets; live, people's stops 25/30 with 3 trials stopped before
-    the word by something else, against 26/30 and none; end of word to silence median 252 ms, p95 366, against 320
-    and 643 (decision median 210 against 226: the score reaches 0.3 about when the decision comes), 196 fades an hour
-    for nothing. Fewer stops and early stops for a faster cut: not shipped. `voicecoach` ships what the figures
-    earn; scripts/eval_commands.py --yield and scripts/bench_stop_latency.py --yield weigh it."""
+    """Off. Latest measurement (2026-12-07, composite head, one detection per rise of the score): in the closed-loop
+    room at 0/20 it heard 87/103 stops against 90/103 without it and cut the narration sooner (end of word to quiet
+    median -17 ms, p95 149, against 60 and 285); live, people's stops 25/30 with 3 trials stopped before the word,
+    against 26/30 and none, and a median 252 ms to silence against 320 (the score reaches 0.3 about when the
+    decision comes). Fewer stops and early stops for a faster cut; earlier rounds and their fixes are in
+    docs/eval/room-eval.md. scripts/eval_commands.py --yield and scripts/bench_stop_latency.py --yield weigh it."""
     score: float = 0.3
     """A stop or too-much score at or above this fades the narrator (the command itself needs the full threshold)."""
     fade_db: float = -25.0
