@@ -235,7 +235,10 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
         f"{config.safety_boost:g}x more often; from epoch 2, {100 * config.hard_share:.0f}% of each batch's "
         f"\"none\" windows from the hardest {100 * config.hard_top:.0f}% of {config.mine_sample} mined once an "
         f"epoch; {config.epochs} epochs of {config.steps_per_epoch} steps of {config.batch}, label smoothing "
-        f"{config.label_smoothing:g}; settings: `{config}`."
+        f"{config.label_smoothing:g}"
+        + (f"; a command's windows count as the command from {config.positive_from_s:+.2f} s of its phrase's "
+           "marked end" if config.positive_from_s else "")
+        + f"; settings: `{config}`."
     )
 
 
@@ -473,10 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     head_path = out / "head.npz"
     stage_dir = args.cache / "runs" / f"{scale.name}_{args.seed}"
     stage_dir.mkdir(parents=True, exist_ok=True)
-    windows = train.label_windows(feats, starts, labels, "train")
     config = _config(args)
+    windows = train.label_windows(feats, starts, labels, "train", config.positive_from_s)
     _LOGGER.info("training settings: %s", config)
-    recipe = json.dumps([evaluate.dataclasses.asdict(config), not args.extra_renders, args.clean_copies,
+    recipe = json.dumps([config.recipe(), not args.extra_renders, args.clean_copies,
                          len(jobs)] + ([sources.HOMOPHONES] if args.drop_homophones else [])
                         + ([sources.CONTAINS_COMMAND] if args.in_context else []))  # fmt: skip
     stage_dir = stage_dir / hashlib.sha256(recipe.encode()).hexdigest()[:12]

@@ -266,3 +266,27 @@ def test_a_command_heard_before_the_marked_end_of_its_phrase_counts_as_heard() -
     assert not _outcome([Detection("stop", "stop", 0.99, 0.70)], meta, 1.6, 0.8)["hit"], "before the phrase"
     wrong_first = [Detection("start", "start", 0.9, 1.0), Detection("stop", "stop", 0.99, 1.1)]
     assert not _outcome(wrong_first, meta, 1.6, 0.8)["hit"]
+
+
+def test_positive_from_s_moves_where_a_commands_windows_start_and_keeps_old_recipes_keys() -> None:
+    """A command clip's windows are the command from positive_from_s of its phrase's end, "none" before its start;
+    the setting enters a run's cache key only when it is not 0, so every earlier recipe keeps its cached head."""
+    from voicecoach.training.features import Features
+    from voicecoach.training.train import ORIGINAL, WINDOW_FRAMES, TrainConfig, label_windows
+
+    frames = 25  # frame j's window ends at (j + 1) * 80 ms; the phrase runs from 0.80 to 1.20 s
+    feats = Features(np.zeros((frames, 96), np.float16), np.array([0]), np.array([frames]), np.array([0.8]),
+                     np.array([1.2]), [{"label": "stop", "split": "train", "tag": "human_cmd"}])  # fmt: skip
+    labels = ("stop", "none")
+    starts = np.array([WINDOW_FRAMES - 1])
+
+    def positive_ends(from_s: float) -> list[float]:
+        windows = label_windows(feats, starts, labels, "train", from_s)
+        return [round((f + 1) * 0.08, 2) for f, c in zip(windows.frame, windows.labels, strict=True) if c == 0]
+
+    assert positive_ends(0.0) == [1.2, 1.28, 1.36, 1.44, 1.52, 1.6, 1.68, 1.76]
+    assert positive_ends(-0.16)[:3] == [1.04, 1.12, 1.2] and positive_ends(-0.16)[-1] == 1.76
+    windows = label_windows(feats, starts, labels, "train", -0.16)
+    assert max(round((f + 1) * 0.08, 2) for f, c in zip(windows.frame, windows.labels, strict=True) if c == 1) == 0.8
+    assert "positive_from_s" not in ORIGINAL.recipe()
+    assert TrainConfig(positive_from_s=-0.16).recipe()["positive_from_s"] == -0.16

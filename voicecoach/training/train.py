@@ -1,9 +1,9 @@
 """Training the head: windows of embeddings with labels, a small convolutional network in torch, exported to numpy.
 
 Labels per window (the window ends at frame j, (j + 1) * 80 ms into the clip): a command clip's window is that
-command when it ends from POSITIVE_AFTER_S to POSITIVE_UNTIL_S after the phrase ends, "none" when it ends before the
-phrase starts, and unused in between or later (partly heard phrases teach nothing reliable). Every window of a
-negative clip is "none".
+command when it ends from TrainConfig.positive_from_s (0: the phrase's end) to POSITIVE_UNTIL_S after the phrase
+ends, "none" when it ends before the phrase starts, and unused in between or later (partly heard phrases teach nothing
+reliable). Every window of a negative clip is "none".
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ _LOGGER = logging.getLogger(__name__)
 
 WINDOW_FRAMES = 16
 """Embeddings per head window (1.28 s; with the embedding's own 775 ms, about 2 s of audio)."""
-POSITIVE_AFTER_S = 0.0
 POSITIVE_UNTIL_S = 0.64
 _SOURCE_WEIGHTS = {"narr_routine": 3.0, "narr_other": 2.0, "tts_confusable": 2.0, "human_word": 1.5, "wake": 1.5,
                    "sentence": 1.5}  # fmt: skip
@@ -66,6 +65,17 @@ class TrainConfig:
     """How much more often command windows of real people are drawn than those of synthesized voices."""
     members: int = 1
     """Networks trained with other seeds (seed + 1000 k) and averaged into one head (spotter.model.ensemble)."""
+    positive_from_s: float = 0.0
+    """A command clip's windows are that command from this many seconds after the phrase's marked end (negative:
+    before it, while its last sound is still being heard; a window ends 80 ms after the frame it scores)."""
+
+    def recipe(self) -> dict:
+        """The settings as a dict for a run's cache key: positive_from_s only when it is not 0 (it came later, and
+        every earlier recipe's key stays what it was)."""
+        settings = dataclasses.asdict(self)
+        if settings["positive_from_s"] == 0.0:
+            del settings["positive_from_s"]
+        return settings
 
 
 ORIGINAL = TrainConfig()
@@ -101,8 +111,9 @@ def padded_table(features: Features, silence: np.ndarray) -> tuple[np.ndarray, n
     return table, starts
 
 
-def label_windows(features: Features, starts: np.ndarray, labels: tuple[str, ...], split: str) -> Windows:
-    """The labelled windows of one split's clips."""
+def label_windows(features: Features, starts: np.ndarray, labels: tuple[str, ...], split: str,
+                  positive_from_s: float = 0.0) -> Windows:  # fmt: skip
+    """The labelled windows of one split's clips (positive_from_s: see TrainConfig)."""
     rows, classes, weights, clips, frames, human = [], [], [], [], [], []
     none = labels.index(NONE_LABEL)
     for i, meta in enumerate(features.meta):
@@ -116,8 +127,8 @@ def label_windows(features: Features, starts: np.ndarray, labels: tuple[str, ...
             weight = np.full(length, _SOURCE_WEIGHTS.get(meta["tag"], 1.0))
         else:
             end_s, start_s = features.word_end_s[i], features.word_start_s[i]
-            positive = (ends >= end_s + POSITIVE_AFTER_S) & (ends <= end_s + POSITIVE_UNTIL_S)
-            before = ends <= start_s + 0.04
+            positive = (ends >= end_s + positive_from_s) & (ends <= end_s + POSITIVE_UNTIL_S)
+            before = (ends <= start_s + 0.04) & ~positive
             keep = np.nonzero(positive | before)[0]
             cls = np.where(positive[keep], labels.index(meta["label"]), none)
             weight = np.where(positive[keep], 1.0, 0.5)
