@@ -266,6 +266,19 @@ def test_a_composite_head_takes_each_command_from_its_own_head_and_survives_a_sa
         ensemble([both, model])
     with pytest.raises(ValueError, match="commands"):
         compose(base, other, ["dance"])
+    # new networks for the composite's own second commands replace the old ones; every other class is untouched
+    third = dataclasses.replace(_perturbed(model, 3), thresholds={c: 0.66 for c in model.commands},
+                                command_frames={c: 2 for c in model.commands})  # fmt: skip
+    again = compose(both, third, ["pause", "resume"])
+    assert len(again.networks()) == len(base.networks()) + len(third.networks())  # third's in place of other's
+    scores, new = again.probabilities(windows), third.probabilities(windows)
+    for column, label in enumerate(model.labels):
+        expected = new if label in ("pause", "resume") else mine
+        np.testing.assert_allclose(scores[:, column], expected[:, column], atol=2e-5, err_msg=label)
+    assert again.thresholds["pause"] == pytest.approx(0.66) and again.frames_for("resume") == 2
+    assert "then pause,resume" in again.metadata["composed"]
+    with pytest.raises(ValueError, match="composite"):
+        compose(base, both, ["pause"])
     np.savez(tmp_path / "bad.npz", **{**dict(np.load(tmp_path / "head.npz")), "class_weights": np.ones((1, 2))})
     with pytest.raises(SpotterModelError, match="class_weights"):
         SpotterModel.load(tmp_path / "bad.npz")

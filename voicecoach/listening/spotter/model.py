@@ -487,25 +487,51 @@ def compose(base: SpotterModel, other: SpotterModel, commands: Sequence[str]) ->
     """One head that scores, thresholds and rules `commands` as `other` does and every other class as `base`
     does: both heads' networks run on the same windows, and each class's probability is the mean over the networks
     of the head it comes from (class_weights). So a head trained for the safety commands and one trained for the
-    rest ship as one file, each command's figures exactly those of the head it was taken from."""
+    rest ship as one file, each command's figures exactly those of the head it was taken from.
+
+    `base` may itself be a composite: its networks that score only `commands` are dropped, so new networks for
+    them replace the old ones (every other class keeps exactly the probabilities it had). `other` may not."""
     unknown = set(commands) - set(base.commands)
     if unknown or not commands:
         raise ValueError(f"compose takes some of the heads' commands, not {sorted(unknown) or 'none'}")
-    both = ensemble([base, other])  # refuses composites and heads of other labels
-    weights = np.zeros((len(both.networks()), len(base.labels)), np.float32)
-    count = len(base.networks())
+    if other.class_weights is not None:
+        raise ValueError("a composite head cannot be an ensemble member (its networks are weighted per class)")
+    if base.class_weights is None:
+        base_networks = ensemble([base]).networks()  # its normalisation folded into each network
+        base_weights = np.full((len(base_networks), len(base.labels)), 1.0 / len(base_networks), np.float32)
+    else:  # a composite's networks are folded already (ensemble made them)
+        kept_columns = [column for column, label in enumerate(base.labels) if label not in commands]
+        keep = [n for n in range(len(base.networks())) if base.class_weights[n, kept_columns].max() > 0]
+        base_networks = [base.networks()[n] for n in keep]
+        base_weights = base.class_weights[keep]
+    folded = ensemble([other])  # refuses heads of other labels only with the base: check here
+    if other.labels != base.labels or other.window_frames != base.window_frames:
+        raise ValueError("ensemble members must share labels and window")
+    networks = [*base_networks, *folded.networks()]
+    layers = tuple(layer for stack in networks for layer in stack)
+    members = tuple(n for n, stack in enumerate(networks) for _ in stack)
+    weights = np.zeros((len(networks), len(base.labels)), np.float32)
+    count = len(base_networks)
     for column, label in enumerate(base.labels):
-        rows = slice(count, None) if label in commands else slice(0, count)
-        weights[rows, column] = 1.0 / len(weights[rows])
+        if label in commands:
+            weights[count:, column] = 1.0 / (len(networks) - count)
+        else:
+            weights[:count, column] = base_weights[:, column] / base_weights[:, column].sum()
 
     def source(command: str) -> SpotterModel:
         return other if command in commands else base
 
+    composed = f"{','.join(commands)} from the second head"
+    if "composed" in base.metadata:
+        composed = f"{base.metadata['composed']}; then {composed}"
+    width = base.mean.shape[0]
     return dataclasses.replace(
-        both, thresholds={c: source(c).thresholds[c] for c in base.commands},
+        base, mean=np.zeros(width, np.float32), scale=np.ones(width, np.float32), layers=layers, members=members,
+        thresholds={c: source(c).thresholds[c] for c in base.commands},
+        consecutive_frames=base.consecutive_frames,
         command_frames={c: source(c).frames_for(c) for c in base.commands}, class_weights=weights,
         fast_thresholds={c: source(c).fast_thresholds[c] for c in base.commands if c in source(c).fast_thresholds},
-        metadata={**base.metadata, "composed": f"{','.join(commands)} from the second head"},
+        metadata={**base.metadata, "composed": composed}, _front_end=[],
     )  # fmt: skip
 
 
