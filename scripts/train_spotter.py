@@ -140,6 +140,11 @@ def _parser() -> argparse.ArgumentParser:
                              "networks (a plain head or ensemble, e.g. stop-head/head.npz: see the README), every "
                              "other command by this run's; stored as "
                              "float16, its figures those of what is stored")
+    parser.add_argument("--safety-into", type=Path, default=None, metavar="HEAD",
+                        help="the other way round: ship one composite head whose stop and too much are this run's "
+                             "networks, thresholds and rule, and every other command HEAD's (a plain head or a "
+                             "composite such as the packaged head.npz, whose own stop and too much networks are "
+                             "dropped); stored as float16, its figures those of what is stored")
     parser.add_argument("--extra-only", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -214,6 +219,11 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
         f" Homophones of command phrases {', '.join(sources.HOMOPHONES)} set aside (not negatives)."
         if args.drop_homophones else "") + (_IN_CONTEXT if args.in_context else "") + (
         _KOKORO if args.kokoro else "")  # fmt: skip
+    if args.safety_into is not None:
+        more += (f" Only stop and too much are this run's: every other command is scored, thresholded and ruled by "
+                 f"the networks of `{args.safety_into}` given with --safety-into ({_made_by(args.safety_into)}), "
+                 "composed into this file beside this run's networks for stop and too much (that head's own stop "
+                 "and too much networks dropped); stored as float16, every figure here is of the stored weights.")
     if args.safety_from is not None:
         more += (f" Stop and too much are not this run's: their networks, thresholds and frames-in-a-row rule are "
                  f"those of `{args.safety_from}` given with --safety-from ({_made_by(args.safety_from)}), composed "
@@ -222,8 +232,10 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
     if args.fast_safety is not None:
         more += (f" A fast path for stop and too much (--fast-safety): one frame at or above {args.fast_safety:g} "
                  "fires at once, whatever their frames-in-a-row rule below.")
+    shift = (f"; a command's windows count as the command from {config.positive_from_s:+.2f} s of its phrase's "
+             "marked end (not from its end)" if config.positive_from_s else "")  # fmt: skip
     if not args.extra_renders:
-        return f"The original recipe: no extra renders; settings: `{config}`." + more
+        return f"The original recipe: no extra renders{shift}; settings: `{config}`." + more
     return (more.strip() + " " if more else "") + (
         "Beyond the original recipe's renders, extra ones (`plan.extra_jobs`, their own cache shards): every "
         "training speaker's stop and go once plain and twice as often again with wider speed (0.8-1.2), more "
@@ -235,10 +247,7 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
         f"{config.safety_boost:g}x more often; from epoch 2, {100 * config.hard_share:.0f}% of each batch's "
         f"\"none\" windows from the hardest {100 * config.hard_top:.0f}% of {config.mine_sample} mined once an "
         f"epoch; {config.epochs} epochs of {config.steps_per_epoch} steps of {config.batch}, label smoothing "
-        f"{config.label_smoothing:g}"
-        + (f"; a command's windows count as the command from {config.positive_from_s:+.2f} s of its phrase's "
-           "marked end" if config.positive_from_s else "")
-        + f"; settings: `{config}`."
+        f"{config.label_smoothing:g}{shift}; settings: `{config}`."
     )
 
 
@@ -381,6 +390,21 @@ def _composite(source_path: Path, tuned: SpotterModel, table: np.ndarray, starts
     return final, figs
 
 
+def _composite_into(base_path: Path, tuned: SpotterModel, table: np.ndarray, starts: np.ndarray,
+                    feats: features.Features, jobs: list[dict]) -> tuple[SpotterModel, dict]:  # fmt: skip
+    """--safety-into: another head with this run's stop and too much in place of its own, rounded to float16 as it
+    is stored; its figures, and the other head's beside them (before -> composite)."""
+    base = SpotterModel.load(base_path)
+    final = half_precision(compose(base, tuned, SAFETY_COMMANDS))
+    final = evaluate.dataclasses.replace(final, metadata={"composed": f"every command but stop and too_much from "
+                                                                      f"{base_path.name}"})  # fmt: skip
+    before, figs = (_head_figures(head, table, starts, feats, jobs) for head in (base, final))
+    print(f"{base_path} -> composite (stop and too much from this run, every other command from it):")
+    for line in evaluate.compare_lines(before, figs):
+        print(line)
+    return final, figs
+
+
 def _alone_and_with(main: SpotterModel, safety: SpotterModel, table: np.ndarray, starts: np.ndarray,
                     feats: features.Features, jobs: list[dict]) -> tuple[dict, dict]:  # fmt: skip
     """The figures of the validation and test clips: the main head alone, and with the safety head beside it."""
@@ -498,8 +522,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.safety_head is not None:
         return _write_safety_head(args, model, out, table, starts, feats, jobs, config)
     final, figs = _tune(args, model, table, starts, feats, jobs, budget)
+    if args.safety_from is not None and args.safety_into is not None:
+        raise SystemExit("train_spotter: give --safety-from or --safety-into, not both")
     if args.safety_from is not None:
         final, figs = _composite(args.safety_from, final, table, starts, feats, jobs, args.fast_safety)
+    elif args.safety_into is not None:
+        final, figs = _composite_into(args.safety_into, final, table, starts, feats, jobs)
     elif args.fast_safety is not None:
         final = _with_fast(final, args.fast_safety)
         figs = _head_figures(final, table, starts, feats, jobs)
@@ -507,14 +535,16 @@ def main(argv: list[str] | None = None) -> int:
     frames = _rule_text(final)
     final = evaluate.dataclasses.replace(final, metadata={**final.metadata, "seed": str(args.seed),
                                                           "scale": scale.name})  # fmt: skip
-    save_head(head_path, final, weights_dtype=np.float16 if args.safety_from is not None else np.float32)
+    composite = args.safety_from is not None or args.safety_into is not None
+    save_head(head_path, final, weights_dtype=np.float16 if composite else np.float32)
     (stage_dir / "figures.json").write_text(json.dumps(figs, indent=1))
     for line in evaluate.headline(figs):
         print(line)
     summary = {"window_frames": train.WINDOW_FRAMES, "train_windows": len(windows.labels),
                "train_clips": sum(1 for m in feats.meta if m["split"] == "train"),
                "minutes": (time.monotonic() - started) / 60, "members": config.members,
-               "trained": trained, "composed_from": str(args.safety_from or "")}  # fmt: skip
+               "trained": trained, "composed_from": str(args.safety_from or ""),
+               "composed_into": str(args.safety_into or "")}  # fmt: skip
     given = _shaping_arguments(argv if argv is not None else sys.argv[1:])
     command = "nice -n 10 .venv/bin/python scripts/train_spotter.py" + (" " + shlex.join(given) if given else "")
     model_card.write_model_card(out / "MODEL.md", command=command.strip(), seed=args.seed, summary=summary,

@@ -79,6 +79,24 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     card = (composite / "MODEL.md").read_text()
     assert "--safety-from" in card and "fast path" in card and "a composite" in card
     assert "made by `nice -n 10 .venv/bin/python scripts/train_spotter.py --tiny" in card  # the source's own command
+    # the other way round: this run's stop and too much into that composite, in place of its own
+    into = tmp_path / "into"
+    result = subprocess.run(
+        [sys.executable, str(_SCRIPT), "--tiny", "--quiet", "--workers", "1", "--cache", str(tmp_path / "cache"),
+         "--out", str(into), "--set", "seed=7", "--set", "positive_from_s=-0.16", "--safety-into",
+         str(composite / "head.npz")], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "-> composite (stop and too much from this run" in result.stdout
+    swapped = SpotterModel.load(into / "head.npz")
+    assert len(swapped.networks()) == len(both.networks())  # the composite's stop networks dropped, this run's in
+    pause = both.labels.index("pause")
+    np.testing.assert_allclose(swapped.probabilities(windows)[:, pause], both.probabilities(windows)[:, pause],
+                               atol=1e-6)  # every other command exactly as it was  # fmt: skip
+    assert not np.allclose(swapped.probabilities(windows)[:, stop], both.probabilities(windows)[:, stop], atol=1e-3)
+    card = (into / "MODEL.md").read_text()
+    assert "--safety-into" in card and "Only stop and too much are this run's" in card
+    assert "from -0.16 s of its phrase's marked end" in card
 
 
 def test_missing_data_folder_is_one_clear_line(tmp_path: Path) -> None:

@@ -63,7 +63,11 @@ def write_model_card(path: Path, *, command: str, seed: int, summary: dict[str, 
     members = summary.get("members", 1)
     members_note = (f" (an ensemble: {members} networks trained with other seeds, their probabilities averaged)"
                     if members > 1 else "")
-    if summary.get("composed_from"):
+    if summary.get("composed_into"):
+        members_note = (f" (a composite: stop and too much from {members} networks of this run, every other command "
+                        f"from the networks of `{summary['composed_into']}`, each class the mean of its own "
+                        "networks)")  # fmt: skip
+    elif summary.get("composed_from"):
         members_note = (f" (a composite: stop and too much from the networks of `{summary['composed_from']}`, "
                         f"every other command from {members} networks of this run, each class the mean of its own "
                         "networks)")  # fmt: skip
