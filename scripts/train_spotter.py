@@ -140,6 +140,10 @@ def _parser() -> argparse.ArgumentParser:
                              "networks (a plain head or ensemble, e.g. stop-head/head.npz: see the README), every "
                              "other command by this run's; stored as "
                              "float16, its figures those of what is stored")
+    parser.add_argument("--echo-validation", action="store_true",
+                        help="also every validation word, wake word and sentence of a real person under the "
+                             "narrator's echo residue at 0 dB (plan.echo_validation_jobs): negatives the thresholds "
+                             "are chosen on, as the room hears them; validation only, training untouched")
     parser.add_argument("--safety-into", type=Path, default=None, metavar="HEAD",
                         help="the other way round: ship one composite head whose stop and too much are this run's "
                              "networks, thresholds and rule, and every other command HEAD's (a plain head or a "
@@ -159,7 +163,8 @@ def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
     talk = plan.talk_jobs(scale, args.seed) if args.talk else []
     context = plan.context_jobs(args.data, scale, args.seed) if args.in_context else []
     kokoro = plan.kokoro_jobs(scale, args.seed, in_context=args.in_context) if args.kokoro else []
-    return original + extra + copies + more + talk + context + kokoro
+    echo_val = plan.echo_validation_jobs(original, args.seed) if args.echo_validation else []
+    return original + extra + copies + more + talk + context + kokoro + echo_val
 
 
 def _shaping_arguments(argv: list[str]) -> list[str]:
@@ -219,6 +224,10 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
         f" Homophones of command phrases {', '.join(sources.HOMOPHONES)} set aside (not negatives)."
         if args.drop_homophones else "") + (_IN_CONTEXT if args.in_context else "") + (
         _KOKORO if args.kokoro else "")  # fmt: skip
+    if args.echo_validation:
+        more += (" Validation negatives under echo (`plan.echo_validation_jobs`, their own cache shards): every "
+                 "validation word, wake word and sentence of a real person once more under the narrator's echo "
+                 "residue at 0 dB, among the negatives the thresholds are chosen on.")
     if args.safety_into is not None:
         more += (f" Only stop and too much are this run's: every other command is scored, thresholded and ruled by "
                  f"the networks of `{args.safety_into}` given with --safety-into ({_made_by(args.safety_into)}), "
@@ -503,8 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     config = _config(args)
     windows = train.label_windows(feats, starts, labels, "train", config.positive_from_s)
     _LOGGER.info("training settings: %s", config)
+    trained_on = sum(1 for j in jobs if j.get("batch") != plan.ECHO_VALIDATION_BATCH)  # validation-only jobs aside
     recipe = json.dumps([config.recipe(), not args.extra_renders, args.clean_copies,
-                         len(jobs)] + ([sources.HOMOPHONES] if args.drop_homophones else [])
+                         trained_on] + ([sources.HOMOPHONES] if args.drop_homophones else [])
                         + ([sources.CONTAINS_COMMAND] if args.in_context else []))  # fmt: skip
     stage_dir = stage_dir / hashlib.sha256(recipe.encode()).hexdigest()[:12]
     stage_dir.mkdir(parents=True, exist_ok=True)

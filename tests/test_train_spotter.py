@@ -308,3 +308,21 @@ def test_positive_from_s_moves_where_a_commands_windows_start_and_keeps_old_reci
     assert max(round((f + 1) * 0.08, 2) for f, c in zip(windows.frame, windows.labels, strict=True) if c == 1) == 0.8
     assert "positive_from_s" not in ORIGINAL.recipe()
     assert TrainConfig(positive_from_s=-0.16).recipe()["positive_from_s"] == -0.16
+
+
+def test_echo_validation_adds_real_peoples_validation_negatives_under_echo_and_nothing_to_training() -> None:
+    from voicecoach.training import plan
+
+    jobs = [
+        {"path": "a.wav", "label": "none", "split": "val", "tag": "human_word", "strength": "none", "seed": 1},
+        {"path": "b.wav", "label": "none", "split": "val", "tag": "wake", "strength": "none", "seed": 2},
+        {"path": "c.wav", "label": "none", "split": "train", "tag": "human_word", "strength": "full", "seed": 3},
+        {"path": "d.wav", "label": "stop", "split": "val", "tag": "human_cmd", "strength": "none", "seed": 4},
+        {"path": "e.wav", "label": "none", "split": "val", "tag": "sentence", "strength": "none", "echo_db": 6.0},
+        {"text": "top", "label": "none", "split": "val", "tag": "tts_confusable", "strength": "none", "seed": 5},
+    ]
+    added = plan.echo_validation_jobs(jobs, seed=1)
+    assert [j["path"] for j in added] == ["a.wav", "b.wav"]
+    assert all(j["echo_db"] == 0.0 and j["split"] == "val" and j["batch"] == plan.ECHO_VALIDATION_BATCH
+               for j in added)  # fmt: skip
+    assert added == plan.echo_validation_jobs(jobs, seed=1) and added[0]["seed"] != jobs[0]["seed"]

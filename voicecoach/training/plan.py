@@ -491,3 +491,19 @@ def context_jobs(data_dir: Path, scale: Scale, seed: int) -> list[dict[str, Any]
         for job in _test_voice_jobs(voice, sources.IN_CONTEXT, tag="tts_ctx", confusables=False):
             add(job)
     return jobs
+
+
+ECHO_VALIDATION_BATCH = "echo-val-1"
+"""The "batch" key of the validation negatives under the narrator's echo (their own cache shards)."""
+
+
+def echo_validation_jobs(jobs: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Every validation clip of a real person that is not a command (words, wake words, sentences) once more, under
+    the residue of the narrator's echo at 0 dB: the thresholds then see what the room shows, where a word said while
+    the narrator talks comes with the echo the canceller left (a head can be silent on these words in quiet and still
+    turn "down", "two" or "dog" into stop over the narration). Validation only: training is untouched."""
+    rng = random.Random(seed + 17)
+    return [{**job, "strength": "none", "echo_db": 0.0, "seed": rng.getrandbits(31), "batch": ECHO_VALIDATION_BATCH}
+            for job in jobs
+            if job.get("split") == "val" and job.get("label") == NONE_LABEL and "path" in job
+            and job.get("tag") in ("human_word", "wake", "sentence") and "echo_db" not in job]  # fmt: skip
