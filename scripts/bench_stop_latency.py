@@ -16,6 +16,7 @@ the cut is the lower bound, and both are printed.
     .venv/bin/python scripts/bench_stop_latency.py --trials 30
     .venv/bin/python scripts/bench_stop_latency.py --trials 30 --echo-db -6
     .venv/bin/python scripts/bench_stop_latency.py --trials 30 --echo-db 0 --people ../shared/data/speech_commands_v2
+    .venv/bin/python scripts/bench_stop_latency.py --narration-only 600 --echo-db 0   # nobody speaks: false commands
 
 By default the person is a flite voice. With --people FOLDER the person is real: one "stop" (FOLDER/stop/*.wav) from
 each speaker held out from the spotter's training (its validation split, seed 1), taken in turn (speech_commands_v2
@@ -333,6 +334,10 @@ def main() -> int:
     parser.add_argument("--yield", dest="yield_floor", action="store_true",
                         help="yield the floor (off by default in the product): the narrator fades 25 dB the moment a "
                              "stop or too-much score reaches 0.3, and comes back after a second without a command")
+    parser.add_argument("--narration-only", type=float, metavar="SECONDS",
+                        help="nobody speaks: the narrator reads the lower-back routine for SECONDS through the "
+                             "virtual devices (with --echo-db, its echo in the microphone); every command heard is "
+                             "false (a stop or pause is resumed after a second, so the routine goes on)")
     options = parser.parse_args()
     rng = random.Random(options.seed)
     voices = [v for v in (*FLITE_VOICES, *HELD_OUT_VOICES) if v.engine == "flite"]
@@ -340,6 +345,8 @@ def main() -> int:
         audio = VirtualAudio(Path(folder))
         audio.start()
         try:
+            if options.narration_only is not None:
+                return narration_only(options, audio)
             return bench(options, rng, voices, audio, Path(folder))
         finally:
             audio.stop()
@@ -383,6 +390,65 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
         print(f"narrator fades: {pipeline.fades}, of which no command followed: {pipeline.false_fades} "
               f"({pipeline.false_fades / wall_s * 3600:.0f} an hour of the bench)")
     return code
+
+
+_BENCH_RESUME = "(the bench resumes)"
+"""The text of the resume the bench posts after a false stop or pause (not something the listener heard)."""
+
+
+def narration_only(options: argparse.Namespace, audio: VirtualAudio) -> int:
+    """The lower-back routine read for options.narration_only seconds with nobody speaking: the false commands."""
+    from voicecoach.files.library import find_routine
+    from voicecoach.files.routine_file import load_routine_file
+
+    if options.echo_db is not None:
+        _add_echo_path(options.echo_db)
+    recognizer = RecognizerSettings(engine=options.engine, model_dir=Path(options.model) if options.model else None)
+    events = EventQueue(RealClock())
+    listening = ListeningSettings(recognizer, yield_floor=YieldSettings(enabled=options.yield_floor))
+    vocabulary = load_vocabulary("en")
+    rig = open_rig(VoiceSettings(listening=listening), vocabulary, events)
+    rig.mic.start()
+    rig.listener.start()
+    session = Session(load_routine_file(find_routine("lower-back")))
+    transcript = Transcript()
+    player = Player(session, rig.narrator, events, vocabulary, transcript)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=player.run, daemon=True)
+    started, cpu0 = time.monotonic(), listener_cpu_s()
+    thread.start()
+    speech: dict[float, float] = {}  # start of each buffer the speaker played -> its seconds
+    held_since: float | None = None
+    resumes = 0
+    while time.monotonic() - started < options.narration_only and thread.is_alive():
+        for buffer in rig.speaker.played():  # type: ignore[attr-defined]
+            speech[buffer.start_s] = buffer.duration_s
+        if session.state in (State.STOPPED, State.PAUSED):  # a false stop or pause: the routine goes on
+            held_since = held_since or time.monotonic()
+            if time.monotonic() - held_since >= 1.0:
+                events.post(CommandHeard(Command.RESUME, _BENCH_RESUME))
+                resumes += 1
+                held_since = None
+        else:
+            held_since = None
+        time.sleep(0.1)
+    wall_s, cpu_s = time.monotonic() - started, listener_cpu_s() - cpu0
+    false = [r for r in list(transcript.records)
+             if r["kind"] == "heard" and r.get("command") and r["text"] != _BENCH_RESUME]  # fmt: skip
+    events.post(CommandHeard(Command.QUIT, "end workout"))
+    thread.join(timeout=20)
+    rig.narrator.stop()  # type: ignore[attr-defined]
+    time.sleep(0.3)
+    rig.close()
+    talk_s = sum(speech.values())
+    echo = "no echo" if options.echo_db is None else f"echo {options.echo_db:+g} dB"
+    print(f"narration only, lower-back routine, engine {options.engine}, {echo}: {wall_s / 60:.1f} min of routine, "
+          f"{talk_s / 60:.1f} min of narrator speech")  # fmt: skip
+    for r in false:
+        print(f"  false {r['command']} at {r['t']:.1f} s: {r['text']!r} {r.get('confidence', 0):.2f}")
+    print(f"false commands: {len(false)} ({len(false) / max(talk_s, 1e-9) * 3600:.1f} an hour of narrator speech); "
+          f"resumed after a false stop or pause: {resumes}")  # fmt: skip
+    print(f"listener CPU: {cpu_s:.2f} s over {wall_s:.1f} s of audio = {cpu_s / wall_s:.3f} of real time")
+    return 0
 
 
 def people_stops(folder: Path, count: int) -> list[np.ndarray]:
