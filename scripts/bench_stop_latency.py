@@ -443,8 +443,11 @@ def narration_only(options: argparse.Namespace, audio: VirtualAudio) -> int:
     echo = "no echo" if options.echo_db is None else f"echo {options.echo_db:+g} dB"
     print(f"narration only, lower-back routine, engine {options.engine}, {echo}: {wall_s / 60:.1f} min of routine, "
           f"{talk_s / 60:.1f} min of narrator speech")  # fmt: skip
-    for r in false:
-        print(f"  false {r['command']} at {r['t']:.1f} s: {r['text']!r} {r.get('confidence', 0):.2f}")
+    records = list(transcript.records)
+    for r in false:  # the line the narrator was reading when it was heard (not its answer to it, recorded after)
+        line = next((x["text"] for x in reversed(records[: records.index(r)]) if x["kind"] == "say"), "")
+        print(f"  false {r['command']} at {r['t']:.1f} s: {r['text']!r} {r.get('confidence', 0):.2f}, "
+              f"over {line[:90]!r}")  # fmt: skip
     print(f"false commands: {len(false)} ({len(false) / max(talk_s, 1e-9) * 3600:.1f} an hour of narrator speech); "
           f"resumed after a false stop or pause: {resumes}")  # fmt: skip
     print(f"listener CPU: {cpu_s:.2f} s over {wall_s:.1f} s of audio = {cpu_s / wall_s:.3f} of real time")

@@ -140,6 +140,10 @@ def _parser() -> argparse.ArgumentParser:
                              "networks (a plain head or ensemble, e.g. stop-head/head.npz: see the README), every "
                              "other command by this run's; stored as "
                              "float16, its figures those of what is stored")
+    parser.add_argument("--min-frames", action="append", default=[], metavar="COMMAND=N",
+                        help="the per-command rule gives COMMAND at least N frames in a row (its threshold is then "
+                             "chosen for that rule), e.g. too_much=2: one frame of the main head's too much fired "
+                             "on the narrator's own voice live")
     parser.add_argument("--echo-validation", action="store_true",
                         help="also every validation word, wake word and sentence of a real person under the "
                              "narrator's echo residue at 0 dB (plan.echo_validation_jobs): negatives the thresholds "
@@ -224,6 +228,9 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
         f" Homophones of command phrases {', '.join(sources.HOMOPHONES)} set aside (not negatives)."
         if args.drop_homophones else "") + (_IN_CONTEXT if args.in_context else "") + (
         _KOKORO if args.kokoro else "")  # fmt: skip
+    if args.min_frames:
+        more += (f" The per-command rule gives {', '.join(args.min_frames)} frames in a row at least "
+                 "(--min-frames), their thresholds chosen for it.")
     if args.echo_validation:
         more += (" Validation negatives under echo (`plan.echo_validation_jobs`, their own cache shards): every "
                  "validation word, wake word and sentence of a real person once more under the narrator's echo "
@@ -335,6 +342,7 @@ def _tune(args: argparse.Namespace, model: SpotterModel, table: np.ndarray, star
         _, frames, thresholds, figs = best
         return evaluate.with_rule(model, thresholds, frames), figs
     rule = evaluate.per_command_rule(recalls, model.commands)
+    rule = {c: max(n, _min_frames(args).get(c, 1)) for c, n in rule.items()}  # --min-frames
     thresholds = evaluate.choose_thresholds(model, probabilities, feats, rule, total_budget=budget,
                                             safety_confusion=args.safety_confusion,
                                             safety_budget=args.safety_budget)
@@ -343,6 +351,19 @@ def _tune(args: argparse.Namespace, model: SpotterModel, table: np.ndarray, star
     _LOGGER.info("per-command rule %s: mean validation recall %.3f", rule,
                  float(np.mean([r["recall"] for r in figs["recall"] if r["split"] == "val"])))  # fmt: skip
     return final, figs
+
+
+def _min_frames(args: argparse.Namespace) -> dict[str, int]:
+    """--min-frames COMMAND=N pairs: the fewest frames in a row each of those commands may be given."""
+    known = {c for c in sources.command_phrases()}
+    out: dict[str, int] = {}
+    for pair in args.min_frames:
+        command, _, count = pair.partition("=")
+        if command not in known or not count.isdigit() or not 1 <= int(count) <= 3:
+            raise SystemExit(f"train_spotter: --min-frames {pair}: expected COMMAND=N with a command of "
+                             f"{sorted(known)} and N of 1 to 3")  # fmt: skip
+        out[command] = int(count)
+    return out
 
 
 def _rule_text(model: SpotterModel) -> str:

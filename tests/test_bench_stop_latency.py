@@ -85,3 +85,24 @@ def test_a_fade_the_narrator_came_back_from_is_not_the_cut(bench: ModuleType) ->
     lo, hi = bench.cut_bracket(monitor, 0.0, rate, sentence, 0.1, 3.5)
     assert lo == pytest.approx(1.6, abs=0.006)
     assert hi == pytest.approx(1.6, abs=0.006)
+
+
+@pytest.mark.engine
+def test_narration_only_reads_the_routine_through_the_virtual_devices_and_counts_what_it_heard() -> None:
+    """--narration-only: the real narrator, devices and listener, nobody speaking; it reports the speech it played
+    and every command heard (each one false)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_stop_latency.py"
+    result = subprocess.run([sys.executable, str(script), "--narration-only", "8", "--echo-db", "0"],
+                            capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    head = re.search(r"narration only, lower-back routine, engine auto, echo \+0 dB: ([\d.]+) min of routine, "
+                     r"([\d.]+) min of narrator speech", result.stdout)  # fmt: skip
+    assert head and float(head.group(1)) >= 0.1 and float(head.group(2)) > 0.0, result.stdout
+    found = re.search(r"false commands: (\d+) ", result.stdout)
+    assert found and len(re.findall(r"^  false ", result.stdout, re.M)) == int(found.group(1))
+    assert "of real time" in result.stdout

@@ -83,7 +83,8 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     into = tmp_path / "into"
     result = subprocess.run(
         [sys.executable, str(_SCRIPT), "--tiny", "--quiet", "--workers", "1", "--cache", str(tmp_path / "cache"),
-         "--out", str(into), "--set", "seed=7", "--set", "positive_from_s=-0.16", "--safety-into",
+         "--out", str(into), "--set", "seed=7", "--set", "positive_from_s=-0.16", "--min-frames", "too_much=2",
+         "--safety-into",
          str(composite / "head.npz")], capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -97,6 +98,7 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     card = (into / "MODEL.md").read_text()
     assert "--safety-into" in card and "Only stop and too much are this run's" in card
     assert "from -0.16 s of its phrase's marked end" in card
+    assert swapped.frames_for("too_much") >= 2 and "too_much=2 frames in a row at least" in card
 
 
 def test_missing_data_folder_is_one_clear_line(tmp_path: Path) -> None:
@@ -326,3 +328,14 @@ def test_echo_validation_adds_real_peoples_validation_negatives_under_echo_and_n
     assert all(j["echo_db"] == 0.0 and j["split"] == "val" and j["batch"] == plan.ECHO_VALIDATION_BATCH
                for j in added)  # fmt: skip
     assert added == plan.echo_validation_jobs(jobs, seed=1) and added[0]["seed"] != jobs[0]["seed"]
+
+
+def test_min_frames_takes_command_and_count_or_says_what_it_expected() -> None:
+    from tests.support.scripts import load_script
+
+    script = load_script("train_spotter")
+    args = script._parser().parse_args(["--min-frames", "too_much=2", "--min-frames", "stop=3"])
+    assert script._min_frames(args) == {"too_much": 2, "stop": 3}
+    for bad in ("tooo_much=2", "too_much=4", "too_much"):
+        with pytest.raises(SystemExit, match=f"--min-frames {bad}: expected COMMAND=N"):
+            script._min_frames(script._parser().parse_args(["--min-frames", bad]))
