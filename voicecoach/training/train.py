@@ -66,8 +66,8 @@ class TrainConfig:
     members: int = 1
     """Networks trained with other seeds (seed + 1000 k) and averaged into one head (spotter.model.ensemble)."""
     positive_from_s: float = 0.0
-    """A command clip's windows are that command from this many seconds after the phrase's marked end (negative:
-    before it, while its last sound is still being heard; a window ends 80 ms after the frame it scores)."""
+    """A command clip's windows are that command when they end from this many seconds after the phrase's marked
+    end on (negative: before it, while its last sound is still being heard)."""
 
     def recipe(self) -> dict:
         """The settings as a dict for a run's cache key: positive_from_s only when it is not 0 (it came later, and

@@ -504,7 +504,7 @@ def compose(base: SpotterModel, other: SpotterModel, commands: Sequence[str]) ->
         keep = [n for n in range(len(base.networks())) if base.class_weights[n, kept_columns].max() > 0]
         base_networks = [base.networks()[n] for n in keep]
         base_weights = base.class_weights[keep]
-    folded = ensemble([other])  # refuses heads of other labels only with the base: check here
+    folded = ensemble([other])  # its normalisation folded; alone it cannot compare other with base, so:
     if other.labels != base.labels or other.window_frames != base.window_frames:
         raise ValueError("ensemble members must share labels and window")
     networks = [*base_networks, *folded.networks()]
