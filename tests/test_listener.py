@@ -339,7 +339,8 @@ def _settling_run(vocabulary: Vocabulary, confidences: dict[int, float], mic_of:
     rng = np.random.default_rng(7)
     narration = (rng.standard_normal(16000 * 20) * 3000).astype(np.int16)
     played = [_Played(0.0, 16000, narration)]
-    mic = (narration * 0.5).astype(np.int16) if mic_of == "echo" else (rng.standard_normal(len(narration)) * 1500
+    level = {"other": 1500, "no echo": 10}.get(mic_of, 0)  # "no echo": a quiet microphone's noise, about -70 dBFS
+    mic = (narration * 0.5).astype(np.int16) if mic_of == "echo" else (rng.standard_normal(len(narration)) * level
                                                                          ).astype(np.int16)  # fmt: skip
     script: list[list[Hypothesis] | Exception] = [
         [Hypothesis("stop", final=True, end_s=i * 0.02, confidence=confidences[i])] if i in confidences else []
@@ -363,6 +364,10 @@ def test_while_the_canceller_learns_the_room_only_a_confident_stop_acts(vocabula
     cap = _SETTLE_MAX_BLOCKS
     heard, _ = _settling_run(vocabulary, {5: 0.7, cap - 10: 0.7, cap + 5: 0.7}, mic_of="other")
     assert heard == [cap + 5]
+    # a microphone that does not hear the speaker at all (headphones, a virtual device): nothing to learn, so after
+    # the first second of playback a stop acts at its own threshold (it needed 0.9 for all of 15 s)
+    heard, _ = _settling_run(vocabulary, {5: 0.7, 60: 0.7, 300: 0.7}, mic_of="no echo")
+    assert heard == [60, 300]
 
 
 def test_engines_without_calibrated_scores_are_not_held_back_while_the_canceller_learns(

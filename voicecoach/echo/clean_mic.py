@@ -28,6 +28,11 @@ _SETTLE_MAX_BLOCKS = 750
 blocks): a room it cannot cancel that well must not keep the start-up caution on for long."""
 _PLAYBACK_FLOOR = (32768 * 10 ** (-50 / 20)) ** 2
 """Mean square of a reference block below which nothing is playing (-50 dBFS)."""
+_NO_ECHO_POWER = (32768 * 10 ** (-60 / 20)) ** 2
+"""Mean square of the microphone over the settling window of playback below which no echo reaches it (-60 dBFS, a
+quiet USB microphone's own noise): nothing to learn, and nothing of the narrator for the spotter to hear, so the
+canceller counts as settled at once. Without it a microphone that does not hear the speaker (headphones, a virtual
+device) kept the start-up caution for the whole 15 s, and a person's stop needed 0.9 all that time."""
 
 
 class EchoRemover:
@@ -61,8 +66,9 @@ class EchoRemover:
 
     @property
     def settled(self) -> bool:
-        """The canceller has learned the echo path: it removed _SETTLED_DB over the last second of playback, or
-        has heard _SETTLE_MAX_BLOCKS of playback since it started or was reset. Always true when it is off (nothing
+        """The canceller has learned the echo path: it removed _SETTLED_DB over the last second of playback, or the
+        microphone heard no echo in that second (under _NO_ECHO_POWER), or it has heard _SETTLE_MAX_BLOCKS of
+        playback since it started or was reset. Always true when it is off (nothing
         to wait for: no canceller, or the audio server's own)."""
         return self._settled or not self._enabled
 
@@ -86,11 +92,12 @@ class EchoRemover:
                                float(np.dot(cleaned.astype(np.float64), cleaned))))  # fmt: skip
         mic, left = (sum(pair) for pair in zip(*self._energies, strict=True))
         removed_db = 10 * np.log10((mic + 1.0) / (left + 1.0))
-        if (len(self._energies) == _SETTLE_WINDOW_BLOCKS and removed_db >= _SETTLED_DB) or (
-                self._playback_blocks >= _SETTLE_MAX_BLOCKS):  # fmt: skip
+        full = len(self._energies) == _SETTLE_WINDOW_BLOCKS
+        no_echo = full and mic / (_SETTLE_WINDOW_BLOCKS * len(pcm)) < _NO_ECHO_POWER
+        if (full and (removed_db >= _SETTLED_DB or no_echo)) or self._playback_blocks >= _SETTLE_MAX_BLOCKS:
             self._settled = True
-            _LOGGER.debug("echo canceller settled after %d blocks of playback (%.1f dB removed)",
-                          self._playback_blocks, removed_db)  # fmt: skip
+            _LOGGER.debug("echo canceller settled after %d blocks of playback (%.1f dB removed%s)",
+                          self._playback_blocks, removed_db, "; no echo reaches the microphone" if no_echo else "")
 
     def _do_no_harm(self, pcm: np.ndarray, cleaned: np.ndarray) -> np.ndarray:
         """The cleaned block, unless cancelling made it louder: then the filter is wrong (no echo path, or it
