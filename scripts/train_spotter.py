@@ -405,31 +405,26 @@ def _with_fast(model: SpotterModel, threshold: float | None) -> SpotterModel:
     return evaluate.dataclasses.replace(model, fast_thresholds={c: threshold for c in SAFETY_COMMANDS})
 
 
-def _composite(source_path: Path, tuned: SpotterModel, table: np.ndarray, starts: np.ndarray,
-               feats: features.Features, jobs: list[dict],
-               fast: float | None = None) -> tuple[SpotterModel, dict]:  # fmt: skip
-    """--safety-from: this run's tuned head with stop and too much taken from another head, rounded to float16
-    as it is stored; its figures, and the other head's beside them (alone -> composite)."""
-    source = SpotterModel.load(source_path)
-    final = half_precision(compose(tuned, _with_fast(source, fast), SAFETY_COMMANDS))
-    final = evaluate.dataclasses.replace(final, metadata={"composed": f"stop and too_much from {source_path.name}"})
-    before, figs = (_head_figures(head, table, starts, feats, jobs) for head in (source, final))
-    print(f"{source_path} alone -> composite (stop and too much from it, every other command from this run):")
-    for line in evaluate.compare_lines(before, figs):
-        print(line)
-    return final, figs
-
-
-def _composite_into(base_path: Path, tuned: SpotterModel, table: np.ndarray, starts: np.ndarray,
-                    feats: features.Features, jobs: list[dict]) -> tuple[SpotterModel, dict]:  # fmt: skip
-    """--safety-into: another head with this run's stop and too much in place of its own, rounded to float16 as it
-    is stored; its figures, and the other head's beside them (before -> composite)."""
-    base = SpotterModel.load(base_path)
-    final = half_precision(compose(base, tuned, SAFETY_COMMANDS))
-    final = evaluate.dataclasses.replace(final, metadata={"composed": f"every command but stop and too_much from "
-                                                                      f"{base_path.name}"})  # fmt: skip
-    before, figs = (_head_figures(head, table, starts, feats, jobs) for head in (base, final))
-    print(f"{base_path} -> composite (stop and too much from this run, every other command from it):")
+def _composite(other_path: Path, tuned: SpotterModel, table: np.ndarray, starts: np.ndarray,
+               feats: features.Features, jobs: list[dict], fast: float | None = None,
+               into: bool = False) -> tuple[SpotterModel, dict]:  # fmt: skip
+    """One composite head, rounded to float16 as it is stored: --safety-from, this run's tuned head with stop and
+    too much taken from the other head; --safety-into (into), the other head with this run's stop and too much in
+    place of its own. Its figures, and the other head's beside them (other -> composite)."""
+    other = SpotterModel.load(other_path)
+    if into:
+        final = compose(other, tuned, SAFETY_COMMANDS)
+        composed, heading = (f"every command but stop and too_much from {other_path.name}",
+                             f"{other_path} -> composite (stop and too much from this run, every other command from "
+                             "it):")  # fmt: skip
+    else:
+        final = compose(tuned, _with_fast(other, fast), SAFETY_COMMANDS)
+        composed, heading = (f"stop and too_much from {other_path.name}",
+                             f"{other_path} alone -> composite (stop and too much from it, every other command from "
+                             "this run):")  # fmt: skip
+    final = evaluate.dataclasses.replace(half_precision(final), metadata={"composed": composed})
+    before, figs = (_head_figures(head, table, starts, feats, jobs) for head in (other, final))
+    print(heading)
     for line in evaluate.compare_lines(before, figs):
         print(line)
     return final, figs
@@ -558,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.safety_from is not None:
         final, figs = _composite(args.safety_from, final, table, starts, feats, jobs, args.fast_safety)
     elif args.safety_into is not None:
-        final, figs = _composite_into(args.safety_into, final, table, starts, feats, jobs)
+        final, figs = _composite(args.safety_into, final, table, starts, feats, jobs, into=True)
     elif args.fast_safety is not None:
         final = _with_fast(final, args.fast_safety)
         figs = _head_figures(final, table, starts, feats, jobs)
