@@ -42,6 +42,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -352,14 +353,19 @@ def main() -> int:
             audio.stop()
 
 
-def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], audio: VirtualAudio,
-          folder: Path) -> int:
+def _open_bench_rig(options: argparse.Namespace) -> tuple[Any, EventQueue]:
+    """The echo path (with --echo-db) and the product's voice rig on the virtual devices, with its event queue."""
     if options.echo_db is not None:
         _add_echo_path(options.echo_db)
     recognizer = RecognizerSettings(engine=options.engine, model_dir=Path(options.model) if options.model else None)
     events = EventQueue(RealClock())
     listening = ListeningSettings(recognizer, yield_floor=YieldSettings(enabled=options.yield_floor))
-    rig = open_rig(VoiceSettings(listening=listening), load_vocabulary("en"), events)
+    return open_rig(VoiceSettings(listening=listening), load_vocabulary("en"), events), events
+
+
+def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], audio: VirtualAudio,
+          folder: Path) -> int:
+    rig, events = _open_bench_rig(options)
     tee = MicTee(rig.mic)
     speaker_tee = SpeakerTee(rig.speaker)
     monitor = MonitorCapture()
@@ -401,13 +407,8 @@ def narration_only(options: argparse.Namespace, audio: VirtualAudio) -> int:
     from voicecoach.files.library import find_routine
     from voicecoach.files.routine_file import load_routine_file
 
-    if options.echo_db is not None:
-        _add_echo_path(options.echo_db)
-    recognizer = RecognizerSettings(engine=options.engine, model_dir=Path(options.model) if options.model else None)
-    events = EventQueue(RealClock())
-    listening = ListeningSettings(recognizer, yield_floor=YieldSettings(enabled=options.yield_floor))
+    rig, events = _open_bench_rig(options)
     vocabulary = load_vocabulary("en")
-    rig = open_rig(VoiceSettings(listening=listening), vocabulary, events)
     rig.mic.start()
     rig.listener.start()
     session = Session(load_routine_file(find_routine("lower-back")))
