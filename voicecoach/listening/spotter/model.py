@@ -501,8 +501,9 @@ def compose(base: SpotterModel, other: SpotterModel, commands: Sequence[str]) ->
         base_weights = np.full((len(base_networks), len(base.labels)), 1.0 / len(base_networks), np.float32)
     else:  # a composite's networks are folded already (ensemble made them)
         kept_columns = [column for column, label in enumerate(base.labels) if label not in commands]
-        keep = [n for n in range(len(base.networks())) if base.class_weights[n, kept_columns].max() > 0]
-        base_networks = [base.networks()[n] for n in keep]
+        stacks = base.networks()
+        keep = [n for n in range(len(stacks)) if base.class_weights[n, kept_columns].max() > 0]
+        base_networks = [stacks[n] for n in keep]
         base_weights = base.class_weights[keep]
     folded = ensemble([other])  # its normalisation folded; alone it cannot compare other with base, so:
     if other.labels != base.labels or other.window_frames != base.window_frames:
