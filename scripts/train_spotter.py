@@ -342,7 +342,8 @@ def _tune(args: argparse.Namespace, model: SpotterModel, table: np.ndarray, star
         _, frames, thresholds, figs = best
         return evaluate.with_rule(model, thresholds, frames), figs
     rule = evaluate.per_command_rule(recalls, model.commands)
-    rule = {c: max(n, _min_frames(args).get(c, 1)) for c, n in rule.items()}  # --min-frames
+    floors = _min_frames(args)
+    rule = {c: max(n, floors.get(c, 1)) for c, n in rule.items()}  # --min-frames
     thresholds = evaluate.choose_thresholds(model, probabilities, feats, rule, total_budget=budget,
                                             safety_confusion=args.safety_confusion,
                                             safety_budget=args.safety_budget)
@@ -468,6 +469,9 @@ def _write_safety_head(args: argparse.Namespace, model: SpotterModel, out: Path,
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.safety_from is not None and args.safety_into is not None:  # user errors before any work is done
+        raise SystemExit("train_spotter: give --safety-from or --safety-into, not both")
+    _min_frames(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     started = time.monotonic()
     scale = plan.TINY if args.tiny else plan.FULL
@@ -548,8 +552,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.safety_head is not None:
         return _write_safety_head(args, model, out, table, starts, feats, jobs, config)
     final, figs = _tune(args, model, table, starts, feats, jobs, budget)
-    if args.safety_from is not None and args.safety_into is not None:
-        raise SystemExit("train_spotter: give --safety-from or --safety-into, not both")
     if args.safety_from is not None:
         final, figs = _composite(args.safety_from, final, table, starts, feats, jobs, args.fast_safety)
     elif args.safety_into is not None:
