@@ -84,7 +84,7 @@ closing note of that session): balance_power=0.5, safety_boost=2.0 and hard_shar
 threshold chosen on validation to 0.99 or above and lowered held-out human stop recall. Measured 2026-12-07 and not
 adopted: positive_from_s=-0.16 (stop about 60 ms sooner and people's validation stops 41 -> 42 of 47, but in the
 closed-loop room three stops fewer and five people's other words heard as stop over the narration; with
---echo-validation its stop threshold went to 0.99 and validation stops fell to 35 of 47) and -0.08 (40 of 47, two
+--echo-validation its stop threshold went to 0.99 and validation stops fell to 35 of 47) and -0.08 (40 of 47, three
 narration pieces firing)."""
 SAFETY = ("stop", "too_much")
 
