@@ -444,3 +444,25 @@ def test_the_word_acted_on_does_not_fade_the_narrators_answer_to_it(vocabulary: 
     for i in range(22, 33):
         pipeline.process(np.zeros(320, np.int16), i * 0.02)
     assert floor.gains == [-25.0, -25.0], "a new rise after the score fell"
+
+
+def test_the_engine_never_hears_digital_silence_and_hears_the_same_floor_every_run(vocabulary: Vocabulary) -> None:
+    recognizer = ScriptedRecognizer([])
+    pipeline = _pipeline(recognizer, vocabulary)
+    pipeline.run_samples(np.zeros(16000, np.int16), 16000)
+    first = np.frombuffer(b"".join(recognizer.fed), "<i2").astype(np.float64)
+    level_dbfs = 10 * np.log10(np.mean(first**2) / 32768**2)
+    assert -93.0 < level_dbfs < -87.0  # about 1 LSB rms: far under any microphone's own noise
+    assert np.abs(first).max() <= 8
+    recognizer.fed.clear()
+    pipeline.run_samples(np.zeros(16000, np.int16), 16000)
+    assert np.array_equal(np.frombuffer(b"".join(recognizer.fed), "<i2"), first)  # a recording runs the same twice
+
+
+def test_the_floor_under_speech_changes_it_by_a_few_lsb_at_most(vocabulary: Vocabulary) -> None:
+    recognizer = ScriptedRecognizer([])
+    speech = (8000 * np.sin(np.arange(16000) * 0.07)).astype(np.int16)
+    speech[:40] = 32767  # full scale stays in range
+    _pipeline(recognizer, vocabulary).run_samples(speech, 16000)
+    fed = np.frombuffer(b"".join(recognizer.fed), "<i2").astype(np.int32)
+    assert np.abs(fed - speech).max() <= 8 and fed.max() <= 32767

@@ -558,3 +558,26 @@ def test_a_word_that_stays_in_view_past_the_refractory_time_fires_once(model: Sp
         if found is not None:
             fired.append(found.command)
     assert fired == ["stop"]
+
+
+_RESIDUE_AFTER_SILENCE = Path(__file__).parent / "data" / "narrator_residue_after_digital_silence.wav"
+"""Two seconds the product's echo canceller left of its own narrator, live through the virtual devices at 0 dB
+echo (scripts/bench_stop_latency.py --narration-only): exact digital silence between two lines, then the first
+300 ms of "Now switch to the right side..." as residue at -65 to -85 dBFS."""
+
+
+def test_the_narrators_residue_after_digital_silence_fires_nothing_through_the_pipeline() -> None:
+    from voicecoach.audio.wavfile import read_wav
+    from voicecoach.core.commands import load_vocabulary
+    from voicecoach.listening.pipeline import ListeningPipeline
+    from voicecoach.listening.spotter_engine import SpotterRecognizer
+
+    samples, rate = read_wav(_RESIDUE_AFTER_SILENCE)
+    assert rate == SAMPLE_RATE and np.mean(samples == 0) > 0.5
+    vocabulary = load_vocabulary("en")
+    pipeline = ListeningPipeline(SpotterRecognizer(vocabulary), vocabulary, echo_cancel=False)
+    assert [c.command for c in pipeline.run_samples(samples, rate).commands] == []
+    # The condition is real: heard as it came, without the pipeline's dither, the main head's too much fires on it.
+    bare = SpotterRecognizer(vocabulary)
+    heard = bare.accept(samples.tobytes()) + bare.flush()
+    assert [h.text for h in heard] == ["too much"], "the recording no longer shows the condition (a new head?)"

@@ -41,6 +41,15 @@ common source of false commands; stop and too much are never held back). An engi
 set_floors) is told so before it decides, and fires on the first frame that reaches it; other engines' commands
 below it are set aside after the fact."""
 _NARRATION_TAIL_S = 0.5
+_DITHER_DBFS = -90.0
+"""Level of the noise floor laid under every block before the recognizer hears it (about 1 LSB rms; white,
+seeded). A real microphone never gives digital silence (its own noise lies at -60 to -80 dBFS), and the spotter's
+mel front end, whose log floor follows the loudest frame, turns the step from exact zeros into speech into features
+it never trained on: live through the virtual devices (whose microphone is exactly 0 between the narrator's lines)
+the main head's too much fired on the first 300 ms of a line's echo residue, 2 and 3 times in 5 minutes of routine
+(scripts/bench_stop_latency.py --narration-only 300 --echo-db 0). The same cleaned signal, scored again with this
+floor, or one 10 dB lower, fires nothing. It changes nothing a microphone with a noise floor of its own hears."""
+_DITHER_TABLE_S = 1.0
 _SETTLING_CONFIDENCE = 0.9
 """While the narrator talks and the echo canceller has not yet learned the room (its first seconds, or after a
 reset; see EchoRemover.settled), stop and too much need at least this confidence too: until then the spotter hears
@@ -104,6 +113,7 @@ class ListeningPipeline:
         self._yield = yield_floor or YieldSettings(enabled=False)
         watch = self._yield.enabled and self._yield.near_end  # the person's voice is looked for only when it is used
         self._echo = EchoRemover(SAMPLE_RATE, enabled=echo_cancel, near_end=NearEndSettings() if watch else None)
+        self._dither = _Dither(_DITHER_DBFS)
         self._faded_at_s: float | None = None
         self._rearmed = True
         """False from a command until the safety score has fallen below the yield score: the word that was acted on
@@ -140,7 +150,7 @@ class ListeningPipeline:
         if self._set_floors is not None:  # the engine itself waits for a sure enough frame (see _commands)
             self._set_floors(_NARRATING_CONFIDENCE if narrating else 0.0,
                              self._settling_confidence if narrating and not self._echo.settled else 0.0)  # fmt: skip
-        hyps = self.recognizer.accept(cleaned.astype("<i2").tobytes())
+        hyps = self.recognizer.accept(self._dither.add(cleaned).astype("<i2").tobytes())
         now_s = capture_s + len(pcm) / SAMPLE_RATE
         heard = self._commands(hyps, now_s, narrating)
         self._yield_floor(now_s, bool(heard), narrating and self._yield.near_end and self._echo.near_end)
@@ -215,6 +225,7 @@ class ListeningPipeline:
         audio_s = len(mic) / SAMPLE_RATE
         mic = np.concatenate([mic, np.zeros(-len(mic) % block, dtype=np.int16)])  # whole blocks for the canceller
         self.recognizer.reset()
+        self._dither.reset()
         self.hypotheses, self.keep_hypotheses = [], True  # this run's hypotheses only
         commands: list[CommandHeard] = []
         start = time.thread_time()
@@ -228,6 +239,25 @@ class ListeningPipeline:
         """A WAV file through the pipeline; see run_samples. A two-channel file is (microphone, reference)."""
         samples, rate, ref = _read_mic_and_reference(path, reference)
         return self.run_samples(samples, rate, ref)
+
+
+class _Dither:
+    """A fixed, seeded white noise floor added to each block (see _DITHER_DBFS): the same noise every run."""
+
+    def __init__(self, level_dbfs: float) -> None:
+        rms = 32768 * 10 ** (level_dbfs / 20)
+        self._table = np.random.default_rng(0).standard_normal(round(_DITHER_TABLE_S * SAMPLE_RATE)) * rms
+        self._at = 0
+
+    def reset(self) -> None:
+        """From the table's start again (a recording run from its first sample)."""
+        self._at = 0
+
+    def add(self, block: np.ndarray) -> np.ndarray:
+        """The int16 block with the floor added."""
+        index = (self._at + np.arange(len(block))) % len(self._table)
+        self._at = (self._at + len(block)) % len(self._table)
+        return np.clip(np.round(block + self._table[index]), -32768, 32767).astype(np.int16)
 
 
 @dataclass(frozen=True)
