@@ -452,17 +452,17 @@ def test_the_engine_never_hears_digital_silence_and_hears_the_same_floor_every_r
     pipeline.run_samples(np.zeros(16000, np.int16), 16000)
     first = np.frombuffer(b"".join(recognizer.fed), "<i2").astype(np.float64)
     level_dbfs = 10 * np.log10(np.mean(first**2) / 32768**2)
-    assert -93.0 < level_dbfs < -87.0  # about 1 LSB rms: far under any microphone's own noise
-    assert np.abs(first).max() <= 8
+    assert -72.0 < level_dbfs < -68.0  # about a cheap USB microphone's own noise
+    assert np.abs(first).max() <= 80
     recognizer.fed.clear()
     pipeline.run_samples(np.zeros(16000, np.int16), 16000)
     assert np.array_equal(np.frombuffer(b"".join(recognizer.fed), "<i2"), first)  # a recording runs the same twice
 
 
-def test_the_floor_under_speech_changes_it_by_a_few_lsb_at_most(vocabulary: Vocabulary) -> None:
+def test_the_floor_under_speech_changes_it_by_a_little_and_keeps_it_in_range(vocabulary: Vocabulary) -> None:
     recognizer = ScriptedRecognizer([])
     speech = (8000 * np.sin(np.arange(16000) * 0.07)).astype(np.int16)
     speech[:40] = 32767  # full scale stays in range
     _pipeline(recognizer, vocabulary).run_samples(speech, 16000)
     fed = np.frombuffer(b"".join(recognizer.fed), "<i2").astype(np.int32)
-    assert np.abs(fed - speech).max() <= 8 and fed.max() <= 32767
+    assert np.abs(fed - speech).max() <= 80 and fed.max() <= 32767
