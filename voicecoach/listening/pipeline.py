@@ -1,7 +1,7 @@
 """The one listening pipeline: microphone blocks and the speaker's playback log in, CommandHeard out.
 
-    microphone block -> EchoRemover (aligned playback as reference) -> recognizer -> spotting rules
-                     -> own-voice filter (non-safety commands only) -> CommandHeard
+    microphone block -> EchoRemover (aligned playback as reference) -> a -70 dBFS noise floor -> recognizer
+                     -> spotting rules -> own-voice filter (non-safety commands only) -> CommandHeard
 
 Everything that listens (run, serve, listen, the evaluation and the benchmarks) builds its chain here, with
 `ListeningPipeline.from_settings`, and feeds it with `process`; nothing else assembles these parts.
