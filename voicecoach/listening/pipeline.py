@@ -48,9 +48,11 @@ under the narrator with nothing beside it; the spotter trained mostly on noisy a
 whose log floor follows the loudest frame, hears such residue as speech. Live through the virtual devices (whose
 microphone is exactly 0 between the narrator's lines) the main head's too much fired on the first 300 ms of a line's
 residue 2 and 3 times in 5 minutes of routine (scripts/bench_stop_latency.py --narration-only 300 --echo-db 0).
-Scored again offline, 15 minutes of that live cleaned signal fired stop or too much (or another command at 0.9 or
-more) 3 times bare; 1 (a repeat, 0.96-1.0) with a floor at -90 dBFS with each of 3 seeds; 0-2 at -80; 0 at -70 with
-each of 3 seeds; 0-1 at -60. Under speech at -26 dBFS it is 44 dB down."""
+Scored again offline, 25 minutes of live cleaned signal (three runs) fired 7 false commands bare (6 too much and a
+repeat at 0.99), 2 with this floor (a too much at 0.69 and that repeat at 0.96, both in a run's first 15 s, while the
+canceller removed only 32-40 dB). On 15 of those minutes: a repeat with each of 3 seeds at -90 dBFS, 0-2 at -80, none
+at -70, 0-1 at -60. A floor following the echo's level was worse (docs/eval/room-eval.md). Under speech at -26 dBFS
+it is 44 dB down."""
 _DITHER_TABLE_S = 1.0
 _SETTLING_CONFIDENCE = 0.9
 """While the narrator talks and the echo canceller has not yet learned the room (its first seconds, or after a
