@@ -446,8 +446,15 @@ def test_the_word_acted_on_does_not_fade_the_narrators_answer_to_it(vocabulary: 
     assert floor.gains == [-25.0, -25.0], "a new rise after the score fell"
 
 
-def test_the_engine_never_hears_digital_silence_and_hears_the_same_floor_every_run(vocabulary: Vocabulary) -> None:
-    recognizer = ScriptedRecognizer([])
+class _FloorAskingRecognizer(ScriptedRecognizer):
+    """A scripted engine that asks for a noise floor, as the spotter does."""
+
+    noise_floor_dbfs = -70.0
+
+
+def test_an_engine_that_asks_never_hears_digital_silence_and_hears_the_same_floor_every_run(
+        vocabulary: Vocabulary) -> None:  # fmt: skip
+    recognizer = _FloorAskingRecognizer([])
     pipeline = _pipeline(recognizer, vocabulary)
     pipeline.run_samples(np.zeros(16000, np.int16), 16000)
     first = np.frombuffer(b"".join(recognizer.fed), "<i2").astype(np.float64)
@@ -459,8 +466,14 @@ def test_the_engine_never_hears_digital_silence_and_hears_the_same_floor_every_r
     assert np.array_equal(np.frombuffer(b"".join(recognizer.fed), "<i2"), first)  # a recording runs the same twice
 
 
+def test_an_engine_that_does_not_ask_hears_the_cleaned_block_unchanged(vocabulary: Vocabulary) -> None:
+    recognizer = ScriptedRecognizer([])  # PocketSphinx and Vosk: PocketSphinx heard words in the floor
+    _pipeline(recognizer, vocabulary).run_samples(np.zeros(3200, np.int16), 16000)
+    assert not any(np.frombuffer(b"".join(recognizer.fed), "<i2"))
+
+
 def test_the_floor_under_speech_changes_it_by_a_little_and_keeps_it_in_range(vocabulary: Vocabulary) -> None:
-    recognizer = ScriptedRecognizer([])
+    recognizer = _FloorAskingRecognizer([])
     speech = (8000 * np.sin(np.arange(16000) * 0.07)).astype(np.int16)
     speech[:40] = 32767  # full scale stays in range
     _pipeline(recognizer, vocabulary).run_samples(speech, 16000)

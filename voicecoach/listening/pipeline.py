@@ -1,7 +1,7 @@
 """The one listening pipeline: microphone blocks and the speaker's playback log in, CommandHeard out.
 
-    microphone block -> EchoRemover (aligned playback as reference) -> a -70 dBFS noise floor -> recognizer
-                     -> spotting rules -> own-voice filter (non-safety commands only) -> CommandHeard
+    microphone block -> EchoRemover (aligned playback as reference) -> the engine's noise floor, if it asks for one
+                     -> recognizer -> spotting rules -> own-voice filter (non-safety commands only) -> CommandHeard
 
 Everything that listens (run, serve, listen, the evaluation and the benchmarks) builds its chain here, with
 `ListeningPipeline.from_settings`, and feeds it with `process`; nothing else assembles these parts.
@@ -41,19 +41,8 @@ common source of false commands; stop and too much are never held back). An engi
 set_floors) is told so before it decides, and fires on the first frame that reaches it; other engines' commands
 below it are set aside after the fact."""
 _NARRATION_TAIL_S = 0.5
-_DITHER_DBFS = -70.0
-"""Level of the white noise floor (seeded, the same every run) laid under every block before the engine hears it:
-about a cheap USB microphone's own noise. A real microphone never gives digital silence, nor echo residue 60 dB
-under the narrator with nothing beside it; the spotter trained mostly on noisy audio, and its mel front end,
-whose log floor follows the loudest frame, hears such residue as speech. Live through the virtual devices (whose
-microphone is exactly 0 between the narrator's lines) the main head's too much fired on the first 300 ms of a line's
-residue 2 and 3 times in 5 minutes of routine (scripts/bench_stop_latency.py --narration-only 300 --echo-db 0).
-Scored again offline, 25 minutes of live cleaned signal (three runs) fired 7 false commands bare (6 too much and a
-repeat at 0.99), 2 with this floor (a too much at 0.69 and that repeat at 0.96, both in a run's first 15 s, while the
-canceller removed only 32-40 dB). On 15 of those minutes: a repeat with each of 3 seeds at -90 dBFS, 0-2 at -80, none
-at -70, 0-1 at -60. A floor following the echo's level was worse (docs/eval/room-eval.md). Under speech at -26 dBFS
-it is 44 dB down."""
 _DITHER_TABLE_S = 1.0
+"""Seconds of noise in the table an engine's noise floor repeats."""
 _SETTLING_CONFIDENCE = 0.9
 """While the narrator talks and the echo canceller has not yet learned the room (its first seconds, or after a
 reset; see EchoRemover.settled), stop and too much need at least this confidence too: until then the spotter hears
@@ -117,7 +106,9 @@ class ListeningPipeline:
         self._yield = yield_floor or YieldSettings(enabled=False)
         watch = self._yield.enabled and self._yield.near_end  # the person's voice is looked for only when it is used
         self._echo = EchoRemover(SAMPLE_RATE, enabled=echo_cancel, near_end=NearEndSettings() if watch else None)
-        self._dither = _Dither(_DITHER_DBFS)
+        floor_dbfs = getattr(recognizer, "noise_floor_dbfs", None)
+        self._dither = _Dither(floor_dbfs) if floor_dbfs is not None else None
+        """The seeded noise the engine asks to hear under every block (the spotter: see its noise_floor_dbfs)."""
         self._faded_at_s: float | None = None
         self._rearmed = True
         """False from a command until the safety score has fallen below the yield score: the word that was acted on
@@ -154,7 +145,8 @@ class ListeningPipeline:
         if self._set_floors is not None:  # the engine itself waits for a sure enough frame (see _commands)
             self._set_floors(_NARRATING_CONFIDENCE if narrating else 0.0,
                              self._settling_confidence if narrating and not self._echo.settled else 0.0)  # fmt: skip
-        hyps = self.recognizer.accept(self._dither.add(cleaned).astype("<i2").tobytes())
+        heard_pcm = cleaned if self._dither is None else self._dither.add(cleaned)
+        hyps = self.recognizer.accept(heard_pcm.astype("<i2").tobytes())
         now_s = capture_s + len(pcm) / SAMPLE_RATE
         heard = self._commands(hyps, now_s, narrating)
         self._yield_floor(now_s, bool(heard), narrating and self._yield.near_end and self._echo.near_end)
@@ -229,7 +221,8 @@ class ListeningPipeline:
         audio_s = len(mic) / SAMPLE_RATE
         mic = np.concatenate([mic, np.zeros(-len(mic) % block, dtype=np.int16)])  # whole blocks for the canceller
         self.recognizer.reset()
-        self._dither.reset()
+        if self._dither is not None:
+            self._dither.reset()
         self.hypotheses, self.keep_hypotheses = [], True  # this run's hypotheses only
         commands: list[CommandHeard] = []
         start = time.thread_time()
@@ -246,7 +239,7 @@ class ListeningPipeline:
 
 
 class _Dither:
-    """A fixed, seeded white noise floor added to each block (see _DITHER_DBFS)."""
+    """A fixed, seeded white noise floor added to each block: the same noise every run."""
 
     def __init__(self, level_dbfs: float) -> None:
         rms = 32768 * 10 ** (level_dbfs / 20)
