@@ -577,7 +577,7 @@ def test_the_narrators_residue_after_digital_silence_fires_nothing_through_the_p
     vocabulary = load_vocabulary("en")
     pipeline = ListeningPipeline(SpotterRecognizer(vocabulary), vocabulary, echo_cancel=False)
     assert [c.command for c in pipeline.run_samples(samples, rate).commands] == []
-    # The condition is real: heard as it came, without the pipeline's dither, the main head's too much fires on it.
+    # The condition is real: heard as it came, without the spotter's noise floor, the main head's too much fires on it.
     bare = SpotterRecognizer(vocabulary)
     heard = bare.accept(samples.tobytes()) + bare.flush()
     assert [h.text for h in heard] == ["too much"], "the recording no longer shows the condition (a new head?)"

@@ -28,9 +28,9 @@ class SpotterRecognizer:
     every block before the spotter hears it. A real microphone never gives digital silence, nor the narrator's echo
     residue 60 dB down with nothing beside it; the spotter trained mostly on noisy audio, and its mel front end,
     whose log floor follows the loudest frame, hears such residue as speech. Live through the virtual devices
-    (whose microphone is exactly 0 between the narrator's lines) the main head's too much fired within 400 ms of
-    such silence on the residue of a line's first words, 2 and 3 times in 5 minutes of routine
-    (scripts/bench_stop_latency.py --narration-only 300 --echo-db 0). Scored again offline, 25 minutes of live
+    (whose microphone is exactly 0 between the narrator's lines) the main head's too much fired twice in each of two
+    5-minute runs of the routine (scripts/bench_stop_latency.py --narration-only 300 --echo-db 0), all four times
+    within 400 ms of such silence, on the residue of a line's first words. Scored again offline, 25 minutes of live
     cleaned signal (three runs) fired 7 false commands bare (6 too much, a repeat at 0.99), 2 with this floor (a too
     much at 0.69 and that repeat at 0.96, in a run's first 15 s while the canceller removed only 32-40 dB). On 15
     of those minutes: a repeat with each of 3 seeds at -90 dBFS, 0-2 at -80, none at -70, 0-1 at -60; a floor
