@@ -30,10 +30,10 @@ class SpotterRecognizer:
     whose log floor follows the loudest frame, hears such residue as speech. Live through the virtual devices
     (whose microphone is exactly 0 between the narrator's lines) the main head's too much fired twice in each of two
     5-minute runs of the routine (scripts/bench_stop_latency.py --narration-only 300 --echo-db 0), all four times
-    within 400 ms of such silence, on the residue of a line's first words. Scored again offline, 25 minutes of live
-    cleaned signal (three runs) fired 7 false commands bare (6 too much, a repeat at 0.99), 2 with this floor (a too
-    much at 0.69 and that repeat at 0.96, in a run's first 15 s while the canceller removed only 32-40 dB). On 15
-    of those minutes: a repeat with each of 3 seeds at -90 dBFS, 0-2 at -80, none at -70, 0-1 at -60; a floor
+    within 400 ms of such silence, on the residue of a line's first words. Scored again offline, 35 minutes of live
+    cleaned signal (four runs) fired 12 false commands bare (9 too much, 2 stop, a repeat), 5 with this floor (3 too
+    much, a stop, a repeat; four in a run's first 15 s while the canceller removed only 32-40 dB). On 15 of those
+    minutes: a repeat with each of 3 seeds at -90 dBFS, 0-2 at -80, none at -70, 0-1 at -60; a floor
     following the echo's level was worse (docs/eval/room-eval.md). Under speech at -26 dBFS it is 44 dB down.
     PocketSphinx and Vosk ask for none (PocketSphinx heard words in it)."""
 
