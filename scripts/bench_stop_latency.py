@@ -339,7 +339,13 @@ def main() -> int:
                         help="nobody speaks: the narrator reads the lower-back routine for SECONDS through the "
                              "virtual devices (with --echo-db, its echo in the microphone); every command heard is "
                              "false (a stop or pause is resumed after a second, so the routine goes on)")
+    parser.add_argument("--save-cleaned", type=Path, metavar="WAV",
+                        help="also write what the echo canceller left of the microphone, as the engine got it "
+                             "(before the spotter's noise floor), to WAV (16 kHz): `voicecoach listen --wav WAV` "
+                             "then scores it again offline")
     options = parser.parse_args()
+    if options.save_cleaned is not None and not options.save_cleaned.parent.is_dir():
+        parser.error(f"--save-cleaned {options.save_cleaned}: there is no folder {options.save_cleaned.parent}")
     rng = random.Random(options.seed)
     voices = [v for v in (*FLITE_VOICES, *HELD_OUT_VOICES) if v.engine == "flite"]
     with tempfile.TemporaryDirectory(prefix="vc-bench-") as folder:
@@ -353,19 +359,33 @@ def main() -> int:
             audio.stop()
 
 
-def _open_bench_rig(options: argparse.Namespace) -> tuple[Any, EventQueue]:
-    """The echo path (with --echo-db) and the product's voice rig on the virtual devices, with its event queue."""
+def _open_bench_rig(options: argparse.Namespace) -> tuple[Any, EventQueue, list[np.ndarray] | None]:
+    """The echo path (with --echo-db) and the product's voice rig on the virtual devices, with its event queue and
+    (with --save-cleaned) the list the pipeline's cleaned blocks go to."""
     if options.echo_db is not None:
         _add_echo_path(options.echo_db)
     recognizer = RecognizerSettings(engine=options.engine, model_dir=Path(options.model) if options.model else None)
     events = EventQueue(RealClock())
     listening = ListeningSettings(recognizer, yield_floor=YieldSettings(enabled=options.yield_floor))
-    return open_rig(VoiceSettings(listening=listening), load_vocabulary("en"), events), events
+    rig = open_rig(VoiceSettings(listening=listening), load_vocabulary("en"), events)
+    blocks: list[np.ndarray] | None = None
+    if options.save_cleaned is not None:
+        blocks = []
+        rig.listener.pipeline.on_cleaned = blocks.append  # type: ignore[attr-defined]
+    return rig, events, blocks
+
+
+def _save_cleaned(blocks: list[np.ndarray] | None, path: Path | None) -> None:
+    """With --save-cleaned: what the echo canceller left, as one WAV."""
+    if blocks is not None and path is not None:
+        samples = np.concatenate(blocks) if blocks else np.zeros(0, np.int16)
+        write_wav(path, samples, _MIC_RATE)
+        print(f"what the echo canceller left: {path} ({len(samples) / _MIC_RATE:.1f} s)")
 
 
 def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], audio: VirtualAudio,
           folder: Path) -> int:
-    rig, events = _open_bench_rig(options)
+    rig, events, cleaned = _open_bench_rig(options)
     tee = MicTee(rig.mic)
     speaker_tee = SpeakerTee(rig.speaker)
     monitor = MonitorCapture()
@@ -391,6 +411,7 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
     samples, rate, monitor_start = monitor.stop()
     pipeline = rig.listener.pipeline  # type: ignore[attr-defined]
     rig.close()
+    _save_cleaned(cleaned, options.save_cleaned)
     code = report(results, tee, samples, rate, monitor_start, cpu_s, wall_s, options)
     if options.yield_floor:
         print(f"narrator fades: {pipeline.fades}, of which no command followed: {pipeline.false_fades} "
@@ -407,7 +428,7 @@ def narration_only(options: argparse.Namespace, audio: VirtualAudio) -> int:
     from voicecoach.files.library import find_routine
     from voicecoach.files.routine_file import load_routine_file
 
-    rig, events = _open_bench_rig(options)
+    rig, events, cleaned = _open_bench_rig(options)
     vocabulary = load_vocabulary("en")
     rig.mic.start()
     rig.listener.start()
@@ -440,6 +461,7 @@ def narration_only(options: argparse.Namespace, audio: VirtualAudio) -> int:
     rig.narrator.stop()  # type: ignore[attr-defined]
     time.sleep(0.3)
     rig.close()
+    _save_cleaned(cleaned, options.save_cleaned)
     talk_s = sum(speech.values())
     echo = "no echo" if options.echo_db is None else f"echo {options.echo_db:+g} dB"
     print(f"narration only, lower-back routine, engine {options.engine}, {echo}: {wall_s / 60:.1f} min of routine, "

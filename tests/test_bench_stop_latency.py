@@ -88,17 +88,21 @@ def test_a_fade_the_narrator_came_back_from_is_not_the_cut(bench: ModuleType) ->
 
 
 @pytest.mark.engine
-def test_narration_only_reads_the_routine_through_the_virtual_devices_and_counts_what_it_heard() -> None:
+def test_narration_only_reads_the_routine_through_the_virtual_devices_and_counts_what_it_heard(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """--narration-only: the real narrator, devices and listener, nobody speaking; it reports the speech it played
-    and every command heard (each one false)."""
+    and every command heard (each one false), and with --save-cleaned keeps what the echo canceller left, which
+    `voicecoach listen --wav` scores again."""
     import re
     import subprocess
     import sys
     from pathlib import Path
 
+    from voicecoach.audio.wavfile import read_wav
+
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_stop_latency.py"
-    result = subprocess.run([sys.executable, str(script), "--narration-only", "8", "--echo-db", "0"],
-                            capture_output=True, text=True, timeout=180)  # fmt: skip
+    cleaned = tmp_path / "cleaned.wav"
+    result = subprocess.run([sys.executable, str(script), "--narration-only", "8", "--echo-db", "0", "--save-cleaned",
+                             str(cleaned)], capture_output=True, text=True, timeout=180)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     head = re.search(r"narration only, lower-back routine, engine auto, echo \+0 dB: ([\d.]+) min of routine, "
                      r"([\d.]+) min of narrator speech", result.stdout)  # fmt: skip
@@ -106,3 +110,12 @@ def test_narration_only_reads_the_routine_through_the_virtual_devices_and_counts
     found = re.search(r"false commands: (\d+) ", result.stdout)
     assert found and len(re.findall(r"^  false ", result.stdout, re.M)) == int(found.group(1))
     assert "of real time" in result.stdout
+    samples, rate = read_wav(cleaned)
+    assert rate == 16000 and len(samples) >= 0.8 * float(head.group(1)) * 60 * rate, (len(samples), result.stdout)
+    assert np.abs(samples.astype(np.int32)).max() > 30  # the narrator's residue, not silence alone
+    again = subprocess.run([sys.executable, "-m", "voicecoach", "listen", "--wav", str(cleaned)], capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    bad = subprocess.run([sys.executable, str(script), "--narration-only", "1", "--save-cleaned",
+                          str(tmp_path / "no" / "such.wav")], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 2 and "there is no folder" in bad.stderr and "Traceback" not in bad.stderr

@@ -479,3 +479,13 @@ def test_the_floor_under_speech_changes_it_by_a_little_and_keeps_it_in_range(voc
     _pipeline(recognizer, vocabulary).run_samples(speech, 16000)
     fed = np.frombuffer(b"".join(recognizer.fed), "<i2").astype(np.int32)
     assert np.abs(fed - speech).max() <= 80 and fed.max() <= 32767
+
+
+def test_on_cleaned_gets_each_block_as_the_canceller_left_it_before_the_floor(vocabulary: Vocabulary) -> None:
+    recognizer = _FloorAskingRecognizer([])
+    pipeline = _pipeline(recognizer, vocabulary)
+    kept: list[np.ndarray] = []
+    pipeline.on_cleaned = kept.append
+    pipeline.run_samples(np.zeros(3200, np.int16), 16000)
+    assert len(kept) == len(recognizer.fed) == 10
+    assert not any(np.concatenate(kept)) and any(np.frombuffer(b"".join(recognizer.fed), "<i2"))

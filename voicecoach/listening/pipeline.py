@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -109,6 +109,9 @@ class ListeningPipeline:
         floor_dbfs = getattr(recognizer, "noise_floor_dbfs", None)
         self._dither = _Dither(floor_dbfs) if floor_dbfs is not None else None
         """The seeded noise the engine asks to hear under every block (the spotter: see its noise_floor_dbfs)."""
+        self.on_cleaned: Callable[[np.ndarray], None] | None = None
+        """Called with each block as the echo canceller left it (before any noise floor), on the listening thread:
+        for keeping what the engine was given (scripts/bench_stop_latency.py --save-cleaned)."""
         self._faded_at_s: float | None = None
         self._rearmed = True
         """False from a command until the safety score has fallen below the yield score: the word that was acted on
@@ -141,6 +144,8 @@ class ListeningPipeline:
         """One int16 16 kHz block captured at capture_s (monotonic), with the playback log; the commands heard."""
         played = list(played)
         cleaned = self._echo.clean(np.asarray(pcm, dtype=np.int16), capture_s, played)
+        if self.on_cleaned is not None:
+            self.on_cleaned(cleaned)
         narrating = self._narrating(played, capture_s)
         if self._set_floors is not None:  # the engine itself waits for a sure enough frame (see _commands)
             self._set_floors(_NARRATING_CONFIDENCE if narrating else 0.0,
