@@ -125,14 +125,17 @@ def test_stop_cuts_the_narration_mid_sentence(
     recording = virtual_audio.start_recording("e2e-stop")
     run = live(long_routine())
     run.wait_for(lambda: any(b.duration_s > 3.0 for b in run.rig.speaker.played()), 20, "the long step to play")
-    for tries in (1, 2):  # a person says it once more if the coach did not hear it
+    # A person says it again if the coach did not hear it: flite slt's "stop" alone in silence is heard at 11 of 16
+    # offsets 5 ms apart against the spotter's 80 ms frames (with its noise floor or without), so one try in three
+    # is missed and two tries failed about one run in ten; three, about one in thirty.
+    for tries in (1, 2, 3):
         played_at = time.monotonic()
         virtual_audio.play_into_mic(clip, wait=False)
         try:
             stopped_at = run.wait_for(lambda: run.session.state is State.STOPPED, 3.0, "the session to stop")
             break
         except AssertionError:
-            if tries == 2:
+            if tries == 3:
                 raise
     time.sleep(1.0)
     run.finish()
