@@ -44,9 +44,6 @@ class EchoRemover:
         self.near_end = False
         """The last block carried sound the echo does not explain: the person speaking over the narrator (only
         watched when near_end settings are given)."""
-        self.reference_power = 0.0
-        """Mean square (int16 units) of the last block's playback, lined up with the microphone: what the echo in
-        it came from."""
         self._canceller: Any = PassThroughEchoCanceller()
         self._enabled = False
         self._energies: collections.deque[tuple[float, float]] = collections.deque(maxlen=_SETTLE_WINDOW_BLOCKS)
@@ -79,7 +76,6 @@ class EchoRemover:
         """One int16 block captured at capture_s (time.monotonic() timeline), with the played audio's echo removed."""
         self._aligner.sync(played)
         reference = self._aligner.align(pcm, capture_s)
-        self.reference_power = float(np.mean(reference.astype(np.float64) ** 2)) if len(reference) else 0.0
         cleaned = self._do_no_harm(pcm, np.asarray(self._canceller.process(pcm, reference), dtype=np.int16))
         if not self._settled and len(reference):
             self._watch_settling(pcm, reference, cleaned)
