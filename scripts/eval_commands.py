@@ -342,6 +342,9 @@ def room_run(job: Job, turn: int, clips: tuple[Clip, ...]) -> RoomResult:
     delay_s = acoustics.delay_ms / 1000
     played = [(b.start_s + delay_s, b.start_s + b.duration_s + delay_s) for b in room.played]
     counters = {k: int(getattr(pipeline, k)) for k in ("fades", "false_fades", "ignored_own_voice")}
+    guard = pipeline.clip_guard
+    counters["turn_downs"] = round(guard.down_db / guard.settings.step_db) if guard is not None else 0
+    counters["clipped"] = guard.clipped_samples if guard is not None else 0
     return RoomResult(transcript.records, placed, room.auto_resumes, played, delay_s, room.position / RATE, cpu_s,
                       counters)  # fmt: skip
 
@@ -501,7 +504,8 @@ def narration_table(results: list[tuple[Job, Score]]) -> str:
     """A row per engine and echo level: every command is false."""
     header = ("engine", "condition", "routine min", "narrator speech min", "false commands",
               "per h of routine / of speech", "fades (per h of speech)", "false fades (per h of speech)",
-              "dropped as own voice", "CPU x real time")  # fmt: skip
+              "dropped as own voice", "clipped samples over narration / narrator turned down, steps",
+              "CPU x real time")  # fmt: skip
     rows = []
     for job, s in results:
         c = s.counters
@@ -511,6 +515,7 @@ def narration_table(results: list[tuple[Job, Score]]) -> str:
                      f"{_per_hour(len(s.false), s.room_s)} / {_per_hour(len(s.false), s.narration_s)}",
                      f"{c['fades']} ({_per_hour(c['fades'], s.narration_s)})",
                      f"{c['false_fades']} ({_per_hour(c['false_fades'], s.narration_s)})", str(c["ignored_own_voice"]),
+                     f"{c['clipped']} / {c['turn_downs']}",
                      f"{s.cpu_s / s.room_s:.3f}" if s.room_s else "-"))  # fmt: skip
     return _table(header, rows)
 

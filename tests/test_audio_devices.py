@@ -96,6 +96,29 @@ def test_speaker_plays_a_tone_into_the_virtual_speaker(virtual_audio: VirtualAud
     assert played[0].sample_rate == SPEAKER_RATE and abs(len(played[0].samples) - 24000) < 10
 
 
+def test_turn_down_lowers_what_the_virtual_speaker_plays_from_then_on(virtual_audio: VirtualAudio) -> None:
+    recording = virtual_audio.start_recording()
+    with Speaker(sample_rate=SPEAKER_RATE) as speaker:
+        speaker.play(tone(700, 1.2, SPEAKER_RATE), SPEAKER_RATE)
+        time.sleep(0.5)
+        speaker.turn_down(6.0)
+        assert speaker.wait(timeout_s=5.0)
+        speaker.play(tone(700, 0.4, SPEAKER_RATE), SPEAKER_RATE)  # the next sound plays at the lowered level
+        assert speaker.wait(timeout_s=5.0)
+        first = speaker.played()[-2]
+    time.sleep(0.2)
+    samples, rate = read_wav(recording.stop())
+    at = first_loud(samples, 2000)
+    assert at is not None
+    before = rms(samples[at + rate // 10 : at + rate * 4 // 10])
+    after = rms(samples[at + rate * 8 // 10 : at + rate * 11 // 10])
+    later = rms(samples[at + rate * 13 // 10 : at + rate * 15 // 10])  # the second tone follows on the running stream
+    assert 20 * np.log10(after / before) == pytest.approx(-6.0, abs=0.5)
+    assert 20 * np.log10(later / before) == pytest.approx(-6.0, abs=0.5)
+    logged = first.samples.astype(float)  # the log, the canceller's reference, says the same
+    assert 20 * np.log10(rms(logged[-rate // 4 :]) / rms(logged[: rate // 4])) == pytest.approx(-6.0, abs=0.5)
+
+
 def test_speaker_wait_ends_when_the_sound_ends(virtual_audio: VirtualAudio) -> None:
     recording = virtual_audio.start_recording()
     with Speaker(sample_rate=SPEAKER_RATE) as speaker:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from dataclasses import dataclass
@@ -523,3 +524,44 @@ def test_a_replayed_line_does_not_stop_itself_again_where_it_stopped_before(voca
             heard_at.append(round(now, 1))
     assert heard_at == [2.4, 12.4, 32.4, 43.3]  # 22.4 and 42.4: the echo alone a third and fifth time
     assert pipeline.ignored_own_voice == 2
+
+
+class _VolumeFloor(_Floor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.turned_down: list[float] = []
+
+    def turn_down(self, step_db: float) -> None:
+        self.turned_down.append(step_db)
+
+
+def test_a_microphone_that_clips_on_the_narrators_voice_turns_the_narrator_down_and_says_so(
+    vocabulary: Vocabulary, caplog: pytest.LogCaptureFixture
+) -> None:
+    narration = np.full(16000 * 4, 3000, np.int16)
+    played = [_Played(0.0, 16000, narration)]
+    mic = narration.copy()
+    mic[::400] = 32767  # the echo's peaks at full scale, in every block
+    pipeline = ListeningPipeline(ScriptedRecognizer([]), vocabulary, echo_cancel=False)
+    floor = _VolumeFloor()
+    pipeline.floor = floor
+    with caplog.at_level(logging.WARNING, logger="voicecoach.listening.pipeline"):
+        for offset in range(0, len(mic), 320):
+            pipeline.process(mic[offset : offset + 320], offset / 16000, played)
+    assert floor.turned_down == [3.0, 3.0, 3.0, 3.0], "three steps a second or so, then the guard's 12 dB limit"
+    assert "narrator turned down to -12 dB" in caplog.text and "--volume" in caplog.text
+    assert floor.gains == [], "a turn-down is not a fade"
+
+
+def test_clipping_with_the_narrator_quiet_or_with_the_guard_off_turns_nothing_down(vocabulary: Vocabulary) -> None:
+    mic = np.full(16000 * 4, 3000, np.int16)
+    mic[::400] = 32767
+    quiet = ListeningPipeline(ScriptedRecognizer([]), vocabulary, echo_cancel=False)
+    played = [_Played(0.0, 16000, np.full(16000 * 4, 3000, np.int16))]
+    off = ListeningPipeline(ScriptedRecognizer([]), vocabulary, echo_cancel=False, clip_guard=None)
+    floors = [_VolumeFloor(), _VolumeFloor()]
+    quiet.floor, off.floor = floors
+    for offset in range(0, len(mic), 320):
+        quiet.process(mic[offset : offset + 320], offset / 16000)  # nothing played: a loud person
+        off.process(mic[offset : offset + 320], offset / 16000, played)
+    assert floors[0].turned_down == [] and floors[1].turned_down == []

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes.util
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +189,70 @@ def test_a_fade_in_the_room_never_rescales_playback_the_pipeline_was_already_sho
     assert (faded[0], faded[-1] + 1, len(faded)) == (20 * 320 + ahead, 40 * 320 + ahead, 20 * 320)
     played = np.array([pipeline.shown[i] for i in range(room.position)])
     assert np.max(np.abs(played - room.timeline[: room.position])) <= 20  # int16 rounding of each rescaling
+
+
+def test_turning_down_in_the_room_lowers_what_is_not_yet_handed_over_and_every_later_line() -> None:
+    from voicecoach.runtime.clock import EventQueue, VirtualClock
+    from voicecoach.runtime.room import Room
+
+    acoustics = RoomAcoustics(RoomSettings(echo_db=0.0, snr_db=None, delay_ms=45.0), np.zeros(RATE * 4), 3000.0)
+    pipeline = _ShownReference()
+    transcript = Transcript()
+    room = Room(acoustics, pipeline, EventQueue(VirtualClock()), transcript, auto_resume_s=None)
+    speech = np.where(np.sin(np.arange(RATE) / 7.0) >= 0, 3000.0, -3000.0)
+    room.play(0, speech, "a line", ())
+    room.play(RATE, speech, "a queued line", ())  # already on the timeline: turned down too
+    for _ in range(20):
+        room.advance()
+    room.turn_down(6.0)
+    room.fade(-20.0)  # a fade after it is relative to the lowered level...
+    room.fade(0.0)  # ...and comes back to it
+    for _ in range(150):
+        room.advance()
+    room.play(room.position, speech, "a later line", ())
+    for _ in range(20):
+        room.advance()
+    assert pipeline.changed == []
+    ahead = 20 * 320 + round(0.03 * RATE)  # the playback handed over beyond the microphone's position at the step
+    level = np.abs(room.timeline[: room.position])
+    assert np.all(level[:ahead] == 3000)
+    assert np.allclose(level[ahead : 2 * RATE], 3000 * 10 ** (-6 / 20), atol=1.0)
+    assert np.allclose(level[170 * 320 :], 3000 * 10 ** (-6 / 20), atol=1.0)
+    assert [r["text"] for r in transcript.records if r["kind"] == "quieter"] == ["-6 dB"]
+
+
+def _loud_person(tmp_path: Path) -> Path:
+    """A loud person (active speech at -15.7 dBFS): the room sets the narrator's echo by the person's level, so at
+    +6 dB echo the narrator's peaks pass full scale. The one word comes after the narration."""
+    from voicecoach.audio.acoustics import active_level
+
+    word = synthesize(PERSON, "hello").astype(np.float64)
+    word *= 32768 * 10 ** (-15.7 / 20) / active_level(word)
+    track = np.zeros(RATE * 40)
+    track[RATE * 38 : RATE * 38 + len(word)] = word
+    path = tmp_path / "loud.wav"
+    write_wav(path, np.round(track).astype(np.int16), RATE)
+    return path
+
+
+def test_a_narrator_that_clips_the_microphone_is_turned_down_and_clips_it_far_less(tmp_path: Path) -> None:
+    vocabulary = load_vocabulary("en")
+    stored = StoredSynthesizer(Pyttsx3Synthesizer(NarratorSettings(rate_wpm=165)), "test", tmp_path / "speech")
+    run = RoomRun(person=_loud_person(tmp_path), acoustics=RoomSettings(echo_db=6.0, snr_db=20.0, seed=1))
+    clipped = {}
+    for guard in (True, False):
+        settings = ListeningSettings(RecognizerSettings(engine=ENGINE))
+        pipeline = ListeningPipeline.from_settings(settings if guard else replace(settings, clip_guard=None),
+                                                   vocabulary)  # fmt: skip
+        transcript = Transcript()
+        room = run_room(Session(_routine()), vocabulary, pipeline, CachedSynthesizer(stored), run, transcript)
+        mic = room.microphone()  # type: ignore[attr-defined]
+        clipped[guard] = int(np.count_nonzero(np.abs(mic.astype(np.int32)) >= 32767))
+        steps = [r["text"] for r in transcript.records if r["kind"] == "quieter"]
+        if guard:
+            assert steps and steps[-1] == f"-{3 * len(steps)} dB" and len(steps) <= 4, steps
+            assert pipeline.clip_guard is not None and pipeline.clip_guard.down_db == 3 * len(steps)
+        else:
+            assert steps == []
+    assert clipped[False] > 1000, "the room did not clip: the test no longer tests the guard"
+    assert clipped[True] < clipped[False] / 10, clipped

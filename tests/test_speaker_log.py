@@ -206,3 +206,25 @@ def test_buffers_on_a_running_stream_are_stamped_by_its_frame_count_not_by_one_c
     assert second.start_s == pytest.approx(first.start_s + 12 * FRAMES / RATE, abs=1e-9), (
         "the second buffer is placed by the frame count, its own callback's 2 ms of jitter ignored"
     )
+
+
+def test_turn_down_lowers_the_buffer_playing_and_every_later_one_and_fades_are_relative_to_it(speaker: Speaker) -> None:
+    samples = np.full(40 * FRAMES, 10000, np.int16)
+    speaker.play(samples, RATE)
+    start_s = speaker_module.time.monotonic() + 0.02
+    out = [callback(speaker, start_s + block * FRAMES / RATE) for block in range(4)]
+    speaker.turn_down(6.0)
+    assert speaker.level_db == pytest.approx(-6.0)
+    out += [callback(speaker, start_s + block * FRAMES / RATE) for block in range(4, 8)]
+    speaker.fade(-20.0)
+    out += [callback(speaker, start_s + block * FRAMES / RATE) for block in range(8, 12)]
+    speaker.fade(0.0)  # back to the turned-down level, not to full scale
+    out += [callback(speaker, start_s + block * FRAMES / RATE) for block in range(12, 16)]
+    written = np.concatenate(out)
+    half, faded = round(10000 * 10 ** (-6 / 20)), round(10000 * 10 ** (-26 / 20))
+    assert [int(written[i * FRAMES - 1]) for i in (4, 8, 12, 16)] == [10000, half, faded, half]
+    (entry,) = speaker.played()
+    assert np.array_equal(entry.samples[: len(written)], written), "the log (the canceller's reference) is what played"
+    speaker.play(samples, RATE)  # the next utterance starts at the level
+    later = [callback(speaker, start_s + 1.0 + block * FRAMES / RATE) for block in range(2)]
+    assert int(later[1][-1]) == half

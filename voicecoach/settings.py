@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from voicecoach.core.progression import ProgressionSettings
+from voicecoach.echo.clipping import ClipGuardSettings
 from voicecoach.listening.rules import SpotterSettings
 
 Engine = Literal["auto", "spotter", "vosk", "pocketsphinx"]
@@ -92,6 +93,8 @@ class ListeningSettings:
     """Cancel the narrator's own playback in the microphone signal."""
     rules: SpotterSettings = field(default_factory=SpotterSettings)
     yield_floor: YieldSettings = field(default_factory=YieldSettings)
+    clip_guard: ClipGuardSettings | None = field(default_factory=ClipGuardSettings)
+    """Turn the narrator down when the microphone clips on its voice (voicecoach.echo.clipping); None: never."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -141,7 +142,8 @@ class _Playback:
         self.finished = False
         """True if it played to its end, False if it was aborted."""
         self.gains = np.ones(len(samples), dtype=np.float32)
-        """The gain each sample was played at (1 unless the narrator was faded): the log keeps what was heard."""
+        """The gain each sample was played at (1 unless the narrator was faded or turned down): the log keeps what was
+        heard."""
         self.faded = False
         """Set by the callback once any sample was played below full level (gains then need reading)."""
         self.cancelled = False
@@ -177,9 +179,11 @@ class Speaker:
         self._playback: _Playback | None = None
         self._aborts = 0
         """abort() calls so far: a play() that an abort() overtook silences itself before it returns."""
+        self._level = 1.0
+        """The narrator's level (turn_down lowers it for good): every buffer plays at it, fades are relative to it."""
         self._gain = 1.0
         self._target_gain = 1.0
-        """fade() sets it; the callback ramps to it within one block (5 ms at 48 kHz)."""
+        """fade() and turn_down() set it; the callback ramps to it within one block (5 ms at 48 kHz)."""
         self.underflows = 0
         """Callbacks in which PortAudio reported an output underflow."""
         what = "Cannot open the speaker"
@@ -210,7 +214,7 @@ class Speaker:
         playback = _Playback(np.array(resample(samples, sample_rate, self.sample_rate), dtype=np.int16))
         playback.samples.flags.writeable = False
         aborts_before = self._aborts
-        self._gain = self._target_gain = 1.0  # a new utterance starts at full level, whatever was faded before
+        self._gain = self._target_gain = self._level  # a new utterance starts at the level, whatever was faded before
         with self._lock:
             if self._follow_on_locked(playback, aborts_before):
                 return
@@ -279,8 +283,19 @@ class Speaker:
                 self._lock.release()
 
     def fade(self, gain_db: float) -> None:
-        """Play on at gain_db (0: full level); the change ramps in within one block. Never waits."""
-        self._target_gain = float(10 ** (gain_db / 20))
+        """Play on at gain_db re the level (0: back to it); the change ramps in within one block. Never waits."""
+        self._target_gain = self._level * float(10 ** (gain_db / 20))
+
+    def turn_down(self, step_db: float) -> None:
+        """Lower the level by step_db for good, the buffer playing now included (within one block). Never waits."""
+        factor = float(10 ** (-abs(step_db) / 20))
+        self._level *= factor
+        self._target_gain *= factor
+
+    @property
+    def level_db(self) -> float:
+        """The level re full scale, dB (0 unless turned down)."""
+        return 20 * math.log10(self._level)
 
     def played(self) -> list[PlayedBuffer]:
         """The buffers played in about the last minute, oldest first (the one in flight: as handed over so far)."""

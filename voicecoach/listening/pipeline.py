@@ -1,6 +1,7 @@
 """The one listening pipeline: microphone blocks and the speaker's playback log in, CommandHeard out.
 
-    microphone block -> EchoRemover (aligned playback as reference) -> the engine's noise floor, if it asks for one
+    microphone block -> clip guard (turns the narrator down when its voice clips the microphone)
+                     -> EchoRemover (aligned playback as reference) -> the engine's noise floor, if it asks for one
                      -> recognizer -> spotting rules -> own-voice filter (non-safety commands; for stop and too
                         much only the same place of a replayed line, with nothing new in the microphone)
                      -> CommandHeard
@@ -27,6 +28,7 @@ from voicecoach.core.commands import Vocabulary
 from voicecoach.core.events import CommandHeard
 from voicecoach.echo.aligner import PlayedAudio
 from voicecoach.echo.clean_mic import EchoRemover
+from voicecoach.echo.clipping import ClipGuard, ClipGuardSettings
 from voicecoach.echo.near_end import NearEndSettings
 from voicecoach.listening.engines import make_recognizer
 from voicecoach.listening.own_voice import OwnVoice
@@ -73,10 +75,14 @@ it hears still acts."""
 
 
 class FloorControl(Protocol):
-    """What the pipeline may do to the narrator by itself: fade it (0 dB: full level)."""
+    """What the pipeline may do to the narrator by itself: fade it (0 dB: back to its level), and turn it down."""
 
     def fade(self, gain_db: float) -> None:
         """Play on at this gain."""
+        ...
+
+    def turn_down(self, step_db: float) -> None:
+        """Play quieter by step_db from now on, for good."""
         ...
 
 
@@ -109,6 +115,7 @@ class ListeningPipeline:
         rules: SpotterSettings | None = None,
         own_voice: OwnVoice | None = None,
         yield_floor: YieldSettings | None = None,
+        clip_guard: ClipGuardSettings | None = ClipGuardSettings(),  # noqa: B008 (frozen: one shared default is fine)
     ) -> None:
         if recognizer.sample_rate != SAMPLE_RATE:
             raise ValueError(f"{recognizer.name} takes {recognizer.sample_rate} Hz; the pipeline runs at {SAMPLE_RATE}")
@@ -127,6 +134,8 @@ class ListeningPipeline:
         self._yield = yield_floor or YieldSettings(enabled=False)
         watch = self._yield.enabled and self._yield.near_end  # the person's voice is looked for only when it is used
         self._echo = EchoRemover(SAMPLE_RATE, enabled=echo_cancel, near_end=NearEndSettings() if watch else None)
+        self.clip_guard = ClipGuard(clip_guard) if clip_guard is not None else None
+        """Turns the narrator down (through floor) when the microphone clips on its voice; None: off."""
         self._levels: collections.deque[float] = collections.deque(maxlen=_SPOT_WINDOW_BLOCKS)
         """The last blocks' power as the canceller left them, dB (for the replayed-line rule: see _commands)."""
         floor_dbfs = getattr(recognizer, "noise_floor_dbfs", None)
@@ -156,7 +165,7 @@ class ListeningPipeline:
         """The pipeline the settings describe (opens the engine and its model)."""
         recognizer = make_recognizer(settings.recognizer, vocabulary)
         return cls(recognizer, vocabulary, echo_cancel=settings.echo_cancel, rules=settings.rules,
-                   yield_floor=settings.yield_floor)
+                   yield_floor=settings.yield_floor, clip_guard=settings.clip_guard)
 
     @property
     def name(self) -> str:
@@ -166,11 +175,14 @@ class ListeningPipeline:
     def process(self, pcm: np.ndarray, capture_s: float, played: Iterable[PlayedAudio] = ()) -> list[CommandHeard]:
         """One int16 16 kHz block captured at capture_s (monotonic), with the playback log; the commands heard."""
         played = list(played)
+        narrating = self._narrating(played, capture_s)
+        guarding = narrating and self._faded_at_s is None  # faded 25 dB down, a clip is the person's, not the echo
+        if self.clip_guard is not None and self.clip_guard.feed(pcm, capture_s + len(pcm) / SAMPLE_RATE, guarding):
+            self._turn_down()
         cleaned = self._echo.clean(np.asarray(pcm, dtype=np.int16), capture_s, played)
         self._levels.append(10 * math.log10(float(np.mean(cleaned.astype(np.float64) ** 2)) + 1.0))
         if self.on_cleaned is not None:
             self.on_cleaned(cleaned)
-        narrating = self._narrating(played, capture_s)
         if self._set_floors is not None:  # the engine itself waits for a sure enough frame (see _commands)
             self._set_floors(_NARRATING_CONFIDENCE if narrating else 0.0,
                              self._settling_confidence if narrating and not self._echo.settled else 0.0)  # fmt: skip
@@ -180,6 +192,17 @@ class ListeningPipeline:
         heard = self._commands(hyps, now_s, narrating)
         self._yield_floor(now_s, bool(heard), narrating and self._yield.near_end and self._echo.near_end)
         return heard
+
+    def _turn_down(self) -> None:
+        """The narrator's voice clips the microphone: one step quieter (see voicecoach.echo.clipping)."""
+        assert self.clip_guard is not None
+        step_db, down_db = self.clip_guard.settings.step_db, self.clip_guard.down_db
+        turn_down = getattr(self.floor, "turn_down", None)
+        if callable(turn_down):
+            turn_down(step_db)
+        _LOGGER.warning("The microphone clips on the narrator's voice: narrator turned down to -%.0f dB. A lower "
+                        "volume (--volume, or volume in the config's [narrator]) or the speaker farther from the "
+                        "microphone avoids it.", down_db)  # fmt: skip
 
     @staticmethod
     def _narrating(played: Iterable[PlayedAudio], capture_s: float) -> bool:

@@ -148,6 +148,13 @@ class SoundNarrator:
         if callable(fade):
             fade(gain_db)
 
+    def turn_down(self, step_db: float) -> None:
+        """Play quieter by step_db from now on, the utterance playing now included (the microphone clipped on the
+        narrator's voice: see voicecoach.echo.clipping). Never waits."""
+        turn_down = getattr(self._speaker, "turn_down", None)
+        if callable(turn_down):
+            turn_down(step_db)
+
     def idle(self) -> bool:
         """True when nothing is playing or queued."""
         with self._lock:

@@ -59,6 +59,8 @@ class VoiceRig:
             "own-voice commands ignored": getattr(pipeline, "ignored_own_voice", 0),
             "narrator fades": getattr(pipeline, "fades", 0),
             "fades no command followed": getattr(pipeline, "false_fades", 0),
+            "narrator turned down, dB (its voice clipped the microphone)":
+                round(getattr(getattr(pipeline, "clip_guard", None), "down_db", 0)),
         }
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ one listening pipeline, and the session reacting. Faster than real time, and the
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,10 @@ class RoomNarrator:
         """Play the rest of the current utterance at gain_db (0 dB: full level again)."""
         self._room.fade(gain_db)
 
+    def turn_down(self, step_db: float) -> None:
+        """Play quieter by step_db from now on (the microphone clipped on the narrator's voice)."""
+        self._room.turn_down(step_db)
+
     def chime(self, name: str) -> None:
         """Chimes are not simulated (their echo is a tone the spotter never confuses with speech)."""
 
@@ -146,6 +151,8 @@ class Room:
         self.mic: list[np.ndarray] = []
         """Every microphone block, for tests and evaluations."""
         self._playing_until = 0
+        self._level = 1.0
+        """The narrator's level (turn_down lowers it for good); fades are relative to it."""
         self._gain = 1.0
         self._faded_until = 0
         """End of the utterance a fade applies to."""
@@ -160,6 +167,8 @@ class Room:
         end = start + len(samples)
         if end > len(self.timeline):
             self.timeline = np.concatenate([self.timeline, np.zeros(max(end - len(self.timeline), RATE * 60))])
+        if self._level != 1.0:
+            samples = samples * self._level
         self.timeline[start:end] = samples
         if start >= self._faded_until:
             self._gain = 1.0
@@ -185,6 +194,18 @@ class Room:
             self.played = [_scaled(b, now, end, gain / self._gain) for b in self.played]
         self._gain = gain
         self.transcript.record(now / RATE, "fade" if gain_db < 0 else "unfade", f"{gain_db:+.0f} dB")
+
+    def turn_down(self, step_db: float) -> None:
+        """Lower the narrator's level by step_db for good: what is not yet handed over (see fade) and every later
+        utterance."""
+        now = self.position + round(_HANDED_OVER_S * RATE)
+        factor = float(10 ** (-abs(step_db) / 20))
+        self._level *= factor
+        end = self._playing_until
+        if end > now:
+            self.timeline[now:end] *= factor
+            self.played = [_scaled(b, now, end, factor) for b in self.played]
+        self.transcript.record(now / RATE, "quieter", f"{20 * math.log10(self._level):+.0f} dB")
 
     def cut(self) -> None:
         """Everything after now is not played; say when the narration stops reaching the microphone."""
