@@ -416,6 +416,10 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
     if options.yield_floor:
         print(f"narrator fades: {pipeline.fades}, of which no command followed: {pipeline.false_fades} "
               f"({pipeline.false_fades / wall_s * 3600:.0f} an hour of the bench)")
+    guard = pipeline.clip_guard
+    if guard is not None:
+        print(f"microphone samples clipped while the narrator spoke: {guard.clipped_samples}; narrator turned down "
+              f"{guard.down_db:.0f} dB")
     return code
 
 

@@ -565,3 +565,16 @@ def test_clipping_with_the_narrator_quiet_or_with_the_guard_off_turns_nothing_do
         quiet.process(mic[offset : offset + 320], offset / 16000)  # nothing played: a loud person
         off.process(mic[offset : offset + 320], offset / 16000, played)
     assert floors[0].turned_down == [] and floors[1].turned_down == []
+
+
+def test_a_clipped_recording_with_its_reference_says_once_that_its_echo_cannot_be_fully_cancelled(
+    vocabulary: Vocabulary, caplog: pytest.LogCaptureFixture
+) -> None:
+    narration = np.full(16000 * 4, 3000, np.int16)
+    mic = narration.copy()
+    mic[::400] = 32767
+    pipeline = ListeningPipeline(ScriptedRecognizer([]), vocabulary, echo_cancel=False)  # no narrator to turn down
+    with caplog.at_level(logging.WARNING, logger="voicecoach.listening.pipeline"):
+        pipeline.run_samples(mic, 16000, reference=narration)
+    assert caplog.text.count("clips on the narrator's voice: its echo cannot be fully cancelled") == 1
+    assert "turned down" not in caplog.text

@@ -50,7 +50,7 @@ class ClipGuard:
     def __init__(self, settings: ClipGuardSettings | None = None) -> None:
         self.settings = settings or ClipGuardSettings()
         self.down_db = 0.0
-        """How far the narrator has been turned down so far."""
+        """How far it has asked for the narrator to be turned down so far, dB."""
         self.clipped_samples = 0
         """Clipped samples seen while the narrator played (for the run's counters)."""
         self._clipped_at: collections.deque[float] = collections.deque()

@@ -198,8 +198,11 @@ class ListeningPipeline:
         assert self.clip_guard is not None
         step_db, down_db = self.clip_guard.settings.step_db, self.clip_guard.down_db
         turn_down = getattr(self.floor, "turn_down", None)
-        if callable(turn_down):
-            turn_down(step_db)
+        if not callable(turn_down):  # a recording with its reference: there is nothing to turn down
+            if down_db == step_db:
+                _LOGGER.warning("The microphone clips on the narrator's voice: its echo cannot be fully cancelled.")
+            return
+        turn_down(step_db)
         _LOGGER.warning("The microphone clips on the narrator's voice: narrator turned down to -%.0f dB. A lower "
                         "volume (--volume, or volume in the config's [narrator]) or the speaker farther from the "
                         "microphone avoids it.", down_db)  # fmt: skip
