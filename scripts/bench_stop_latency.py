@@ -416,11 +416,16 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
     if options.yield_floor:
         print(f"narrator fades: {pipeline.fades}, of which no command followed: {pipeline.false_fades} "
               f"({pipeline.false_fades / wall_s * 3600:.0f} an hour of the bench)")
-    guard = pipeline.clip_guard
+    _print_clipping(pipeline)
+    return code
+
+
+def _print_clipping(pipeline: object) -> None:
+    """What the clip guard saw and did (voicecoach.echo.clipping)."""
+    guard = getattr(pipeline, "clip_guard", None)
     if guard is not None:
         print(f"microphone samples clipped while the narrator spoke: {guard.clipped_samples}; narrator turned down "
               f"{guard.down_db:.0f} dB")
-    return code
 
 
 _BENCH_RESUME = "(the bench resumes)"
@@ -464,6 +469,7 @@ def narration_only(options: argparse.Namespace, audio: VirtualAudio) -> int:
     thread.join(timeout=20)
     rig.narrator.stop()  # type: ignore[attr-defined]
     time.sleep(0.3)
+    pipeline = rig.listener.pipeline  # type: ignore[attr-defined]
     rig.close()
     _save_cleaned(cleaned, options.save_cleaned)
     talk_s = sum(speech.values())
@@ -478,6 +484,7 @@ def narration_only(options: argparse.Namespace, audio: VirtualAudio) -> int:
     print(f"false commands: {len(false)} ({len(false) / max(talk_s, 1e-9) * 3600:.1f} an hour of narrator speech); "
           f"resumed after a false stop or pause: {resumes}")  # fmt: skip
     print(f"listener CPU: {cpu_s:.2f} s over {wall_s:.1f} s of audio = {cpu_s / wall_s:.3f} of real time")
+    _print_clipping(pipeline)
     return 0
 
 

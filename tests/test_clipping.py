@@ -39,6 +39,11 @@ def test_a_single_click_or_clipping_spread_thinner_than_the_window_does_nothing(
     assert _feed(ClipGuard(), {0, 101, 202, 303}, 400) == [], "one clipped block every 2 s is under three in 2 s"
 
 
+def test_a_loud_word_clipping_in_a_run_of_blocks_is_the_person_not_the_narrator() -> None:
+    assert _feed(ClipGuard(), set(range(50, 70)), 200) == [], "0.4 s of clipping in a row: one word"
+    assert _feed(ClipGuard(), set(range(50, 70)) | {120}, 200) == [2.42], "and then the voice again, 1 s later"
+
+
 def test_clipping_while_the_narrator_is_quiet_is_the_person_and_never_counts() -> None:
     guard = ClipGuard()
     assert _feed(guard, set(range(100)), 100, narrating=False) == []
@@ -48,7 +53,7 @@ def test_clipping_while_the_narrator_is_quiet_is_the_person_and_never_counts() -
 def test_after_a_step_it_waits_for_the_quieter_voice_then_steps_again_down_to_its_limit() -> None:
     guard = ClipGuard(ClipGuardSettings(blocks=3, window_s=2.0, step_db=3.0, max_down_db=12.0, hold_s=1.0))
     steps = _feed(guard, set(range(1000)), 1000)  # clips all the time: the voice never gets quiet enough
-    assert steps == [0.06, 1.10, 2.14, 3.18], "a step, a second's hold, three more blocks: four steps of 3 dB"
+    assert steps == [0.52, 2.02, 3.52, 5.02], "half a second of clipping, a second's hold: four steps of 3 dB"
     assert guard.down_db == 12.0
 
 

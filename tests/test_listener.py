@@ -538,7 +538,7 @@ class _VolumeFloor(_Floor):
 def test_a_microphone_that_clips_on_the_narrators_voice_turns_the_narrator_down_and_says_so(
     vocabulary: Vocabulary, caplog: pytest.LogCaptureFixture
 ) -> None:
-    narration = np.full(16000 * 4, 3000, np.int16)
+    narration = np.full(16000 * 6, 3000, np.int16)
     played = [_Played(0.0, 16000, narration)]
     mic = narration.copy()
     mic[::400] = 32767  # the echo's peaks at full scale, in every block
@@ -548,7 +548,7 @@ def test_a_microphone_that_clips_on_the_narrators_voice_turns_the_narrator_down_
     with caplog.at_level(logging.WARNING, logger="voicecoach.listening.pipeline"):
         for offset in range(0, len(mic), 320):
             pipeline.process(mic[offset : offset + 320], offset / 16000, played)
-    assert floor.turned_down == [3.0, 3.0, 3.0, 3.0], "three steps a second or so, then the guard's 12 dB limit"
+    assert floor.turned_down == [3.0, 3.0, 3.0, 3.0], "a step every 1.5 s or so, then the guard's 12 dB limit"
     assert "narrator turned down to -12 dB" in caplog.text and "--volume" in caplog.text
     assert floor.gains == [], "a turn-down is not a fade"
 

@@ -9,7 +9,8 @@ clipped 207,000 samples over the lower-back routine and the spotter heard 85 fal
 default level, with no clipping, none (docs/eval/room-eval.md).
 
 A person cannot hear that the microphone clips, and should not have to find the volume that avoids it, so the
-guard does: samples at full scale in several blocks while the narrator plays turn it down one step; it stays down
+guard does: samples at full scale in several blocks, spread over half a second or more, while the narrator plays
+turn it down one step; it stays down
 for the session (coming back up would clip again), and never more than a few steps.
 """
 
@@ -30,10 +31,14 @@ class ClipGuardSettings:
     """When clipping over the narration turns the narrator down, and by how much."""
 
     blocks: int = 3
-    """Blocks with a clipped sample, while the narrator plays...
-    (one block can be a knock on the floor or a click; a voice's peaks recur every syllable)"""
+    """Blocks with a clipped sample, while the narrator plays (one block can be a knock on the floor or a click)...
+    """
     window_s: float = 2.0
-    """...within this many seconds turn it down one step."""
+    """...within this many seconds..."""
+    min_span_s: float = 0.5
+    """...from the first of them to the last at least this long, turn it down one step. A voice's peaks clip
+    syllable after syllable; a person's loud word clips in a run of blocks (in the room at 0 dB echo one person's
+    word clipped three blocks in a row, 60 ms, and without this it turned the narrator down)."""
     step_db: float = 3.0
     """One step. eSpeak-NG's peaks stand about 18 dB over its active speech level; a few steps bring them under full
     scale wherever the voice clipped only on its peaks."""
@@ -70,7 +75,7 @@ class ClipGuard:
         self._clipped_at.append(now_s)
         while self._clipped_at and self._clipped_at[0] <= now_s - s.window_s:
             self._clipped_at.popleft()
-        if len(self._clipped_at) < s.blocks:
+        if len(self._clipped_at) < s.blocks or now_s - self._clipped_at[0] < s.min_span_s - 1e-9:
             return False
         self._clipped_at.clear()
         self._hold_until_s = now_s + s.hold_s

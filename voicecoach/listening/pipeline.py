@@ -204,7 +204,7 @@ class ListeningPipeline:
             return
         turn_down(step_db)
         _LOGGER.warning("The microphone clips on the narrator's voice: narrator turned down to -%.0f dB. A lower "
-                        "volume (--volume, or volume in the config's [narrator]) or the speaker farther from the "
+                        "volume (--volume, or volume in the config's [voice]) or the speaker farther from the "
                         "microphone avoids it.", down_db)  # fmt: skip
 
     @staticmethod
