@@ -256,3 +256,19 @@ def test_a_narrator_that_clips_the_microphone_is_turned_down_and_clips_it_far_le
             assert steps == []
     assert clipped[False] > 1000, "the room did not clip: the test no longer tests the guard"
     assert clipped[True] < clipped[False] / 10, clipped
+
+
+def test_the_rooms_auto_resume_says_resume_once_per_stop(tmp_path: Path) -> None:
+    vocabulary = load_vocabulary("en")
+    pipeline = ListeningPipeline.from_settings(ListeningSettings(RecognizerSettings(engine=ENGINE)), vocabulary)
+    person, _ = _person(tmp_path)
+    stored = StoredSynthesizer(Pyttsx3Synthesizer(NarratorSettings(rate_wpm=165)), "test", tmp_path / "speech")
+    run = RoomRun(person=person, auto_resume_s=2.0, acoustics=RoomSettings(echo_db=ECHO_DB, snr_db=30.0, seed=3))
+    transcript = Transcript()
+    room = run_room(Session(_routine()), vocabulary, pipeline, CachedSynthesizer(stored), run, transcript)
+    stops = [r["t"] for r in transcript.records if r["kind"] == "heard" and r.get("command") == "stop"]
+    resumes = [r["t"] for r in transcript.records if r["kind"] == "heard" and r.get("command") == "resume"]
+    assert stops, "no stop heard"
+    assert room.auto_resumes == resumes  # type: ignore[attr-defined]
+    assert len(resumes) == len(stops), (stops, resumes)
+    assert not [r for r in transcript.records if r["kind"] == "ignored" and "resume" in r["text"]]

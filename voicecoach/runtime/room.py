@@ -168,7 +168,7 @@ class Room:
         if end > len(self.timeline):
             self.timeline = np.concatenate([self.timeline, np.zeros(max(end - len(self.timeline), RATE * 60))])
         if self._level != 1.0:
-            samples = samples * self._level
+            samples = np.round(samples * self._level)  # the reference below is exactly what the room plays
         self.timeline[start:end] = samples
         if start >= self._faded_until:
             self._gain = 1.0
@@ -223,7 +223,10 @@ class Room:
         self._schedule_resume(now)
 
     def _schedule_resume(self, now: int) -> None:
-        """With auto-resume, the person says resume a while after each stop."""
+        """With auto-resume, the person says resume a while after each stop (not after the cut that resume itself
+        makes of the narrator's answer: that one was said twice, the second "ignored while running")."""
+        if self.auto_resumes and abs(self.auto_resumes[-1] - now / RATE) < _BLOCK / RATE:
+            return
         if self.auto_resume_s is not None:
             self.auto_resumes.append(now / RATE + self.auto_resume_s)
             self.events.post(Utterance("resume"), at_s=now / RATE + self.auto_resume_s)
