@@ -63,3 +63,14 @@ def test_samples_just_under_the_clipping_level_are_not_clipped() -> None:
     for i in range(100):
         assert not guard.feed(loud, (i + 1) * BLOCK_S, True)
     assert guard.clipped_samples == 0
+
+
+def test_record_test_counts_clipping_only_while_the_narrator_plays_or_its_echo_dies_away() -> None:
+    from voicecoach.runtime.record_test import clipped_over_narration
+
+    reference = np.zeros(16000 * 3, np.int16)
+    reference[16000:24000] = 2000  # the narrator plays from 1.0 to 1.5 s
+    mic = np.zeros(16000 * 3, np.int16)
+    mic[[100, 16500, 23999, 24000 + 7999, 24000 + 8001, 40000]] = 32767  # before, during, in the 0.5 s tail, after
+    assert clipped_over_narration(mic, reference) == 3
+    assert clipped_over_narration(mic, np.zeros_like(reference)) == 0

@@ -124,6 +124,7 @@ def test_record_test_writes_the_microphone_and_what_was_played(
     code, printed, err = run_cli(["record-test", str(out), "--seconds", "3"], capsys)
     assert code == 0, err
     assert f"listen --wav {out}" in printed
+    assert "The microphone did not clip on the narrator's voice." in printed
     (mic, played), rate = read_wav_channels(out)
     assert rate == 16000 and len(mic) == len(played) and len(mic) > 3 * rate
     loud = np.flatnonzero(np.abs(played) > 1000)

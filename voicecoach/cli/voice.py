@@ -87,12 +87,18 @@ def cmd_record_test(args: argparse.Namespace, settings: AppSettings) -> int:
     print(f"Playing {args.seconds:g} s of narration and recording; say a few commands now (stop, next, pause).",
           file=sys.stderr)  # fmt: skip
     try:
-        seconds = record_test(args.out, routine, settings.voice, args.seconds)
+        recorded = record_test(args.out, routine, settings.voice, args.seconds)
     except AudioDeviceError as exc:
         raise DeviceTrouble(str(exc)) from None
     except (TtsError, OSError) as exc:
         raise LiveError(str(exc)) from None
-    print(f"Wrote {args.out}: {seconds:.1f} s, channel 1 the microphone, channel 2 what the speaker played.")
+    print(f"Wrote {args.out}: {recorded.seconds:.1f} s, channel 1 the microphone, channel 2 what the speaker played.")
+    if recorded.clipped:
+        print(f"The microphone clipped on {recorded.clipped} samples while the narrator spoke: its echo cannot be "
+              "fully cancelled. Lower the volume (volume in the config's [voice], or --volume) or move the speaker "
+              "away from the microphone; in a session voicecoach turns itself down when this happens.")  # fmt: skip
+    else:
+        print("The microphone did not clip on the narrator's voice.")
     print(f"Replay it: voicecoach listen --wav {args.out}")
     return 0
 

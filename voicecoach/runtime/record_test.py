@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,18 @@ def narration_lines(routine: Routine, seconds: float) -> list[str]:
     return chosen
 
 
-def record_test(out: Path, routine: Routine, settings: VoiceSettings, seconds: float = 60.0) -> float:
-    """Play and record; write OUT as (microphone, played) at 16 kHz; the seconds recorded."""
+@dataclass(frozen=True)
+class RecordedTest:
+    """What record_test wrote."""
+
+    seconds: float
+    clipped: int
+    """Microphone samples at full scale while the narrator spoke (or within half a second of it): the echo
+    canceller cannot remove a clipped echo (voicecoach.echo.clipping)."""
+
+
+def record_test(out: Path, routine: Routine, settings: VoiceSettings, seconds: float = 60.0) -> RecordedTest:
+    """Play and record; write OUT as (microphone, played) at 16 kHz."""
     from voicecoach.audio.microphone import Microphone
     from voicecoach.audio.speaker import Speaker
     from voicecoach.narration.synthesis import Pyttsx3Synthesizer
@@ -77,7 +88,20 @@ def record_test(out: Path, routine: Routine, settings: VoiceSettings, seconds: f
     return _write(out, blocks, list(played.values()))
 
 
-def _write(out: Path, blocks: list[tuple[float, bytes]], played: list[object]) -> float:
+def clipped_over_narration(mic: np.ndarray, reference: np.ndarray) -> int:
+    """Samples of the microphone at full scale while the reference plays, or up to half a second after it (the
+    room's echo and the device's latency)."""
+    from voicecoach.echo.clipping import CLIPPED
+
+    playing = np.abs(reference.astype(np.int32)) > 0
+    tail = RATE // 2
+    since = np.cumsum(playing)  # the reference played within the last `tail` samples if the count rose
+    before = np.concatenate([np.zeros(tail + 1, dtype=since.dtype), since[: -tail - 1]])[: len(since)]
+    near = since - before > 0
+    return int(np.count_nonzero(near & (np.abs(mic.astype(np.int32)) >= CLIPPED)))
+
+
+def _write(out: Path, blocks: list[tuple[float, bytes]], played: list[object]) -> RecordedTest:
     """The microphone and the played buffers on the microphone's timeline, as a two-channel WAV."""
     if not blocks:
         raise OSError("the microphone gave no audio")
@@ -96,4 +120,4 @@ def _write(out: Path, blocks: list[tuple[float, bytes]], played: list[object]) -
         wav.setsampwidth(2)
         wav.setframerate(RATE)
         wav.writeframes(frames.tobytes())
-    return len(mic) / RATE
+    return RecordedTest(len(mic) / RATE, clipped_over_narration(mic, reference))
