@@ -1,7 +1,7 @@
 """Own-voice awareness: which words the narrator sounded, and when, so that its own words coming back through the
 microphone never count as commands. Safety commands (stop, too much) always count, with one exception the pipeline
-applies: the same place of a line played again, where one was acted on before, with nothing new in the microphone
-(remember_safety, replays_safety_spot; the rule is in listening/pipeline.py).
+applies: the same place of a line played again, where two were acted on before, with nothing new in the
+microphone (remember_safety, replays_safety_spot; the rule and its reasons are in listening/pipeline.py).
 
 Times are on whatever timeline the caller uses, as long as it is one timeline: live voice mode uses
 time.monotonic() (utterance start at the speaker, detection time in the listener's callback); the offline
