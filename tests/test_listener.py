@@ -492,10 +492,10 @@ def test_on_cleaned_gets_each_block_as_the_canceller_left_it_before_the_floor(vo
     assert not any(np.concatenate(kept)) and any(np.frombuffer(b"".join(recognizer.fed), "<i2"))
 
 
-def test_a_replayed_line_does_not_stop_itself_again_where_it_stopped_before(vocabulary: Vocabulary) -> None:
-    """The narrator's residue fires stop 2.4 s into a line; after each resume the line plays again and the same
-    residue fires stop at the same place. After two, nothing but the echo there is set aside; the person's voice
-    there acts."""
+def test_every_stop_acts_even_at_the_same_place_of_a_line_played_again(vocabulary: Vocabulary) -> None:
+    """A person who stops at the same words each time the line comes back is heard every time. (A rule that set a
+    third stop at the same place aside, to break a false-stop loop in the room at +6 dB echo, lost 13 of 30 people's
+    stops live: the bench reads one line in every trial; docs/eval/room-eval.md.)"""
     rng = np.random.default_rng(5)
     line = "Keep your shoulders on the mat and rise until your knees and hips form a line."
     narration = (rng.standard_normal(16000 * 5) * 3000).astype(np.int16)
@@ -505,10 +505,7 @@ def test_a_replayed_line_does_not_stop_itself_again_where_it_stopped_before(voca
     for start in starts:
         at = int(start * 16000)
         mic[at : at + len(narration)] += (narration * 0.05).astype(np.int16)  # its echo, 26 dB down
-    person = (rng.standard_normal(8000) * 3000).astype(np.int16)
-    mic[int(31.9 * 16000) : int(32.4 * 16000)] += person  # the person says something just before the fourth stop
     stop_blocks = {round((start + 2.4) / 0.02) for start in starts}
-    stop_blocks.add(round(43.3 / 0.02))  # away from the place: acts whatever the microphone holds
     script: list[list[Hypothesis] | Exception] = [
         [Hypothesis("stop", final=True, end_s=i * 0.02, confidence=0.95)] if i in stop_blocks else []
         for i in range(len(mic) // 320)
@@ -522,8 +519,8 @@ def test_a_replayed_line_does_not_stop_itself_again_where_it_stopped_before(voca
                 pipeline.own_voice.record(start, line, duration_s=5.0)
         if pipeline.process(mic[offset : offset + 320], now, [p for p in played if p.start_s <= now]):
             heard_at.append(round(now, 1))
-    assert heard_at == [2.4, 12.4, 32.4, 43.3]  # 22.4 and 42.4: the echo alone a third and fifth time
-    assert pipeline.ignored_own_voice == 2
+    assert heard_at == [2.4, 12.4, 22.4, 32.4, 42.4]
+    assert pipeline.ignored_own_voice == 0
 
 
 class _VolumeFloor(_Floor):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes.util
-import math
 import threading
 import time
 
@@ -354,37 +353,3 @@ def test_real_timings_drive_the_echo_decision(synthesizer: Pyttsx3Synthesizer) -
     assert own.is_own_echo(heard(Command.NEXT), 100.0 + nxt.end_s + 0.8)
     assert not own.is_own_echo(heard(Command.NEXT), 100.0 + nxt.start_s - 0.5)
     assert own.is_own_echo(heard(Command.RESUME, "continue"), 100.0 + speech.words[-1].end_s + 0.5)
-
-
-
-_LINE = "Keep your shoulders on the mat and rise until your knees and hips form a line."
-
-
-def test_a_safety_spot_is_the_same_place_in_the_same_line_played_again() -> None:
-    own = OwnVoice(VOCABULARY)
-    own.record(100.0, _LINE, duration_s=5.0)
-    assert own.replays_safety_spot(102.4) == (0, -math.inf)  # nothing was heard here before
-    own.remember_safety(102.4, -40.0)  # a stop acted on 2.4 s into the line, the microphone at -40 dB
-    own.cut(102.4)
-    own.record(110.0, "Okay, I have stopped.", duration_s=2.0)
-    assert own.replays_safety_spot(110.3)[0] == 0  # another line
-    own.record(120.0, _LINE, duration_s=5.0)  # the line again, after resume
-    assert own.replays_safety_spot(122.4) == own.replays_safety_spot(122.0) == own.replays_safety_spot(122.9) == (
-        1, -40.0)  # fmt: skip
-    assert own.replays_safety_spot(121.8)[0] == own.replays_safety_spot(123.0)[0] == 0  # over 0.5 s away
-    assert own.replays_safety_spot(119.0)[0] == 0  # before it began (the last line had ended long before)
-    own.remember_safety(122.6, -30.0)  # heard there again (the person's voice made it louder)
-    assert own.replays_safety_spot(122.5) == (2, -30.0)  # the loudest level heard at the place
-    own.record(130.0, _LINE + " Breathe.", duration_s=6.0)  # not the same line
-    assert own.replays_safety_spot(132.4)[0] == 0
-
-
-def test_a_safety_spot_needs_a_line_that_was_sounding() -> None:
-    own = OwnVoice(VOCABULARY)
-    own.record(0.0, _LINE, duration_s=5.0)
-    own.remember_safety(9.0)  # long after the line: no place in any line, nothing remembered
-    own.record(20.0, _LINE, duration_s=5.0)
-    assert own.replays_safety_spot(29.0)[0] == 0
-    own.remember_safety(25.5)  # just after the line ended: its echo and the decision come that late
-    own.record(40.0, _LINE, duration_s=5.0)
-    assert own.replays_safety_spot(45.3) == (1, 0.0)

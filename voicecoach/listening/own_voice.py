@@ -1,7 +1,5 @@
 """Own-voice awareness: which words the narrator sounded, and when, so that its own words coming back through the
-microphone never count as commands. Safety commands (stop, too much) always count, with one exception the pipeline
-applies: the same place of a line played again, where two were acted on before, with nothing new in the
-microphone (remember_safety, replays_safety_spot; the rule and its reasons are in listening/pipeline.py).
+microphone never count as commands. Safety commands (stop, too much) always count.
 
 Times are on whatever timeline the caller uses, as long as it is one timeline: live voice mode uses
 time.monotonic() (utterance start at the speaker, detection time in the listener's callback); the offline
@@ -11,7 +9,6 @@ evaluation uses seconds of the audio stream.
 from __future__ import annotations
 
 import collections
-import math
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,10 +25,6 @@ _AFTER_S = 1.2
 to about 0.85 s (an endpointed result) after it ends, plus the echo path, the microphone's block and the queue."""
 _KEPT_UTTERANCES = 64
 """Utterances remembered; only the last few seconds ever matter."""
-_KEPT_SPOTS = 16
-"""Places in the narrator's lines where a stop or too much was heard, remembered."""
-_SPOT_S = 0.5
-"""A safety command heard within this long of a remembered place, in the same line played again, is at that place."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +41,6 @@ class _Utterance:
     """One utterance that went to the speaker."""
 
     tokens: tuple[_Token, ...]
-    text: str
-    start_s: float
-    end_s: float
     cut_s: float | None = None
     """When playback was aborted (nothing from then on sounded); None if it played out."""
 
@@ -76,7 +66,6 @@ class OwnVoice:
         self.before_s = before_s
         self.after_s = after_s
         self._utterances: collections.deque[_Utterance] = collections.deque(maxlen=_KEPT_UTTERANCES)
-        self._spots: collections.deque[tuple[str, float, float]] = collections.deque(maxlen=_KEPT_SPOTS)
         self._lock = threading.Lock()
 
     def record(self, start_s: float, text: str, words: Sequence[WordTiming] = (), duration_s: float | None = None
@@ -94,9 +83,8 @@ class OwnVoice:
             for word in words
             for token in normalize(word.text)
         )
-        end_s = start_s + (duration_s if duration_s is not None else max(word.end_s for word in words))
         with self._lock:
-            self._utterances.append(_Utterance(tokens, text, start_s, end_s))
+            self._utterances.append(_Utterance(tokens))
 
     def cut(self, at_s: float) -> None:
         """Playback was aborted at at_s: words of the utterances recorded so far that had not begun never sounded."""
@@ -104,37 +92,6 @@ class OwnVoice:
             for utterance in self._utterances:
                 if utterance.cut_s is None or at_s < utterance.cut_s:
                     utterance.cut_s = at_s
-
-    def remember_safety(self, now_s: float, level_db: float = 0.0) -> None:
-        """A stop or too much was acted on at now_s, the microphone at level_db: remember where in which line of the
-        narrator it came, and that level."""
-        place = self._place(now_s)
-        if place is not None:
-            with self._lock:
-                self._spots.append((*place, level_db))
-
-    def replays_safety_spot(self, now_s: float) -> tuple[int, float]:
-        """How often a stop or too much was acted on before at this place in the same line of the narrator, played
-        again (within _SPOT_S of it, counted from the line's start), and the loudest level remembered with them
-        (0 and -inf if never)."""
-        place = self._place(now_s)
-        if place is None:
-            return 0, -math.inf
-        text, offset_s = place
-        with self._lock:
-            levels = [level for seen, seen_s, level in self._spots
-                      if text == seen and abs(offset_s - seen_s) <= _SPOT_S]  # fmt: skip
-        return len(levels), max(levels, default=-math.inf)
-
-    def _place(self, now_s: float) -> tuple[str, float] | None:
-        """(text, seconds since it began) of the latest line that began by now_s, if it was still sounding up to
-        after_s before now_s; None if no line was."""
-        with self._lock:
-            for utterance in reversed(self._utterances):
-                if utterance.start_s <= now_s:
-                    end_s = utterance.end_s if utterance.cut_s is None else min(utterance.end_s, utterance.cut_s)
-                    return (utterance.text, now_s - utterance.start_s) if now_s <= end_s + self.after_s else None
-        return None
 
     def is_own_echo(self, heard: CommandHeard, now_s: float, any_phrase: bool = False) -> bool:
         """True if this command is the narrator's own words coming back (never for a safety command).

@@ -2,9 +2,7 @@
 
     microphone block -> clip guard (turns the narrator down when its voice clips the microphone)
                      -> EchoRemover (aligned playback as reference) -> the engine's noise floor, if it asks for one
-                     -> recognizer -> spotting rules -> own-voice filter (non-safety commands; for stop and too
-                        much only the same place of a replayed line, with nothing new in the microphone)
-                     -> CommandHeard
+                     -> recognizer -> spotting rules -> own-voice filter (non-safety commands only) -> CommandHeard
 
 Everything that listens (run, serve, listen, the evaluation and the benchmarks) builds its chain here, with
 `ListeningPipeline.from_settings`, and feeds it with `process`; nothing else assembles these parts.
@@ -12,9 +10,7 @@ Everything that listens (run, serve, listen, the evaluation and the benchmarks) 
 
 from __future__ import annotations
 
-import collections
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -47,23 +43,6 @@ common source of false commands; stop and too much are never held back). An engi
 set_floors) is told so before it decides, and fires on the first frame that reaches it; other engines' commands
 below it are set aside after the fact."""
 _NARRATION_TAIL_S = 0.5
-_SPOT_WINDOW_BLOCKS = 50
-"""Blocks (1 s) over which the microphone's level is taken when a stop or too much comes over the narration."""
-_SPOT_TIMES = 2
-"""A stop or too much in a line of the narrator played again, at a place where one was acted on this many times
-before (within OwnVoice's 0.5 s, counted from the line's start), is set aside unless the microphone is
-_SPOT_LOUDER_DB louder now: the same residue of the same words firing again. Found in the room at +6 dB echo and
-60 dB SNR: a false stop 2.4 s into a line; after each resume the line was read again from its start and fired it
-again, every 4.3 s, 112 times in the routine (docs/eval/room-eval.md). At once (1) it broke that loop after one stop,
-but in the room at 0/20 it set aside 7 people's stops: their clips come every few seconds, and after a stop and a
-resume the next clip often fell at the same place of the same line, where the last person's stop had been. The
-level cannot tell those apart (the person's voice was there both times), so two: the loop ends after two stops,
-and a person is set aside only on a third stop at the same words of the same line (and is heard on the word they
-say next, which falls outside the place)."""
-_SPOT_LOUDER_DB = 6.0
-"""...unless the cleaned microphone is at least this much louder than it was at the loudest of those stops: then
-the person's voice is there this time and was not before (a person's word is 20 dB or more over the residue, the
-canceller removing 20-45 dB; 6 dB leaves room for a replay's residue to differ a little)."""
 _DITHER_TABLE_S = 1.0
 """Seconds of noise in the table an engine's noise floor repeats."""
 _SETTLING_CONFIDENCE = 0.9
@@ -136,8 +115,6 @@ class ListeningPipeline:
         self._echo = EchoRemover(SAMPLE_RATE, enabled=echo_cancel, near_end=NearEndSettings() if watch else None)
         self.clip_guard = ClipGuard(clip_guard) if clip_guard is not None else None
         """Turns the narrator down (through floor) when the microphone clips on its voice; None: off."""
-        self._levels: collections.deque[float] = collections.deque(maxlen=_SPOT_WINDOW_BLOCKS)
-        """The last blocks' power as the canceller left them, dB (for the replayed-line rule: see _commands)."""
         floor_dbfs = getattr(recognizer, "noise_floor_dbfs", None)
         self._dither = _Dither(floor_dbfs) if floor_dbfs is not None else None
         """The seeded noise the engine asks to hear under every block (the spotter: see its noise_floor_dbfs)."""
@@ -180,7 +157,6 @@ class ListeningPipeline:
         if self.clip_guard is not None and self.clip_guard.feed(pcm, capture_s + len(pcm) / SAMPLE_RATE, guarding):
             self._turn_down()
         cleaned = self._echo.clean(np.asarray(pcm, dtype=np.int16), capture_s, played)
-        self._levels.append(10 * math.log10(float(np.mean(cleaned.astype(np.float64) ** 2)) + 1.0))
         if self.on_cleaned is not None:
             self.on_cleaned(cleaned)
         if self._set_floors is not None:  # the engine itself waits for a sure enough frame (see _commands)
@@ -261,23 +237,8 @@ class ListeningPipeline:
                     self.ignored_own_voice += 1
                     _LOGGER.info("ignored own voice: %s (%r)", command.command.value, command.text)
                     continue
-                if narrating and command.command.is_safety:
-                    level_db = self._level_db()
-                    times, before_db = self.own_voice.replays_safety_spot(now_s)
-                    if times >= _SPOT_TIMES and level_db < before_db + _SPOT_LOUDER_DB:
-                        self.ignored_own_voice += 1
-                        _LOGGER.info("ignored: %s (%.2f) where it was acted on %d times before in the same line of the "
-                                     "narrator, played again, and the microphone holds no more than then (%.1f dB, "
-                                     "then %.1f)", command.command.value, command.confidence, times, level_db,
-                                     before_db)  # fmt: skip
-                        continue
-                    self.own_voice.remember_safety(now_s, level_db)
                 heard.append(command)
         return heard
-
-    def _level_db(self) -> float:
-        """How loud the cleaned microphone was over the last second: the 90th percentile of its blocks' power, dB."""
-        return float(np.percentile(self._levels, 90)) if self._levels else 0.0
 
     def run_samples(self, samples: np.ndarray, rate: int, reference: np.ndarray | None = None,
                     block_ms: int = _FILE_BLOCK_MS) -> PipelineRun:  # fmt: skip
