@@ -494,7 +494,7 @@ def test_on_cleaned_gets_each_block_as_the_canceller_left_it_before_the_floor(vo
 
 def test_every_stop_acts_even_at_the_same_place_of_a_line_played_again(vocabulary: Vocabulary) -> None:
     """A person who stops at the same words each time the line comes back is heard every time. (A rule that set a
-    third stop at the same place aside, to break a false-stop loop in the room at +6 dB echo, lost 13 of 30 people's
+    third stop at the same place aside, to break a false-stop loop in the room at +6 dB echo, heard 17 of 30 people's
     stops live: the bench reads one line in every trial; docs/eval/room-eval.md.)"""
     rng = np.random.default_rng(5)
     line = "Keep your shoulders on the mat and rise until your knees and hips form a line."
