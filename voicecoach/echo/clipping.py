@@ -4,9 +4,10 @@ The echo canceller models the way from speaker to microphone as linear. When the
 microphone (a speaker turned up, or standing close to it) the microphone's converter saturates on the voice's
 peaks, and what it records is no longer a filtered copy of the reference: the canceller cannot remove the clipped
 part, and its residue is loud, broadband and shaped like the narrator's words. In the closed-loop room at +6 dB echo
-under a loud person (active speech at -15.7 dBFS, so the narrator's peaks pass full scale) the microphone clipped
-207,000 samples over the lower-back routine and the spotter heard 85 false stops and too much; with this guard, 408
-samples and none (docs/eval/room-eval.md).
+under a loud person (active speech at -15.7 dBFS, so the narrator's peaks pass full scale) the spotter heard 997
+false stops and too much over the lower-back routine (each resume read the line again, and its clipped residue
+fired again), the microphone clipping 936,000 samples; with this guard, 408 samples and none
+(docs/eval/room-eval.md).
 
 A person cannot hear that the microphone clips, and should not have to find the volume that avoids it, so the
 guard does: samples at full scale in several blocks, spread over half a second or more, while the narrator plays,
