@@ -235,27 +235,34 @@ def _loud_person(tmp_path: Path) -> Path:
     return path
 
 
+_GUARD_SETTLED_S = 5
+"""Seconds into the run after which the guard has had its say: what clips before its first steps take hold (half
+a second of clipping, then a second's hold each) it cannot prevent, and how much that is depends on the narrator's
+first lines (here it ranged from 87 to 203 samples with the voice earlier tests left the shared pyttsx3 engine)."""
+
+
 def test_a_narrator_that_clips_the_microphone_is_turned_down_and_clips_it_far_less(tmp_path: Path) -> None:
     vocabulary = load_vocabulary("en")
     stored = StoredSynthesizer(Pyttsx3Synthesizer(NarratorSettings(rate_wpm=165)), "test", tmp_path / "speech")
     run = RoomRun(person=_loud_person(tmp_path), acoustics=RoomSettings(echo_db=6.0, snr_db=20.0, seed=1))
-    clipped = {}
+    clipped, later = {}, {}
     for guard in (True, False):
         settings = ListeningSettings(RecognizerSettings(engine=ENGINE))
         pipeline = ListeningPipeline.from_settings(settings if guard else replace(settings, clip_guard=None),
                                                    vocabulary)  # fmt: skip
         transcript = Transcript()
         room = run_room(Session(_routine()), vocabulary, pipeline, CachedSynthesizer(stored), run, transcript)
-        mic = room.microphone()  # type: ignore[attr-defined]
-        clipped[guard] = int(np.count_nonzero(np.abs(mic.astype(np.int32)) >= 32767))
+        at_full_scale = np.abs(room.microphone().astype(np.int32)) >= 32767  # type: ignore[attr-defined]
+        clipped[guard] = int(np.count_nonzero(at_full_scale))
+        later[guard] = int(np.count_nonzero(at_full_scale[RATE * _GUARD_SETTLED_S :]))
         steps = [r["text"] for r in transcript.records if r["kind"] == "quieter"]
         if guard:
             assert steps and steps[-1] == f"-{3 * len(steps)} dB" and len(steps) <= 4, steps
             assert pipeline.clip_guard is not None and pipeline.clip_guard.down_db == 3 * len(steps)
         else:
             assert steps == []
-    assert clipped[False] > 1000, "the room did not clip: the test no longer tests the guard"
-    assert clipped[True] < clipped[False] / 10, clipped
+    assert later[False] > 1000, "the room did not clip: the test no longer tests the guard"
+    assert later[True] < later[False] / 10, (clipped, later)
 
 
 def test_the_rooms_auto_resume_says_resume_once_per_stop(tmp_path: Path) -> None:
