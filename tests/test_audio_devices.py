@@ -221,3 +221,43 @@ def test_abort_does_not_wait_for_a_device_reopen_and_the_overtaken_play_is_silen
             release.set()
             player.join(10.0)
         assert speaker.wait(5.0) is False, "the play() that the abort overtook went on playing"
+
+
+def test_a_rig_on_real_devices_starts_the_narrator_at_the_level_remembered_for_them(
+    virtual_audio: VirtualAudio, tmp_path: Path
+) -> None:
+    from voicecoach.audio.devices import device_name
+    from voicecoach.core.commands import load_vocabulary
+    from voicecoach.runtime.clock import EventQueue, RealClock
+    from voicecoach.runtime.rig import open_rig
+    from voicecoach.settings import NarratorSettings, VoiceSettings
+    from voicecoach.store.levels import Devices, LevelMemory
+
+    memory = LevelMemory(tmp_path)
+    devices = Devices(device_name(None, "output"), device_name(None, "input"), 1.0)
+    memory.keep(devices, 6.0)
+    rig = open_rig(VoiceSettings(), load_vocabulary("en"), EventQueue(RealClock()), memory)
+    try:
+        assert (rig.speaker.device_name, rig.mic.device_name) == (devices.speaker, devices.microphone)
+        assert rig.speaker.level_db == pytest.approx(-3.0), "one step louder than the last session ended"
+        recording = virtual_audio.start_recording()
+        rig.speaker.play(tone(700, 0.6, SPEAKER_RATE), SPEAKER_RATE)
+        assert rig.speaker.wait(timeout_s=5.0)
+        time.sleep(0.2)
+        samples, rate = read_wav(recording.stop())
+    finally:
+        rig.close()
+    at = first_loud(samples, 2000)
+    assert at is not None
+    played = rms(samples[at + rate // 10 : at + rate * 4 // 10])
+    assert 20 * np.log10(played / rms(tone(700, 0.6, SPEAKER_RATE).astype(float))) == pytest.approx(-3.0, abs=0.5)
+    assert memory.recall(devices) == 6.0, "a session with no narration proves nothing: the level stays remembered"
+    quieter = Devices(devices.speaker, devices.microphone, 0.5)
+    half = VoiceSettings(narrator=NarratorSettings(volume=0.5))
+    rig = open_rig(half, load_vocabulary("en"), EventQueue(RealClock()), memory)
+    try:
+        assert rig.speaker.level_db == 0.0, "another volume setting has a memory of its own"
+    finally:
+        rig.close()
+    assert memory.recall(quieter) == 0.0
+

@@ -41,7 +41,8 @@ def checks(data_dir: Path) -> dict[str, Check]:
 
 def test_every_check_runs_once_in_order(checks: dict[str, Check]) -> None:
     assert list(checks) == ["python", "portaudio", "input device", "output device", "narrator", "vosk model", "spotter",
-                            "pocketsphinx", "echo canceller", "history", "disk space", "routine"]  # fmt: skip
+                            "pocketsphinx", "echo canceller", "narrator level", "history", "disk space",
+                            "routine"]  # fmt: skip
     for check in checks.values():
         assert check.detail and "\n" not in check.detail and "\n" not in check.fix
         assert check.ok or check.fix, f"{check.name} failed without saying how to fix it"
@@ -53,6 +54,24 @@ def test_python_history_disk_and_routine_pass(checks: dict[str, Check], data_dir
     assert (data_dir / "history.sqlite3").is_file()
     assert checks["disk space"].ok and "GB free" in checks["disk space"].detail
     assert checks["routine"].ok and checks["routine"].detail.startswith("lower-back: ")
+
+
+def test_the_narrator_level_says_full_level_or_what_is_remembered_and_names_a_bad_file(
+    checks: dict[str, Check], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voicecoach.cli.doctor import _levels
+    from voicecoach.store.levels import Devices, LevelMemory
+
+    assert checks["narrator level"].ok and checks["narrator level"].detail.startswith("full level")
+    monkeypatch.setenv("VOICECOACH_DATA", str(tmp_path))
+    LevelMemory(tmp_path).keep(Devices("USB speaker", "USB mic", 1.0), 6.0)
+    check = _levels()
+    assert check.ok and "USB speaker and USB mic at volume 1: ended -6 dB, next session starts at -3 dB" in check.detail
+    assert "--volume" in check.fix
+    (tmp_path / "levels.json").write_text("{")
+    check = _levels()
+    assert not check.ok and "levels.json: line 1" in check.detail and "delete" in check.fix
+    assert (tmp_path / "levels.json").read_text() == "{", "doctor only looks"
 
 
 def test_espeak_synthesizes_and_reports_its_time(checks: dict[str, Check]) -> None:

@@ -203,6 +203,17 @@ def resolve_device(spec: str | int | None, kind: DeviceKind) -> int | None:
     raise AudioDeviceError(f"{spec!r} matches several {kind} devices: {_describe(found)}; be more specific")
 
 
+def device_name(spec: str | int | None, kind: DeviceKind) -> str:
+    """The name of the device a spec chooses (the default device's, for None); the spec as given if PortAudio
+    cannot say (the name only labels what is remembered for the device)."""
+    try:
+        with device_errors(f"Cannot query the {kind} device") as sd:
+            index = resolve_device(spec, kind)
+            return str(sd.query_devices(index if index is not None else _default_index(sd, kind))["name"])
+    except (AudioDeviceError, ValueError, TypeError, KeyError):
+        return "default" if spec is None else str(spec)
+
+
 def callback_monotonic(device_time_s: float, current_time_s: float) -> float:
     """Map a PortAudio stream time (DAC/ADC) to time.monotonic(), from inside a callback."""
     now = time.monotonic()

@@ -80,6 +80,7 @@ def run_checks(config: Config, config_file: Path | None = None) -> list[Check]:
         ("spotter", _spotter),
         ("pocketsphinx", _pocketsphinx),
         ("echo canceller", lambda: _echo(config.echo_cancel)),
+        ("narrator level", _levels),
         ("history", _history),
         ("disk space", _disk),
         ("routine", lambda: _routine(config.routine, file)),
@@ -267,6 +268,26 @@ def _echo(enabled: bool) -> Check:
         return Check(name, False, str(exc), "install it: sudo apt-get install libspeexdsp1")
     state = "on" if enabled else "off in the config file ([echo] cancel = false)"
     return Check(name, True, f"libspeexdsp works; echo cancellation is {state}")
+
+
+def _levels() -> Check:
+    from voicecoach.echo.clipping import ClipGuardSettings
+    from voicecoach.store.history import data_dir
+    from voicecoach.store.levels import FILE_NAME, LevelFileError, parse
+
+    name, path = "narrator level", data_dir() / FILE_NAME
+    try:
+        levels = parse(path.read_text("utf-8"), path) if path.is_file() else []
+    except (OSError, LevelFileError) as exc:
+        return Check(name, False, str(exc), f"delete {path} (the next session sets an unreadable one aside)")
+    if not levels:
+        return Check(name, True, "full level (its voice has not clipped the microphone on these devices)")
+    step = ClipGuardSettings().first_step_db
+    detail = "; ".join(f"{level.devices.speaker} and {level.devices.microphone} at volume {level.devices.volume:g}: "
+                       f"ended -{level.down_db:.0f} dB, next session starts at -{step(level.down_db):.0f} dB"
+                       for level in levels)  # fmt: skip
+    return Check(name, True, detail, "its voice clipped the microphone there: a lower volume (--volume, or volume in "
+                 "the config's [voice]) or the speaker farther from the microphone lets it play at full level")
 
 
 def _history() -> Check:

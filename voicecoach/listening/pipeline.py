@@ -115,6 +115,9 @@ class ListeningPipeline:
         self._echo = EchoRemover(SAMPLE_RATE, enabled=echo_cancel, near_end=NearEndSettings() if watch else None)
         self.clip_guard = ClipGuard(clip_guard) if clip_guard is not None else None
         """Turns the narrator down (through floor) when the microphone clips on its voice; None: off."""
+        self.on_turned_down: Callable[[float], None] | None = None
+        """Called with how far down the narrator is, dB, after each step the clip guard takes (on the listening
+        thread): the rig remembers it for the devices (voicecoach.store.levels)."""
         floor_dbfs = getattr(recognizer, "noise_floor_dbfs", None)
         self._dither = _Dither(floor_dbfs) if floor_dbfs is not None else None
         """The seeded noise the engine asks to hear under every block (the spotter: see its noise_floor_dbfs)."""
@@ -182,6 +185,18 @@ class ListeningPipeline:
         _LOGGER.warning("The microphone clips on the narrator's voice: narrator turned down to -%.0f dB. A lower "
                         "volume (--volume, or volume in the config's [voice]) or the speaker farther from the "
                         "microphone avoids it.", down_db)  # fmt: skip
+        if self.on_turned_down is not None:
+            self.on_turned_down(down_db)
+
+    def start_turned_down(self, down_db: float) -> float:
+        """Begin with the narrator down_db down (a level remembered for these devices), as if the clip guard had
+        taken those steps; how far down it is (0 with the guard off or no floor to turn down)."""
+        turn_down = getattr(self.floor, "turn_down", None)
+        if self.clip_guard is None or down_db <= 0 or not callable(turn_down):
+            return 0.0
+        self.clip_guard.start_down(down_db)
+        turn_down(self.clip_guard.down_db)
+        return self.clip_guard.down_db
 
     @staticmethod
     def _narrating(played: Iterable[PlayedAudio], capture_s: float) -> bool:

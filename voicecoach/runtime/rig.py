@@ -11,6 +11,7 @@ from voicecoach.core.events import DeviceProblem
 from voicecoach.runtime.clock import EventQueue
 from voicecoach.runtime.player import SpeechDone
 from voicecoach.settings import ListeningSettings, MicSettings, VoiceSettings
+from voicecoach.store.levels import Devices, LevelMemory
 
 _LOGGER = logging.getLogger(__name__)
 _FIXED_PHRASES = ("One.", "Two.", "Three.", "Four.", "Five.", "Halfway.", "And release.", "Paused.")
@@ -37,6 +38,8 @@ class VoiceRig:
     mic: Any
     narrator: Any
     listener: Any
+    level: Any = None
+    """The narrator's level remembered for these devices (a _Level), or None."""
 
     def start(self) -> None:
         """Start capturing and listening; DeviceTrouble if the microphone does not start."""
@@ -66,6 +69,8 @@ class VoiceRig:
     def close(self) -> None:
         """Stop listening and speaking; release the devices."""
         _LOGGER.info("voice mode counters: %s", ", ".join(f"{k} {v}" for k, v in self.counters().items()))
+        if self.level is not None:
+            self.level.session_ended()
         for part in (self.listener, self.narrator):
             try:
                 part.close() if hasattr(part, "close") else part.stop()
@@ -75,8 +80,12 @@ class VoiceRig:
         self.speaker.close()
 
 
-def open_rig(settings: VoiceSettings, vocabulary: Vocabulary, events: EventQueue) -> VoiceRig:
-    """Open speaker, microphone, narrator and the listening pipeline; what it hears is posted into events."""
+def open_rig(settings: VoiceSettings, vocabulary: Vocabulary, events: EventQueue,
+             levels: LevelMemory | None = None) -> VoiceRig:  # fmt: skip
+    """Open speaker, microphone, narrator and the listening pipeline; what it hears is posted into events.
+
+    levels: where the narrator's level is remembered per devices (the clip guard's steps, voicecoach.store.levels);
+    None (benches, tests) starts at full level and remembers nothing."""
     from voicecoach.audio.devices import AudioDeviceError
     from voicecoach.audio.speaker import Speaker
     from voicecoach.listening.listener import Listener
@@ -98,7 +107,51 @@ def open_rig(settings: VoiceSettings, vocabulary: Vocabulary, events: EventQueue
     narrator = SoundNarrator(synthesizer, speaker, SpeechDone(events), _device_reporter(events), pipeline.own_voice)
     pipeline.floor = narrator
     listener = Listener(MicWatch(mic, events.post), pipeline, events.post, played=speaker.played)
-    return VoiceRig(speaker, mic, narrator, listener)
+    devices = Devices(getattr(speaker, "device_name", "default"), getattr(mic, "device_name", "default"),
+                      settings.narrator.volume)  # fmt: skip
+    level = _Level.start(levels, devices, pipeline) if levels is not None else None
+    return VoiceRig(speaker, mic, narrator, listener, level)
+
+
+@dataclass
+class _Level:
+    """The narrator's level for these devices: where a session starts, what is remembered after it."""
+
+    memory: LevelMemory
+    devices: Devices
+    pipeline: Any
+    remembered_db: float
+
+    @classmethod
+    def start(cls, memory: LevelMemory, devices: Devices, pipeline: Any) -> _Level | None:
+        """Start the pipeline's narrator one step louder than the last session on these devices ended (None with
+        the clip guard off: nothing is remembered)."""
+        guard = getattr(pipeline, "clip_guard", None)
+        if guard is None:
+            return None
+        level = cls(memory, devices, pipeline, memory.recall(devices))
+        down_db = pipeline.start_turned_down(guard.settings.first_step_db(level.remembered_db))
+        if level.remembered_db > 0:
+            _LOGGER.info("The narrator's voice clipped the microphone on %s and %s before (it ended %.0f dB down): "
+                         "it starts at -%.0f dB", devices.speaker, devices.microphone, level.remembered_db,
+                         down_db)  # fmt: skip
+        pipeline.on_turned_down = level.keep
+        return level
+
+    def keep(self, down_db: float) -> None:
+        """Remember a step as it is taken (a crash or power cut later keeps it)."""
+        self.remembered_db = max(self.remembered_db, down_db)
+        self._write(self.remembered_db)
+
+    def session_ended(self) -> None:
+        """Remember where the session ended (see ClipGuard.level_to_keep)."""
+        self._write(self.pipeline.clip_guard.level_to_keep(self.remembered_db))
+
+    def _write(self, down_db: float) -> None:
+        try:
+            self.memory.keep(self.devices, down_db)
+        except OSError as exc:
+            _LOGGER.warning("cannot remember the narrator's level in %s: %s", self.memory.path, exc)
 
 
 def open_pipeline(settings: ListeningSettings, vocabulary: Vocabulary) -> Any:

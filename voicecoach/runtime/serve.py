@@ -15,6 +15,8 @@ from voicecoach.runtime.player import Player
 from voicecoach.runtime.rig import open_rig
 from voicecoach.runtime.transcript import stdout_transcript
 from voicecoach.settings import AppSettings
+from voicecoach.store.history import data_dir
+from voicecoach.store.levels import LevelMemory
 from voicecoach.store.recording import prepare_session
 
 _LOGGER = logging.getLogger(__name__)
@@ -23,7 +25,7 @@ _LOGGER = logging.getLogger(__name__)
 def run_live(routine: Routine, vocabulary: Vocabulary, settings: AppSettings, json_lines: bool = False) -> int:
     """`voicecoach run ROUTINE`: speak and listen on the audio devices until the routine ends."""
     events = EventQueue(RealClock())
-    rig = open_rig(settings.voice, vocabulary, events)
+    rig = open_rig(settings.voice, vocabulary, events, LevelMemory(data_dir()))
     session, observers, close = prepare_session(routine, record=settings.history, progression=settings.progression)
     try:
         rig.start()
@@ -86,7 +88,7 @@ def _serve(settings: AppSettings, once: bool, json_lines: bool) -> int:
     load_routine_file(find_routine(default))  # a broken default is a start-up error, not a surprise at "start"
     vocabulary, by_phrase = routine_starters(load_vocabulary("en"))
     events = EventQueue(RealClock())
-    rig = open_rig(settings.voice, vocabulary, events)
+    rig = open_rig(settings.voice, vocabulary, events, LevelMemory(data_dir()))
     try:
         rig.start()
         while True:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -13,6 +11,7 @@ from pathlib import Path
 
 from voicecoach.core.events import Action, Finish
 from voicecoach.core.session import Session
+from voicecoach.store.atomic import replace_file
 
 _LOGGER = logging.getLogger(__name__)
 _FILE_NAME = "position.json"
@@ -34,29 +33,14 @@ class Position:
 
 
 class PositionStore:
-    """One small JSON file, replaced atomically (write, fsync, rename, fsync the folder)."""
+    """One small JSON file, replaced atomically (voicecoach.store.atomic)."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / _FILE_NAME
 
     def save(self, position: Position) -> None:
         """Replace the saved position; a crash at any moment leaves the old one or the new one."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=".position-", dir=self.path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(asdict(position), out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, self.path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        folder = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        replace_file(self.path, json.dumps(asdict(position)))
 
     def load(self, routine: str, now: float | None = None) -> Position | None:
         """The saved position for this routine, if recent and readable."""
