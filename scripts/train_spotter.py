@@ -96,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
                              "stop, that's too much ...) in every training voice, and real people's stop after "
                              "another of their words (plan.context_jobs), as positives; the confusables that hold "
                              "the word itself (non-stop, stopwatch) set aside")
+    parser.add_argument("--noise-floor", type=float, default=None, metavar="DBFS",
+                        help="lay a seeded white noise floor at this level (e.g. -70) under every rendered clip, "
+                             "training and validation alike, as the listening pipeline does under every block the "
+                             "spotter hears (no clip is digital silence); its own cache shards")
     parser.add_argument("--kokoro", action="store_true",
                         help="also neural voices: Kokoro-82M's five PyPI voice packs and blends of them "
                              "(plan.kokoro_jobs) speak every command phrase, half the confusables and, with "
@@ -168,7 +172,10 @@ def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
     context = plan.context_jobs(args.data, scale, args.seed) if args.in_context else []
     kokoro = plan.kokoro_jobs(scale, args.seed, in_context=args.in_context) if args.kokoro else []
     echo_val = plan.echo_validation_jobs(original, args.seed) if args.echo_validation else []
-    return original + extra + copies + more + talk + context + kokoro + echo_val
+    jobs = original + extra + copies + more + talk + context + kokoro + echo_val
+    if args.noise_floor is not None:
+        jobs = [{**job, "floor_dbfs": args.noise_floor} for job in jobs]
+    return jobs
 
 
 def _shaping_arguments(argv: list[str]) -> list[str]:
@@ -231,6 +238,10 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
     if args.min_frames:
         more += (f" The per-command rule gives {', '.join(args.min_frames)} frames in a row at least "
                  "(--min-frames), their thresholds chosen for it.")
+    if args.noise_floor is not None:
+        more += (f" Every rendered clip, training, validation and test alike, has a seeded white noise floor at "
+                 f"{args.noise_floor:g} dBFS under it (--noise-floor; their own cache shards), as the listening "
+                 "pipeline lays one under every block the spotter hears: no clip is digital silence.")
     if args.echo_validation:
         more += (" Validation negatives under echo (`plan.echo_validation_jobs`, their own cache shards): every "
                  "validation word, wake word and sentence of a real person once more under the narrator's echo "
@@ -535,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     trained_on = sum(1 for j in jobs if j.get("batch") != plan.ECHO_VALIDATION_BATCH)  # validation-only jobs aside
     recipe = json.dumps([config.recipe(), not args.extra_renders, args.clean_copies,
                          trained_on] + ([sources.HOMOPHONES] if args.drop_homophones else [])
-                        + ([sources.CONTAINS_COMMAND] if args.in_context else []))  # fmt: skip
+                        + ([sources.CONTAINS_COMMAND] if args.in_context else [])
+                        + ([["floor", args.noise_floor]] if args.noise_floor is not None else []))  # fmt: skip
     stage_dir = stage_dir / hashlib.sha256(recipe.encode()).hexdigest()[:12]
     stage_dir.mkdir(parents=True, exist_ok=True)
     raw_head = stage_dir / "head_untuned.npz"

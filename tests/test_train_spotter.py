@@ -339,3 +339,17 @@ def test_min_frames_takes_command_and_count_or_says_what_it_expected() -> None:
     for bad in ("tooo_much=2", "too_much=4", "too_much"):
         with pytest.raises(SystemExit, match=f"--min-frames {bad}: expected COMMAND=N"):
             script._min_frames(script._parser().parse_args(["--min-frames", bad]))
+
+
+def test_noise_floor_lays_the_pipelines_floor_under_every_clip_in_its_own_cache_shards(tmp_path: Path) -> None:
+    from voicecoach.training import augmentation, features
+
+    silence = np.zeros(16000, np.int16)
+    floored = augmentation.with_floor(silence, -70.0, seed=3)
+    level_dbfs = 10 * np.log10(np.mean(floored.astype(np.float64) ** 2) / 32768**2)
+    assert -71.0 < level_dbfs < -69.0 and np.count_nonzero(floored) > 15000, "no digital silence left"
+    assert np.array_equal(floored, augmentation.with_floor(silence, -70.0, seed=3)), "seeded"
+    loud = np.full(16000, 32767, np.int16)
+    assert augmentation.with_floor(loud, -70.0, seed=3).max() == 32767, "clipped to int16, not wrapped"
+    job = {"text": "stop", "label": "stop", "seed": 5}
+    assert features.job_hash({**job, "floor_dbfs": -70.0}) != features.job_hash(job)

@@ -148,6 +148,14 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
 
 
+def with_floor(samples: np.ndarray, level_dbfs: float, seed: int) -> np.ndarray:
+    """int16 samples with a seeded white noise floor at level_dbfs (RMS re full scale) under them: what the product's
+    listening pipeline lays under every block before the spotter hears it (its _Dither), so no clip is digital
+    silence anywhere."""
+    noise = np.random.default_rng(seed).standard_normal(len(samples)) * 32768 * 10 ** (level_dbfs / 20)
+    return to_int16(samples.astype(np.float64) + noise)
+
+
 def echo_lead_s(rng: random.Random) -> float:
     """Seconds of narration before a clip (see COLD_SHARE)."""
     return rng.uniform(*(COLD_LEAD_S if rng.random() < COLD_SHARE else WARM_LEAD_S))

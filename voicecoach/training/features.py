@@ -125,6 +125,8 @@ class _Worker:
 
     def embed(self, job: dict[str, Any]) -> tuple[np.ndarray, float, float]:
         audio, start, end = self.render(job)
+        if job.get("floor_dbfs") is not None:  # --noise-floor: as the pipeline hears it (the key is in the hash)
+            audio = augmentation.with_floor(audio, float(job["floor_dbfs"]), int(job.get("seed", 0)) + 7)
         audio = np.concatenate([audio, np.zeros((-len(audio)) % CHUNK_SAMPLES, np.int16)])
         return self.front_end.embed_clip(audio).astype(np.float16), start, end
 
