@@ -69,13 +69,13 @@ class VoiceRig:
     def close(self) -> None:
         """Stop listening and speaking; release the devices."""
         _LOGGER.info("voice mode counters: %s", ", ".join(f"{k} {v}" for k, v in self.counters().items()))
-        if self.level is not None:
-            self.level.session_ended()
         for part in (self.listener, self.narrator):
             try:
                 part.close() if hasattr(part, "close") else part.stop()
             except Exception:
                 _LOGGER.exception("closing %r", part)
+        if self.level is not None:  # the listener has stopped: no step can come after this
+            self.level.session_ended()
         self.mic.close()
         self.speaker.close()
 
