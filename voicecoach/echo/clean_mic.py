@@ -18,13 +18,18 @@ _LOGGER = logging.getLogger(__name__)
 _DIVERGED_BLOCKS = 50
 """Consecutive blocks in which cancelling added energy before the echo canceller is reset (50 x 20 ms)."""
 _SETTLE_WINDOW_BLOCKS = 50
-"""Blocks with playback over which the echo removed is measured (50 x 20 ms)."""
+"""Blocks with playback over which what the canceller leaves is measured (50 x 20 ms)."""
 _SETTLE_MAX_BLOCKS = 750
 """Blocks with playback after which the canceller counts as settled whatever it removes (15 s of narration at 20 ms
 blocks): a room it cannot cancel that well must not keep the start-up caution on for long."""
 _PLAYBACK_FLOOR = (32768 * 10 ** (-50 / 20)) ** 2
 """Mean square of a reference block below which nothing is playing (-50 dBFS)."""
 _NO_ECHO_POWER = (32768 * 10 ** (-60 / 20)) ** 2
+"""-60 dBFS, a quiet USB microphone's own noise, as a mean square. A microphone under it over the settling window of
+playback hears no echo: nothing to learn, and nothing of the narrator for the spotter to hear, so the canceller
+counts as settled at once (what it leaves is no louder). Without that, a microphone that does not hear the speaker
+(headphones, a virtual device) kept the start-up caution for the whole 15 s, and a person's stop needed 0.9 all
+that time."""
 _QUIET_POWER = _NO_ECHO_POWER
 """Mean square of what the canceller left over the settling window of playback under which it counts as settled: no
 louder than a quiet USB microphone's own noise (-60 dBFS), or than 6 dB over this room's own noise (measured between
@@ -45,10 +50,6 @@ is not to be trusted for this before the delay is known (live, a first version t
 reference was silent took -24 dBFS of echo for the room's noise)."""
 _BACKGROUND_MIN_BLOCKS = 25
 """Blocks of the room alone (0.5 s) before its noise is trusted; until then only -60 dBFS counts as quiet."""
-"""Mean square of the microphone over the settling window of playback below which no echo reaches it (-60 dBFS, a
-quiet USB microphone's own noise): nothing to learn, and nothing of the narrator for the spotter to hear, so the
-canceller counts as settled at once. Without it a microphone that does not hear the speaker (headphones, a virtual
-device) kept the start-up caution for the whole 15 s, and a person's stop needed 0.9 all that time."""
 
 
 class EchoRemover:
