@@ -70,4 +70,4 @@ def test_history_shows_how_each_hold_grew_and_every_too_much(capsys: pytest.Capt
                                        "    Two knee twist                          20 -> 25 s"]  # fmt: skip
     assert "    Bridge                                  15 -> 20 s" in trends.splitlines()
     [header, moment] = moments.splitlines()
-    assert header == '"Too much":' and moment.endswith("  lower-back: Two knee twist, 11.4 s into a hold")
+    assert header == '"Too much":' and moment.endswith("  lower-back: Two knee twist, 11.7 s into a hold")
