@@ -226,7 +226,6 @@ def test_abort_does_not_wait_for_a_device_reopen_and_the_overtaken_play_is_silen
 def test_a_rig_on_real_devices_starts_the_narrator_at_the_level_remembered_for_them(
     virtual_audio: VirtualAudio, tmp_path: Path
 ) -> None:
-    from voicecoach.audio.devices import device_name
     from voicecoach.core.commands import load_vocabulary
     from voicecoach.runtime.clock import EventQueue, RealClock
     from voicecoach.runtime.rig import open_rig
@@ -234,7 +233,10 @@ def test_a_rig_on_real_devices_starts_the_narrator_at_the_level_remembered_for_t
     from voicecoach.store.levels import Devices, LevelMemory
 
     memory = LevelMemory(tmp_path)
-    devices = Devices(device_name(None, "output"), device_name(None, "input"), 1.0)
+    listed = list_devices()
+    speaker = next(d.name for d in listed if d.is_default_output)
+    microphone = next(d.name for d in listed if d.is_default_input)
+    devices = Devices(speaker, microphone, 1.0)
     memory.keep(devices, 6.0)
     rig = open_rig(VoiceSettings(), load_vocabulary("en"), EventQueue(RealClock()), memory)
     try:

@@ -203,15 +203,14 @@ def resolve_device(spec: str | int | None, kind: DeviceKind) -> int | None:
     raise AudioDeviceError(f"{spec!r} matches several {kind} devices: {_describe(found)}; be more specific")
 
 
-def device_name(spec: str | int | None, kind: DeviceKind) -> str:
-    """The name of the device a spec chooses (the default device's, for None); the spec as given if PortAudio
-    cannot say (the name only labels what is remembered for the device)."""
+def stream_device_name(stream: Any, fallback: str = "default") -> str:
+    """The name of the device an open stream plays or records on (fallback if PortAudio cannot say): what the
+    narrator's level is remembered under."""
     try:
-        with device_errors(f"Cannot query the {kind} device") as sd:
-            index = resolve_device(spec, kind)
-            return str(sd.query_devices(index if index is not None else _default_index(sd, kind))["name"])
-    except (AudioDeviceError, ValueError, TypeError, KeyError):
-        return "default" if spec is None else str(spec)
+        with device_errors("Cannot query the stream's device") as sd:
+            return str(sd.query_devices(int(stream.device))["name"])
+    except (AudioDeviceError, AttributeError, ValueError, TypeError, KeyError):
+        return fallback
 
 
 def callback_monotonic(device_time_s: float, current_time_s: float) -> float:

@@ -7,7 +7,7 @@ import queue
 from dataclasses import dataclass
 from typing import Any
 
-from voicecoach.audio.devices import callback_monotonic, device_errors, device_name
+from voicecoach.audio.devices import callback_monotonic, device_errors, stream_device_name
 from voicecoach.audio.streams import discard_stream, open_stream
 
 _MIC_SAMPLE_RATE = 16000
@@ -52,7 +52,7 @@ class Microphone:
         self._queue: queue.Queue[MicBlock] = queue.Queue(maxsize=max_queued_blocks)
         self._stream = open_stream("input", device, sample_rate, block_frames, self._callback,
                                    "Cannot open the microphone")  # fmt: skip
-        self.device_name = device_name(device, "input")
+        self.device_name = stream_device_name(self._stream)
         """The device's name (what a level remembered for it is filed under)."""
 
     def start(self) -> None:

@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from voicecoach.audio.devices import AudioDeviceError, callback_monotonic, device_errors, device_name, resolve_device
+from voicecoach.audio.devices import (
+    AudioDeviceError,
+    callback_monotonic,
+    device_errors,
+    resolve_device,
+    stream_device_name,
+)
 from voicecoach.audio.streams import discard_stream, open_stream
 from voicecoach.audio.wavfile import resample
 
@@ -193,7 +199,7 @@ class Speaker:
             rate = sample_rate
             self._callback_abort = sd.CallbackAbort
         self._stream = open_stream("output", device, rate, block_frames, self._callback, what)
-        self.device_name = device_name(device, "output")
+        self.device_name = stream_device_name(self._stream)
         """The device's name (what a level remembered for it is filed under)."""
         self.sample_rate: int = rate
         self._clock = _StreamClock(rate)

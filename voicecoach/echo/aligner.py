@@ -143,6 +143,11 @@ class PlayedAudio(Protocol):
         ...
 
 
+def played_within(played: Iterable[PlayedAudio], at_s: float, seconds: float) -> bool:
+    """True if any of the played audio was sounding at some time from seconds before at_s up to at_s."""
+    return any(p.start_s <= at_s and p.start_s + len(p.samples) / p.sample_rate > at_s - seconds for p in played)
+
+
 @dataclass(frozen=True)
 class AlignerSettings:
     """How played audio is lined up with microphone blocks."""

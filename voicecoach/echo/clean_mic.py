@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from voicecoach.echo.aligner import AlignerSettings, PlayedAudio, ReferenceAligner
+from voicecoach.echo.aligner import AlignerSettings, PlayedAudio, ReferenceAligner, played_within
 from voicecoach.echo.near_end import NearEndDetector, NearEndSettings
 from voicecoach.echo.speex import EchoCancellerUnavailable, EchoSettings, PassThroughEchoCanceller, SpeexEchoCanceller
 
@@ -99,8 +99,7 @@ class EchoRemover:
         reference = self._aligner.align(pcm, capture_s)
         cleaned = self._do_no_harm(pcm, np.asarray(self._canceller.process(pcm, reference), dtype=np.int16))
         if not self._settled:
-            room_alone = not any(p.start_s <= capture_s and p.start_s + len(p.samples) / p.sample_rate
-                                 > capture_s - _BACKGROUND_AFTER_S for p in played)  # fmt: skip
+            room_alone = not played_within(played, capture_s, _BACKGROUND_AFTER_S)
             self._watch_settling(pcm, reference, cleaned, room_alone)
         if self._near_end is not None and len(cleaned):
             power = float(np.mean(cleaned.astype(np.float64) ** 2))

@@ -22,7 +22,7 @@ import numpy as np
 from voicecoach.audio.wavfile import read_wav, resample
 from voicecoach.core.commands import Vocabulary
 from voicecoach.core.events import CommandHeard
-from voicecoach.echo.aligner import PlayedAudio
+from voicecoach.echo.aligner import PlayedAudio, played_within
 from voicecoach.echo.clean_mic import EchoRemover
 from voicecoach.echo.clipping import ClipGuard, ClipGuardSettings
 from voicecoach.echo.near_end import NearEndSettings
@@ -207,8 +207,7 @@ class ListeningPipeline:
     @staticmethod
     def _narrating(played: Iterable[PlayedAudio], capture_s: float) -> bool:
         """True if the narrator's playback reached into the last half second."""
-        return any(p.start_s <= capture_s and p.start_s + len(p.samples) / p.sample_rate > capture_s - _NARRATION_TAIL_S
-                   for p in played)  # fmt: skip
+        return played_within(played, capture_s, _NARRATION_TAIL_S)
 
     def _yield_floor(self, now_s: float, heard: bool, person_speaking: bool = False) -> None:
         """Fade the narrator on a rising safety score or the person's voice over it; bring it back when no command

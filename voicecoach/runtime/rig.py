@@ -107,8 +107,7 @@ def open_rig(settings: VoiceSettings, vocabulary: Vocabulary, events: EventQueue
     narrator = SoundNarrator(synthesizer, speaker, SpeechDone(events), _device_reporter(events), pipeline.own_voice)
     pipeline.floor = narrator
     listener = Listener(MicWatch(mic, events.post), pipeline, events.post, played=speaker.played)
-    devices = Devices(getattr(speaker, "device_name", "default"), getattr(mic, "device_name", "default"),
-                      settings.narrator.volume)  # fmt: skip
+    devices = Devices(speaker.device_name, mic.device_name, settings.narrator.volume)
     level = _Level.start(levels, devices, pipeline) if levels is not None else None
     return VoiceRig(speaker, mic, narrator, listener, level)
 

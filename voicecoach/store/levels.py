@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +68,15 @@ class LevelMemory:
     def keep(self, devices: Devices, down_db: float) -> None:
         """Remember down_db for these devices (0 forgets them); the file is written only when something changed."""
         levels = self.levels()
-        others = [level for level in levels if level.devices != devices]
-        if down_db > 0:
-            others.append(RememberedLevel(devices, round(float(down_db), 2), time.time()))
-        if sorted(map(_entry, others), key=repr) == sorted(map(_entry, levels), key=repr):
+        down_db = round(float(down_db), 2) if down_db > 0 else 0.0
+        if next((level.down_db for level in levels if level.devices == devices), 0.0) == down_db:
             return
-        body = {"version": _VERSION, "levels": [{**_entry(level), "saved_at": level.saved_at} for level in others]}
+        kept = [level for level in levels if level.devices != devices]
+        if down_db > 0:
+            kept.append(RememberedLevel(devices, down_db, time.time()))
+        entries = [{**asdict(level.devices), "down_db": level.down_db, "saved_at": level.saved_at}
+                   for level in kept]  # fmt: skip
+        body = {"version": _VERSION, "levels": entries}
         replace_file(self.path, json.dumps(body, indent=1) + "\n")
 
     def levels(self) -> list[RememberedLevel]:
@@ -125,7 +128,3 @@ def _level(entry: Any, path: Path, index: int) -> RememberedLevel:
     devices = Devices(entry["speaker"], entry["microphone"], numbers["volume"])
     return RememberedLevel(devices, numbers["down_db"], numbers["saved_at"])
 
-
-def _entry(level: RememberedLevel) -> dict[str, Any]:
-    d = level.devices
-    return {"speaker": d.speaker, "microphone": d.microphone, "volume": d.volume, "down_db": level.down_db}
