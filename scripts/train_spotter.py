@@ -100,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="lay a seeded white noise floor at this level (e.g. -70) under every rendered clip, "
                              "training and validation alike, as the listening pipeline does under every block the "
                              "spotter hears (no clip is digital silence); its own cache shards")
+    parser.add_argument("--quiet-residue", action="store_true",
+                        help="also the narrator's echo residue in quiet rooms (room noise 30, 40 or 60 dB under the "
+                             "person, plan.quiet_residue_jobs; every other residue is at 20 dB) as negatives: "
+                             "training, validation (the thresholds see it) and a test figure; its own cache shards")
     parser.add_argument("--kokoro", action="store_true",
                         help="also neural voices: Kokoro-82M's five PyPI voice packs and blends of them "
                              "(plan.kokoro_jobs) speak every command phrase, half the confusables and, with "
@@ -172,7 +176,8 @@ def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
     context = plan.context_jobs(args.data, scale, args.seed) if args.in_context else []
     kokoro = plan.kokoro_jobs(scale, args.seed, in_context=args.in_context) if args.kokoro else []
     echo_val = plan.echo_validation_jobs(original, args.seed) if args.echo_validation else []
-    jobs = original + extra + copies + more + talk + context + kokoro + echo_val
+    quiet = plan.quiet_residue_jobs(scale, args.seed) if args.quiet_residue else []
+    jobs = original + extra + copies + more + talk + context + kokoro + echo_val + quiet
     if args.noise_floor is not None:
         jobs = [{**job, "floor_dbfs": args.noise_floor} for job in jobs]
     return jobs
@@ -242,6 +247,12 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
         more += (f" Every rendered clip, training, validation and test alike, has a seeded white noise floor at "
                  f"{args.noise_floor:g} dBFS under it (--noise-floor; their own cache shards), as the listening "
                  "pipeline lays one under every block the spotter hears: no clip is digital silence.")
+    if args.quiet_residue:
+        more += (" The narrator's residue in quiet rooms (`plan.quiet_residue_jobs`, its own cache shards): the "
+                 "routine at -6, 0 and +6 dB echo and the training narration at one of them, with room noise "
+                 f"{', '.join(f'{db:g}' for db in plan.QUIET_SNRS_DB)} dB under the person (seeded; every other "
+                 "residue is at 20 dB), as negatives; the validation narration so at 0 dB among the negatives the "
+                 "thresholds are chosen on; the lower-back routine at 0 dB and 40 dB as a test figure.")
     if args.echo_validation:
         more += (" Validation negatives under echo (`plan.echo_validation_jobs`, their own cache shards): every "
                  "validation word, wake word and sentence of a real person once more under the narrator's echo "

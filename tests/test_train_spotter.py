@@ -353,3 +353,38 @@ def test_noise_floor_lays_the_pipelines_floor_under_every_clip_in_its_own_cache_
     assert augmentation.with_floor(loud, -70.0, seed=3).max() == 32767, "clipped to int16, not wrapped"
     job = {"text": "stop", "label": "stop", "seed": 5}
     assert features.job_hash({**job, "floor_dbfs": -70.0}) != features.job_hash(job)
+
+
+def test_quiet_residue_jobs_are_narration_negatives_in_quiet_rooms_in_their_own_shards() -> None:
+    from voicecoach.training import evaluate, features, plan
+
+    jobs = plan.quiet_residue_jobs(plan.FULL, seed=1)
+    assert jobs == plan.quiet_residue_jobs(plan.FULL, seed=1), "seeded"
+    assert all(j["label"] == "none" and "texts" in j and j["batch"] == plan.QUIET_RESIDUE_BATCH for j in jobs)
+    assert {j["snr_db"] for j in jobs if j["split"] != "test"} == set(plan.QUIET_SNRS_DB)
+    assert {(j["split"], j["tag"]) for j in jobs} == {("train", "narr_routine"), ("train", "narr_other"),
+                                                      ("val", "narr_other"), ("test", "narr_lower_back_quiet")}
+    routine = [j for j in jobs if j["tag"] == "narr_routine"]
+    assert {j["echo_db"] for j in routine} == set(plan.ECHO_LEVELS_DB)
+    assert all(j["echo_db"] == 0.0 for j in jobs if j["split"] in ("val", "test"))
+    # The same text at 20 dB (the original narration jobs' residue) is another clip, with its own cache key.
+    quiet = routine[0]
+    plain = {k: v for k, v in quiet.items() if k != "snr_db"}
+    assert features.job_hash(quiet) != features.job_hash(plain)
+    condition = f"echo {quiet['echo_db']:+g} dB, SNR {quiet['snr_db']:g} dB"
+    assert evaluate._condition(features._meta(quiet), None) == condition
+    row = features._meta(quiet)
+    assert row["snr_db"] == quiet["snr_db"] and "snr_db" not in features._meta(plain)
+
+
+def test_a_narration_job_renders_its_residue_at_its_rooms_snr(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voicecoach.training import augmentation, features
+
+    asked: list[float] = []
+    monkeypatch.setattr(augmentation, "echo_residue",
+                        lambda person, narration, echo_db, seed, snr_db=20.0: asked.append(snr_db) or person)
+    worker = object.__new__(features._Worker)  # _render_stream needs none of the worker's state
+    narration = np.zeros(16000 * 5, np.int16)
+    worker._render_stream({"texts": ["x"], "echo_db": 0.0, "seed": 1, "snr_db": 40.0}, narration)
+    worker._render_stream({"texts": ["x"], "echo_db": 0.0, "seed": 1}, narration)
+    assert asked == [40.0, 20.0]

@@ -121,7 +121,7 @@ class _Worker:
             return augmentation.to_int16(audio)
         lead = int(augmentation.ECHO_LEAD_S * SAMPLE_RATE)
         person = np.zeros(max(0, len(narration) - lead), np.float32)
-        return augmentation.echo_residue(person, narration, echo_db, job["seed"])
+        return augmentation.echo_residue(person, narration, echo_db, job["seed"], snr_db=job.get("snr_db", 20.0))
 
     def embed(self, job: dict[str, Any]) -> tuple[np.ndarray, float, float]:
         audio, start, end = self.render(job)
@@ -233,6 +233,12 @@ def compute(jobs: list[dict[str, Any]], *, data_dir: Path, cache_dir: Path, work
     return _load(shards)
 
 
+def _meta(job: dict[str, Any]) -> dict[str, Any]:
+    """A clip's metadata row: snr_db only where its job has one (the quiet-room residue)."""
+    row = {k: job.get(k) for k in ("label", "split", "tag", "group", "echo_db")}
+    return {**row, "snr_db": job["snr_db"]} if "snr_db" in job else row
+
+
 def _load(shards: Iterable[tuple[Path, list[dict[str, Any]]]]) -> Features:
     embeddings, lengths, starts, ends, meta = [], [], [], [], []
     for path, jobs in shards:
@@ -241,7 +247,7 @@ def _load(shards: Iterable[tuple[Path, list[dict[str, Any]]]]) -> Features:
             lengths.append(data["lengths"])
             starts.append(data["word_start_s"])
             ends.append(data["word_end_s"])
-        meta += [{k: job.get(k) for k in ("label", "split", "tag", "group", "echo_db")} for job in jobs]
+        meta += [_meta(job) for job in jobs]
     length = np.concatenate(lengths).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
     return Features(np.concatenate(embeddings), offsets, length, np.concatenate(starts), np.concatenate(ends), meta)

@@ -292,6 +292,42 @@ def extra_jobs(jobs: list[dict[str, Any]], data_dir: Path, scale: Scale, seed: i
     return extra
 
 
+QUIET_RESIDUE_BATCH = "quiet-1"
+"""The "batch" key of the narrator's residue in quiet rooms (its own cache shards)."""
+QUIET_SNRS_DB = (30.0, 40.0, 60.0)
+"""Room noise under the person's voice, dB, for the quiet-room residue: every other residue is at 20 dB, where the
+noise (about -46 dBFS) hides most of what the canceller leaves; in a quiet room, or live on a quiet microphone, the
+residue stands 10-20 dB over the noise, and there the narrator's own words fired stop, too much and pause (the room
+at SNR 30-60, docs/eval/room-eval.md)."""
+
+
+def quiet_residue_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
+    """The narrator's echo residue in quiet rooms (room noise QUIET_SNRS_DB under the person's level, seeded):
+    the routine at every echo level and the training narration at one (training); the validation narration at
+    0 dB (validation, so the thresholds see it); the lower-back routine at 0 dB and SNR 40 (test)."""
+    rng = random.Random(seed + 11)
+    texts = narration_texts(scale, seed)
+    jobs: list[dict[str, Any]] = []
+
+    def add(piece: list[str], split: str, tag: str, echo_db: float, snr_db: float) -> None:
+        jobs.append({"texts": piece, "label": NONE_LABEL, "split": split, "tag": tag, "group": tag,
+                     "echo_db": echo_db, "snr_db": snr_db, "seed": rng.getrandbits(31),
+                     "batch": QUIET_RESIDUE_BATCH})  # fmt: skip
+
+    levels = ECHO_LEVELS_DB if not scale.tiny else ECHO_LEVELS_DB[1:2]
+    for piece in _pieces(texts["routine"]):
+        for db in levels:
+            add(piece, "train", "narr_routine", db, rng.choice(QUIET_SNRS_DB))
+    for piece in _pieces(texts["train"]):
+        add(piece, "train", "narr_other", rng.choice(ECHO_LEVELS_DB), rng.choice(QUIET_SNRS_DB))
+    for piece in _pieces(texts["val"]):
+        add(piece, "val", "narr_other", 0.0, rng.choice(QUIET_SNRS_DB))
+    if not scale.tiny:
+        for piece in _pieces(texts["routine"]):
+            add(piece, "test", "narr_lower_back_quiet", 0.0, 40.0)
+    return jobs
+
+
 MORE_VOICES_BATCH = "voices-1"
 """The "batch" key of the other installed voices' jobs (RHVoice, Pico, Festival rab and don; Piper joe held out)."""
 
