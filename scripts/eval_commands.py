@@ -277,6 +277,8 @@ class Job:
     routine: str = "lower-back"
     yield_floor: bool = YieldSettings().enabled
     """The pipeline fades the narrator on a rising stop score (default: as the product does)."""
+    safety_head: str | None = None
+    """With --engine spotter --model HEAD: the safety head run beside it (None: none)."""
 
     @property
     def name(self) -> str:
@@ -322,7 +324,8 @@ def room_run(job: Job, turn: int, clips: tuple[Clip, ...]) -> RoomResult:
 
     vocabulary = load_vocabulary(job.language)
     model = Path(job.model) if job.model else None
-    recognizer = RecognizerSettings(engine=job.engine, model_dir=model, language=job.language)
+    safety = Path(job.safety_head) if job.safety_head else None
+    recognizer = RecognizerSettings(engine=job.engine, model_dir=model, language=job.language, safety_head=safety)
     settings = ListeningSettings(recognizer, yield_floor=YieldSettings(enabled=job.yield_floor))
     pipeline = ListeningPipeline.from_settings(settings, vocabulary)
     voice = NarratorSettings()
@@ -562,12 +565,15 @@ def load_figures(paths: list[Path]) -> list[tuple[Job, Score]]:
     return results
 
 
-def spotter_head(named: str | None = None) -> str:
-    """The spotter head measured (the packaged one, or one named with --model): its file hash and its last commit."""
+def spotter_head(named: str | None = None, beside: str | None = None) -> str:
+    """The spotter head measured (the packaged one, or one named with --model, and the safety head beside it): its
+    file hash and its last commit."""
     path = Path(named) if named else _HEAD
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "missing"
     if named:
-        return f"{path} sha256 {digest}"
+        safety = Path(beside) if beside else None
+        return f"{path} sha256 {digest}" + (
+            f"; {safety} sha256 {hashlib.sha256(safety.read_bytes()).hexdigest()[:12]} beside it" if safety else "")
     try:
         commit = subprocess.run(["git", "-C", str(_ROOT), "log", "-1", "--format=%h", "--", str(_HEAD)],
                                 capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
@@ -587,6 +593,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", action="append", choices=("auto", "spotter", "pocketsphinx", "vosk"),
                    help="engine (repeatable; default auto, the spotter)")
     p.add_argument("--model", help="Vosk model folder (needed with --engine vosk); with --engine spotter, a head")
+    p.add_argument("--safety-head", metavar="HEAD|packaged",
+                   help="with --engine spotter --model HEAD: run this safety head beside it, as the product runs "
+                        "its own beside the packaged head (packaged: the package's safety_head.npz); default none")
     p.add_argument("--language", default="en", help="vocabulary language (ko with the Korean Vosk model)")
     p.add_argument("--conditions", default="quiet,-6/20,0/20,6/20", help="closed loop: quiet or ECHO_DB/SNR_DB, "
                    "comma-separated (default %(default)s)")  # fmt: skip
@@ -662,7 +671,8 @@ def make_jobs(options: argparse.Namespace, clips: list[Clip]) -> list[Job]:
     conditions = [] if options.no_closed_loop else [parse_condition(c) for c in options.conditions.split(",")]
     runs = tuple(tuple(r) for r in runs_of(clips, options.chunk_s, options.seed))
     yield_floor = YieldSettings().enabled if options.yield_floor is None else options.yield_floor
-    common = {"auto_resume_s": options.auto_resume, "seed": options.seed, "yield_floor": yield_floor}
+    common = {"auto_resume_s": options.auto_resume, "seed": options.seed, "yield_floor": yield_floor,
+              "safety_head": _safety_head(options)}
     jobs = [Job(e, options.model, options.language, c, "closed loop", runs, None, **common)
             for c in conditions for e in engines if runs]  # fmt: skip
     if not options.no_narration_pass:
@@ -671,6 +681,13 @@ def make_jobs(options: argparse.Namespace, clips: list[Clip]) -> list[Job]:
                      options.narration_s, **common)
                  for db in levels for e in engines]  # fmt: skip
     return jobs
+
+
+def _safety_head(options: argparse.Namespace) -> str | None:
+    """The safety head file --safety-head names ("packaged": the package's), or None."""
+    if options.safety_head == "packaged":
+        return str(_HEAD.with_name("safety_head.npz"))
+    return options.safety_head
 
 
 def _indexed(item: tuple[int, Job]) -> tuple[int, tuple[Job, Score]]:
@@ -709,6 +726,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     options = parser.parse_args(argv)
     options.conditions_given = any(a.startswith("--conditions") for a in argv)
+    if options.safety_head and (options.engine != ["spotter"] or not options.model):
+        parser.error("--safety-head goes with --engine spotter --model HEAD (the packaged head has its own beside it)")
+    if options.safety_head and options.safety_head != "packaged" and not Path(options.safety_head).is_file():
+        parser.error(f"--safety-head {options.safety_head}: no such file (expected a head .npz, or packaged)")
     if "vosk" in (options.engine or []) and not options.model:
         parser.error("--engine vosk needs --model DIR (a Vosk model folder)")
     if options.report:
@@ -731,14 +752,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     named = options.model if "vosk" not in (options.engine or []) else None
     sources = ", ".join(f"{k} {v}" for k, v in sorted(Counter(c.source for c in clips).items()))
+    head = spotter_head(named, _safety_head(options))
     print(f"# Commands in the room\n\n{len(clips)} clips ({sources or 'none'}) in {len(jobs[0].runs)} runs; "
-          f"{len(jobs)} jobs on {options.jobs} processes; spotter {spotter_head(named)}\n", flush=True)
-    head = spotter_head(named)
+          f"{len(jobs)} jobs on {options.jobs} processes; spotter {head}\n", flush=True)
     results = run_all(jobs, options.jobs, lambda done, last: _save(options.json, argv, head, done, last))
     print(report(results, options.verbose))
     print(f"\nwall time {time.monotonic() - started:.0f} s; CPU {sum(s.cpu_s for _, s in results):.0f} s in the room")
-    if spotter_head(named) != head:
-        print(f"warning: the spotter head changed during the run (now {spotter_head(named)})")
+    if spotter_head(named, _safety_head(options)) != head:
+        print(f"warning: the spotter head changed during the run (now {spotter_head(named, _safety_head(options))})")
     return 0
 
 

@@ -124,3 +124,19 @@ def test_the_synthetic_voices_clips_are_kept_so_that_runs_repeat(harness: Module
     assert [c.name for c in first] == [c.name for c in again] and any("piper" in c.name for c in first)
     assert all(np.array_equal(a.samples, b.samples) for a, b in zip(first, again, strict=True))
     assert list(tmp_path.rglob("*.npy"))  # on disk, for the next run
+
+
+def test_a_named_head_runs_with_the_safety_head_asked_for(harness: ModuleType, capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:  # fmt: skip
+    head = str(harness._HEAD)
+    options = harness._parser().parse_args(["--engine", "spotter", "--model", head, "--safety-head", "packaged"])
+    assert harness._safety_head(options) == str(harness._HEAD.with_name("safety_head.npz"))
+    assert "safety_head.npz sha256" in harness.spotter_head(head, harness._safety_head(options))
+    jobs = harness.make_jobs(options, [])
+    assert jobs and all(job.safety_head == harness._safety_head(options) for job in jobs)
+    for argv, expected in ((["--safety-head", "packaged", "--quick"], "goes with --engine spotter --model"),
+                           (["--engine", "spotter", "--model", head, "--safety-head", "/nowhere.npz"],
+                            "no such file")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            harness.main(argv)
+        assert expected in capsys.readouterr().err

@@ -453,6 +453,13 @@ def test_the_packaged_engine_runs_the_safety_head_and_a_named_head_runs_alone(tm
     named = tmp_path / "head.npz"
     save_head(named, SpotterModel.load())
     assert SpotterRecognizer(vocabulary, head=named).safety_head is None
+    # A candidate head measured as the product would run it: the packaged safety head beside it, by the settings.
+    from voicecoach.listening.engines import make_recognizer
+    from voicecoach.listening.spotter.model import SAFETY_HEAD
+    from voicecoach.settings import RecognizerSettings
+
+    paired = make_recognizer(RecognizerSettings(engine="spotter", model_dir=named, safety_head=SAFETY_HEAD), vocabulary)
+    assert paired.safety_head is not None and paired.safety_head.metadata.get("role") == "safety"
 
 
 def test_a_half_precision_save_loads_as_the_rounded_head(tmp_path: Path, safety_head: SpotterModel) -> None:

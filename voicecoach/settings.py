@@ -59,6 +59,9 @@ class RecognizerSettings:
     """A Vosk model folder; None: look in the model folders. With engine "spotter": a head file other than the
     packaged one (e.g. a training run's, to evaluate it)."""
     language: str = "en"
+    safety_head: Path | None = None
+    """With engine "spotter" and a head file: the second stop/too-much detector to run beside it (e.g. the packaged
+    safety_head.npz, to measure a candidate head as the product would run it); None: none beside another head."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ def make_recognizer(settings: RecognizerSettings, vocabulary: Vocabulary) -> Rec
         from voicecoach.listening.spotter_engine import SpotterRecognizer
 
         try:
-            return SpotterRecognizer(vocabulary, head=model if engine == "spotter" else None)
+            return SpotterRecognizer(vocabulary, head=model if engine == "spotter" else None,
+                                     safety_head=settings.safety_head if engine == "spotter" else None)
         except RecognizerError as exc:
             if engine == "spotter":
                 raise
