@@ -104,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="also the narrator's echo residue in quiet rooms (room noise 30, 40 or 60 dB under the "
                              "person, plan.quiet_residue_jobs; every other residue is at 20 dB) as negatives: "
                              "training, validation (the thresholds see it) and a test figure; its own cache shards")
+    parser.add_argument("--holds", action="store_true",
+                        help="also the narrator's holds as the session times them (plan.hold_jobs: a line, long "
+                             "silences, Halfway, a countdown a word a second) as echo residue negatives, training "
+                             "and validation; in quiet rooms too with --quiet-residue; their own cache shards")
     parser.add_argument("--kokoro", action="store_true",
                         help="also neural voices: Kokoro-82M's five PyPI voice packs and blends of them "
                              "(plan.kokoro_jobs) speak every command phrase, half the confusables and, with "
@@ -177,6 +181,9 @@ def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
     kokoro = plan.kokoro_jobs(scale, args.seed, in_context=args.in_context) if args.kokoro else []
     echo_val = plan.echo_validation_jobs(original, args.seed) if args.echo_validation else []
     quiet = plan.quiet_residue_jobs(scale, args.seed) if args.quiet_residue else []
+    if args.holds:
+        quiet += plan.hold_jobs(scale, args.seed) + (plan.hold_jobs(scale, args.seed, quiet=True)
+                                                     if args.quiet_residue else [])  # fmt: skip
     jobs = original + extra + copies + more + talk + context + kokoro + echo_val + quiet
     if args.noise_floor is not None:
         jobs = [{**job, "floor_dbfs": args.noise_floor} for job in jobs]
@@ -253,6 +260,11 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
                  f"{', '.join(f'{db:g}' for db in plan.QUIET_SNRS_DB)} dB under the person (seeded; every other "
                  "residue is at 20 dB), as negatives; the validation narration so at 0 dB among the negatives the "
                  "thresholds are chosen on; the lower-back routine at 0 dB and 40 dB as a test figure.")
+    if args.holds:
+        more += (" The narrator's holds as the session times them (`plan.hold_jobs`, their own cache shards): "
+                 "pieces of three holds (a routine line, 2-8 s of silence, Halfway, 2-6 s, Five to One a word a "
+                 "second, And release) as echo residue at -6, 0 and +6 dB (training) and 0 dB (validation)"
+                 + (", in quiet rooms too" if args.quiet_residue else "") + ".")
     if args.echo_validation:
         more += (" Validation negatives under echo (`plan.echo_validation_jobs`, their own cache shards): every "
                  "validation word, wake word and sentence of a real person once more under the narrator's echo "

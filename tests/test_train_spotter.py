@@ -388,3 +388,26 @@ def test_a_narration_job_renders_its_residue_at_its_rooms_snr(monkeypatch: pytes
     worker._render_stream({"texts": ["x"], "echo_db": 0.0, "seed": 1, "snr_db": 40.0}, narration)
     worker._render_stream({"texts": ["x"], "echo_db": 0.0, "seed": 1}, narration)
     assert asked == [40.0, 20.0]
+
+
+def test_hold_jobs_time_the_countdown_a_word_a_second_after_long_silences(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voicecoach.training import features, plan, synthesis
+
+    jobs = plan.hold_jobs(plan.FULL, seed=1)
+    assert jobs == plan.hold_jobs(plan.FULL, seed=1) and all(j["batch"] == plan.HOLDS_BATCH for j in jobs)
+    assert {(j["split"], j["echo_db"]) for j in jobs} == {("train", db) for db in plan.ECHO_LEVELS_DB} | {("val", 0.0)}
+    assert not any("snr_db" in j for j in jobs)
+    assert {j["snr_db"] for j in plan.hold_jobs(plan.FULL, seed=1, quiet=True)} == set(plan.QUIET_SNRS_DB)
+    texts = jobs[0]["texts"]
+    at = texts.index("Five.")
+    assert texts[at : at + 6] == [*plan.COUNTDOWN, "And release."] and texts[at - 1] == "Halfway."
+    # The stream follows the timing: a countdown word starts every second, and a line is followed by silence.
+    words = {"line": 1.5, "Halfway.": 0.5, "Five.": 0.4, "Four.": 0.4, "And release.": 0.6}
+    monkeypatch.setattr(synthesis, "cached_synthesis",
+                        lambda cache, voice, text: np.full(int(words[text] * 16000), 1000, np.int16))
+    stream = features.narration_stream(tmp_path, ["line", "Halfway.", "Five.", "Four.", "And release."], 1,
+                                       [[3.0, 0.0], [2.0, 0.0], [0.1, 1.0], [0.1, 1.0], [1.0, 0.0]])  # fmt: skip
+    onsets = np.flatnonzero(np.diff(np.concatenate([[0], (stream != 0).astype(int)])) == 1) / 16000
+    assert onsets == pytest.approx([0.0, 4.5, 7.0, 8.0, 9.0])

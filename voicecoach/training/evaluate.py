@@ -38,7 +38,7 @@ together (a lower bar let "start" fire on the rise of a "stop", and its refracto
 FALSE_BUDGET = {"default": 0.002, "stop": 0.002, "too_much": 0.002}
 """Most validation negative clips a command may fire on when its threshold is chosen."""
 _NEGATIVE_TAGS = ("human_word", "wake", "sentence", "tts_confusable")
-_NARRATION_TAGS = ("narr_other", "narr_routine", "narr_lower_back", "narr_lower_back_quiet")
+_NARRATION_TAGS = ("narr_other", "narr_routine", "narr_lower_back", "narr_lower_back_quiet", "narr_holds")
 _SAFE_CONFUSION_TAGS = ("talk",)
 """Negatives that, with safety_confusion, count against that wider budget for stop and too_much (and against the
 usual budget for every other command): someone else's ordinary talk that halts the narrator is the safe mistake."""

@@ -85,7 +85,7 @@ class _Worker:
         if "paths" in job:
             return composite(job["paths"], job.get("gap_s", 0.2))
         if "texts" in job:
-            return narration_stream(self.cache_dir, job["texts"], job["seed"])
+            return narration_stream(self.cache_dir, job["texts"], job["seed"], job.get("timing"))
         voice = synthesis.Voice(**job["voice"])
         return synthesis.cached_synthesis(self.cache_dir, voice, job["text"])
 
@@ -146,13 +146,23 @@ def composite(paths: list[str], gap_s: float) -> np.ndarray:
     return np.concatenate(pieces)
 
 
-def narration_stream(cache_dir: Path, texts: list[str], seed: int) -> np.ndarray:
-    """The narrator reading texts one after another with short pauses (int16)."""
+def narration_stream(cache_dir: Path, texts: list[str], seed: int,
+                     timing: list[list[float]] | None = None) -> np.ndarray:  # fmt: skip
+    """The narrator reading texts one after another (int16): with short pauses, or as `timing` says.
+
+    timing: per text, [after_end_s, after_start_s]: the next text starts after_end_s after this one ends, or
+    after_start_s after it started, whichever is later (a countdown is [0.1, 1.0]: a word a second)."""
     rng = random.Random(seed)
     pieces = []
-    for text in texts:
-        pieces.append(synthesis.cached_synthesis(cache_dir, synthesis.NARRATOR, text))
-        pieces.append(np.zeros(int(rng.uniform(0.25, 0.9) * SAMPLE_RATE), np.int16))
+    for index, text in enumerate(texts):
+        speech = synthesis.cached_synthesis(cache_dir, synthesis.NARRATOR, text)
+        pieces.append(speech)
+        if timing is None:
+            pause_s = rng.uniform(0.25, 0.9)
+        else:
+            after_end_s, after_start_s = timing[index]
+            pause_s = max(after_end_s, after_start_s - len(speech) / SAMPLE_RATE)
+        pieces.append(np.zeros(int(pause_s * SAMPLE_RATE), np.int16))
     return np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
 
 

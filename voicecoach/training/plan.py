@@ -328,6 +328,46 @@ def quiet_residue_jobs(scale: Scale, seed: int) -> list[dict[str, Any]]:
     return jobs
 
 
+HOLDS_BATCH = "holds-1"
+"""The "batch" key of the narrator's holds as the session times them (their own cache shards)."""
+COUNTDOWN = ("Five.", "Four.", "Three.", "Two.", "One.")
+
+
+def _hold_piece(rng: random.Random, lines: list[str], holds: int) -> tuple[list[str], list[list[float]]]:
+    """Holds as the session times them: a line, seconds of silence, "Halfway.", silence, a word a second from
+    "Five." to "One.", "And release.", a pause (timing as features.narration_stream takes it)."""
+    texts: list[str] = []
+    timing: list[list[float]] = []
+    for _ in range(holds):
+        texts += [rng.choice(lines), "Halfway.", *COUNTDOWN, "And release."]
+        timing += [[rng.uniform(2.0, 8.0), 0.0], [rng.uniform(2.0, 6.0), 0.0]]
+        timing += [[0.1, 1.0]] * (len(COUNTDOWN) - 1) + [[0.1, 1.0], [rng.uniform(0.3, 3.0), 0.0]]
+    return texts, timing
+
+
+def hold_jobs(scale: Scale, seed: int, quiet: bool = False) -> list[dict[str, Any]]:
+    """The narrator's holds as the session times them, as echo residue (negatives): its lines, then long silences,
+    "Halfway." and a countdown a word a second, which the other narration jobs (lines read back to back, the
+    countdown once) hardly have; the residue of a short word out of silence is what fired most over the routine
+    in the room (docs/eval/room-eval.md). Training: 16 pieces of 3 holds at each echo level; validation: 3 at
+    0 dB. quiet: room noise QUIET_SNRS_DB under the person (seeded), else 20 dB as every other residue."""
+    rng = random.Random(seed + 12 + (100 if quiet else 0))
+    lines = [t for t in sources.routine_texts() if t not in COUNTDOWN and t != "Halfway."]
+    jobs: list[dict[str, Any]] = []
+    pieces = (1, 1) if scale.tiny else (16, 3)
+    levels = ECHO_LEVELS_DB[1:2] if scale.tiny else ECHO_LEVELS_DB
+    for split, count, dbs in (("train", pieces[0], levels), ("val", pieces[1], (0.0,))):
+        for _ in range(count):
+            texts, timing = _hold_piece(rng, lines, 3)
+            for db in dbs:
+                job = {"texts": texts, "timing": timing, "label": NONE_LABEL, "split": split, "tag": "narr_holds",
+                       "group": "narr_holds", "echo_db": db, "seed": rng.getrandbits(31), "batch": HOLDS_BATCH}
+                if quiet:
+                    job["snr_db"] = rng.choice(QUIET_SNRS_DB)
+                jobs.append(job)
+    return jobs
+
+
 MORE_VOICES_BATCH = "voices-1"
 """The "batch" key of the other installed voices' jobs (RHVoice, Pico, Festival rab and don; Piper joe held out)."""
 
