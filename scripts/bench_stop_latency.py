@@ -17,6 +17,7 @@ the cut is the lower bound, and both are printed.
     .venv/bin/python scripts/bench_stop_latency.py --trials 30 --echo-db -6
     .venv/bin/python scripts/bench_stop_latency.py --trials 30 --echo-db 0 --people ../shared/data/speech_commands_v2
     .venv/bin/python scripts/bench_stop_latency.py --narration-only 600 --echo-db 0   # nobody speaks: false commands
+    .venv/bin/python scripts/bench_stop_latency.py --trials 30 --echo-db 0 --people DIR --fresh-rig  # at start-up
 
 By default the person is a flite voice. With --people FOLDER the person is real: one "stop" (FOLDER/stop/*.wav) from
 each speaker held out from the spotter's training (its validation split, seed 1), taken in turn (speech_commands_v2
@@ -126,9 +127,13 @@ class SpeakerTee:
     was heard)."""
 
     def __init__(self, speaker: object) -> None:
+        self.buffers: list[np.ndarray] = []
+        self.attach(speaker)
+
+    def attach(self, speaker: object) -> None:
+        """Keep what this speaker (a new rig's) is handed too."""
         self._play = speaker.play  # type: ignore[attr-defined]
         self.rate = int(speaker.sample_rate)  # type: ignore[attr-defined]
-        self.buffers: list[np.ndarray] = []
         speaker.play = self.play  # type: ignore[attr-defined]
 
     def play(self, samples: np.ndarray, sample_rate: int) -> None:
@@ -148,8 +153,12 @@ class MicTee:
     """Keeps every block the product's microphone delivers, with its capture time."""
 
     def __init__(self, mic: object) -> None:
-        self._read_block = mic.read_block  # type: ignore[attr-defined]
         self.blocks: list[tuple[float, bytes]] = []
+        self.attach(mic)
+
+    def attach(self, mic: object) -> None:
+        """Keep what this microphone (a new rig's) delivers too."""
+        self._read_block = mic.read_block  # type: ignore[attr-defined]
         mic.read_block = self.read_block  # type: ignore[attr-defined]
 
     def read_block(self, timeout_s: float | None = None) -> object:
@@ -339,6 +348,10 @@ def main() -> int:
                         help="nobody speaks: the narrator reads the lower-back routine for SECONDS through the "
                              "virtual devices (with --echo-db, its echo in the microphone); every command heard is "
                              "false (a stop or pause is resumed after a second, so the routine goes on)")
+    parser.add_argument("--fresh-rig", action="store_true",
+                        help="a new voice rig for every trial, so every stop comes within the first seconds of "
+                             "playback, while the echo canceller is still learning the room (stop and too much then "
+                             "need 0.9): what the start-up caution costs a person (default: one rig for all trials)")
     parser.add_argument("--save-cleaned", type=Path, metavar="WAV",
                         help="also write what the echo canceller left of the microphone, as the engine got it "
                              "(before the spotter's noise floor), to WAV (16 kHz): `voicecoach listen --wav WAV` "
@@ -359,18 +372,22 @@ def main() -> int:
             audio.stop()
 
 
-def _open_bench_rig(options: argparse.Namespace) -> tuple[Any, EventQueue, list[np.ndarray] | None]:
-    """The echo path (with --echo-db) and the product's voice rig on the virtual devices, with its event queue and
-    (with --save-cleaned) the list the pipeline's cleaned blocks go to."""
-    if options.echo_db is not None:
+Cleaned = list[np.ndarray] | None
+
+
+def _open_bench_rig(options: argparse.Namespace, echo_path: bool = True,
+                    blocks: Cleaned = None) -> tuple[Any, EventQueue, Cleaned]:  # fmt: skip
+    """The echo path (with --echo-db, unless echo_path is False: a later rig of --fresh-rig) and the product's voice
+    rig on the virtual devices, with its event queue and (with --save-cleaned) the list the pipeline's cleaned blocks
+    go to (blocks, if given)."""
+    if options.echo_db is not None and echo_path:
         _add_echo_path(options.echo_db)
     recognizer = RecognizerSettings(engine=options.engine, model_dir=Path(options.model) if options.model else None)
     events = EventQueue(RealClock())
     listening = ListeningSettings(recognizer, yield_floor=YieldSettings(enabled=options.yield_floor))
     rig = open_rig(VoiceSettings(listening=listening), load_vocabulary("en"), events)
-    blocks: list[np.ndarray] | None = None
     if options.save_cleaned is not None:
-        blocks = []
+        blocks = [] if blocks is None else blocks
         rig.listener.pipeline.on_cleaned = blocks.append  # type: ignore[attr-defined]
     return rig, events, blocks
 
@@ -403,11 +420,21 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
         loud = np.flatnonzero(np.abs(speech.astype(np.int32)) > 300)
         clips.append((write_wav(folder / f"stop-{voice.name}.wav", speech), speech, loud[-1] / _MIC_RATE))
     results = []
+    cpu_s = 0.0
     for index in range(options.trials):
+        if options.fresh_rig and index > 0:  # the echo canceller learns the room again, as at a session's start
+            cpu_s += listener_cpu_s() - cpu0
+            rig.close()
+            rig, events, cleaned = _open_bench_rig(options, echo_path=False, blocks=cleaned)
+            tee.attach(rig.mic)
+            speaker_tee.attach(rig.speaker)
+            rig.mic.start()
+            rig.listener.start()
+            cpu0 = listener_cpu_s()
         path, speech, word_end = clips[index % len(clips)]
         trial, played_at, cut = run_trial(rig, events, path, rng, audio, speaker_tee)
         results.append((trial, played_at, cut, speech, word_end))
-    cpu_s, wall_s = listener_cpu_s() - cpu0, time.monotonic() - started
+    cpu_s, wall_s = cpu_s + listener_cpu_s() - cpu0, time.monotonic() - started
     samples, rate, monitor_start = monitor.stop()
     pipeline = rig.listener.pipeline  # type: ignore[attr-defined]
     rig.close()
@@ -555,7 +582,8 @@ def report(results: list, tee: MicTee, samples: np.ndarray, rate: int, monitor_s
     person = (f"people from {options.people} ({speakers} held-out speakers)" if options.people is not None
               else f"flite voices ({speakers})")  # fmt: skip
     echo = "none" if options.echo_db is None else f"{options.echo_db} dB"
-    floor = ", yielding the floor" if options.yield_floor else ""
+    floor = (", yielding the floor" if options.yield_floor else "") + (", a new rig a trial" if options.fresh_rig
+                                                                         else "")  # fmt: skip
     print(f"\nperson: {person}; engine {options.engine}{floor}, echo {echo}: {heard}/{len(results)} stops heard"
           + (f" ({false_stops} trials stopped by something else before the word was played)" if false_stops else ""))
     if latencies:

@@ -119,3 +119,22 @@ def test_narration_only_reads_the_routine_through_the_virtual_devices_and_counts
     bad = subprocess.run([sys.executable, str(script), "--narration-only", "1", "--save-cleaned",
                           str(tmp_path / "no" / "such.wav")], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert bad.returncode == 2 and "there is no folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.engine
+def test_fresh_rig_opens_a_new_rig_for_each_trial_and_reports_every_trial() -> None:
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_stop_latency.py"
+    result = subprocess.run([sys.executable, str(script), "--trials", "2", "--echo-db", "0", "--fresh-rig"],
+                            capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(re.findall(r"^trial +\d+: ", result.stdout, re.M)) == 2, result.stdout
+    summary = re.search(r"engine auto, a new rig a trial, echo 0.0 dB: (\d)/2 stops heard", result.stdout)
+    assert summary, result.stdout
+    # Each rig's listener thread was counted: CPU over the whole bench, not the last rig's alone.
+    cpu = re.search(r"listener CPU: ([\d.]+) s over ([\d.]+) s", result.stdout)
+    assert cpu and float(cpu.group(1)) > 0.02 * float(cpu.group(2)), result.stdout
