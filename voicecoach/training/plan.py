@@ -341,7 +341,7 @@ def _hold_piece(rng: random.Random, lines: list[str], holds: int) -> tuple[list[
     for _ in range(holds):
         texts += [rng.choice(lines), "Halfway.", *COUNTDOWN, "And release."]
         timing += [[rng.uniform(2.0, 8.0), 0.0], [rng.uniform(2.0, 6.0), 0.0]]
-        timing += [[0.1, 1.0]] * (len(COUNTDOWN) - 1) + [[0.1, 1.0], [rng.uniform(0.3, 3.0), 0.0]]
+        timing += [[0.1, 1.0]] * len(COUNTDOWN) + [[rng.uniform(0.3, 3.0), 0.0]]
     return texts, timing
 
 
