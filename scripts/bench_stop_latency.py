@@ -351,7 +351,7 @@ def main() -> int:
     parser.add_argument("--fresh-rig", action="store_true",
                         help="a new voice rig for every trial, so every stop comes within the first seconds of "
                              "playback, while the echo canceller is still learning the room (stop and too much then "
-                             "need 0.9): what the start-up caution costs a person (default: one rig for all trials)")
+                             "need 0.8): what the start-up caution costs a person (default: one rig for all trials)")
     parser.add_argument("--save-cleaned", type=Path, metavar="WAV",
                         help="also write what the echo canceller left of the microphone, as the engine got it "
                              "(before the spotter's noise floor), to WAV (16 kHz): `voicecoach listen --wav WAV` "

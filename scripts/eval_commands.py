@@ -752,14 +752,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     named = options.model if "vosk" not in (options.engine or []) else None
     sources = ", ".join(f"{k} {v}" for k, v in sorted(Counter(c.source for c in clips).items()))
-    head = spotter_head(named, _safety_head(options))
+    beside = _safety_head(options)
+    head = spotter_head(named, beside)
     print(f"# Commands in the room\n\n{len(clips)} clips ({sources or 'none'}) in {len(jobs[0].runs)} runs; "
           f"{len(jobs)} jobs on {options.jobs} processes; spotter {head}\n", flush=True)
     results = run_all(jobs, options.jobs, lambda done, last: _save(options.json, argv, head, done, last))
     print(report(results, options.verbose))
     print(f"\nwall time {time.monotonic() - started:.0f} s; CPU {sum(s.cpu_s for _, s in results):.0f} s in the room")
-    if spotter_head(named, _safety_head(options)) != head:
-        print(f"warning: the spotter head changed during the run (now {spotter_head(named, _safety_head(options))})")
+    if spotter_head(named, beside) != head:
+        print(f"warning: the spotter head changed during the run (now {spotter_head(named, beside)})")
     return 0
 
 

@@ -180,11 +180,11 @@ def _jobs(args: argparse.Namespace, scale: plan.Scale) -> list[dict]:
     context = plan.context_jobs(args.data, scale, args.seed) if args.in_context else []
     kokoro = plan.kokoro_jobs(scale, args.seed, in_context=args.in_context) if args.kokoro else []
     echo_val = plan.echo_validation_jobs(original, args.seed) if args.echo_validation else []
-    quiet = plan.quiet_residue_jobs(scale, args.seed) if args.quiet_residue else []
+    residue = plan.quiet_residue_jobs(scale, args.seed) if args.quiet_residue else []
     if args.holds:
-        quiet += plan.hold_jobs(scale, args.seed) + (plan.hold_jobs(scale, args.seed, quiet=True)
-                                                     if args.quiet_residue else [])  # fmt: skip
-    jobs = original + extra + copies + more + talk + context + kokoro + echo_val + quiet
+        residue += plan.hold_jobs(scale, args.seed)
+        residue += plan.hold_jobs(scale, args.seed, quiet=True) if args.quiet_residue else []
+    jobs = original + extra + copies + more + talk + context + kokoro + echo_val + residue
     if args.noise_floor is not None:
         jobs = [{**job, "floor_dbfs": args.noise_floor} for job in jobs]
     return jobs
