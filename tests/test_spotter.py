@@ -567,6 +567,30 @@ def test_a_word_that_stays_in_view_past_the_refractory_time_fires_once(model: Sp
     assert fired == ["stop"]
 
 
+def test_the_other_heads_score_rising_after_the_hold_is_still_the_same_word(model: SpotterModel) -> None:
+    """The main head fires (on its fast path, say) before the safety head's score reaches its threshold. That
+    score then rises during the hold, and stays up while the word is in view: it used to fire a second stop as the
+    refractory time ended (the room heard 5 of 21 people's stops twice with a fast path), and cut the narrator's
+    answer. Anything above its threshold while held must fall before it may fire again."""
+    from voicecoach.listening.spotter.model import DecisionRule, _fuse
+
+    main_rows = _frames(model, {f: ("stop", 0.999) for f in range(10, 26)}, 50)
+    late = _frames(model, {f: ("stop", 0.999) for f in range(10 + model.frames_for("stop"), 27)}, 50)
+    main, second = DecisionRule(model, None, 1.0), DecisionRule(model, None, 1.0)
+    fired = []
+    for i, (row, other) in enumerate(zip(main_rows, late, strict=True)):
+        end_s = (i + 1) * FRAME_S
+        found = _fuse(model, main, main.step(row, end_s), second, second.step(other, end_s), end_s)
+        if found is not None:
+            fired.append((found.command, round(end_s, 2)))
+    assert fired == [("stop", round((10 + model.frames_for("stop")) * FRAME_S, 2))]
+    # once it fell, a new word fires again
+    second.reset()
+    again = _frames(model, {f: ("stop", 0.999) for f in (*range(5, 20), *range(30, 34))}, 50)
+    fired_again = [second.step(row, (i + 1) * FRAME_S) for i, row in enumerate(again)]
+    assert [d.command for d in fired_again if d is not None] == ["stop", "stop"]
+
+
 _RESIDUE_AFTER_SILENCE = Path(__file__).parent / "data" / "narrator_residue_after_digital_silence.wav"
 """Two seconds the product's echo canceller left of its own narrator, live through the virtual devices at 0 dB
 echo (scripts/bench_stop_latency.py --narration-only): exact digital silence between two lines, then the first

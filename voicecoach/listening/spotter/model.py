@@ -657,7 +657,9 @@ class DecisionRule:
         A command fires once per rise of its score: after a detection, every command then above its threshold
         must fall below it before it may fire again. The head looks at 1.28 s of embeddings, so a word stays in
         view, and a clear one scores 1.0, for longer than the refractory time: a person's stop fired a second
-        time 1.04 s after the first and cut the narrator's answer to it."""
+        time 1.04 s after the first and cut the narrator's answer to it. So does every command that rises above
+        its threshold while held: the other head's score of the same word often rises a frame or two after this
+        one fired."""
         scores = probabilities[self._columns]
         above = scores >= self._threshold_row
         self._armed |= ~above
@@ -665,8 +667,10 @@ class DecisionRule:
         self._run = np.where(above, self._run + 1, 0)
         is_ready = ((self._run >= self._frames_row) | (scores >= self._fast_row)) & self._armed
         if end_s < self._safety_quiet_until_s:
+            self._armed &= ~above  # still the word acted on: it must fall below its threshold before it may fire
             return None
         if end_s < self._quiet_until_s:
+            self._armed &= ~(above & ~self._safety)
             is_ready &= self._safety
         if not is_ready.any():
             return None
