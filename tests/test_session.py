@@ -93,7 +93,7 @@ def test_pause_and_resume_keep_the_remaining_hold_to_a_tenth_of_a_second() -> No
 
 
 @pytest.mark.parametrize("command,line", [
-    (Command.STOP, "I have stopped"),
+    (Command.STOP, "Okay. Rest as long as you like."),
     (Command.TOO_MUCH, "easing off"),
 ])
 def test_safety_stop_silences_first_then_one_calm_line_and_freezes(command: Command, line: str) -> None:

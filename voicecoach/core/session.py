@@ -30,7 +30,7 @@ from voicecoach.core.plan import Kind, Segment, build_plan, segment_estimate_s
 from voicecoach.core.routine import Routine
 
 _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-_STOP_LINE = "Okay, I have stopped. Rest as long as you like. Say resume, next, or end workout."
+_STOP_LINE = "Okay. Rest as long as you like. Say resume, next, or end workout."
 _TOO_MUCH_LINE = (
     "Okay, easing off. Slowly come out of the stretch and rest. Say resume, next, or end workout."
 )
