@@ -90,6 +90,9 @@ def command_words(source: str, texts: list[SpokenText], vocabulary: Vocabulary) 
         matches = list(dict.fromkeys(vocabulary.find_all(spoken.text)))
         taught = {match.command for match in vocabulary.find_all(spoken.teaches or "")}
         findings += [_command_finding(source, spoken, match, match.command in taught) for match in matches]
+        findings += [_built_on_finding(source, spoken, command, stem, word)
+                     for command, stem, word in _built_on_safety_words(spoken.text, vocabulary)
+                     if command not in taught]  # fmt: skip
         if spoken.teaches is not None and not taught & {match.command for match in matches}:
             message = (
                 '"# teaches:" names no command this text says '
@@ -105,6 +108,25 @@ def _command_finding(source: str, spoken: SpokenText, match: Match, taught: bool
     level = Level.WARNING if match.command.is_safety and not taught else Level.NOTE
     message = f'says "{match.phrase}", the {match.command.name} command{_consequence(match.command, taught)}'
     return Finding(source, spoken.line, spoken.field, message, level, match.command, match.phrase)
+
+
+def _built_on_safety_words(text: str, vocabulary: Vocabulary) -> list[tuple[Command, str, str]]:
+    """Words built on a one-word safety phrase ("stopped", "stopping", "stops" on "stop"), once each, in text
+    order: the recognizer does not match them, but the keyword spotter hears sounds, not words."""
+    stems = [(c, p) for c, phrases in vocabulary.phrases.items() if c.is_safety for p in phrases if " " not in p]
+    found = [(m.start(), c, stem, m.group(0)) for c, stem in stems
+             for m in re.finditer(rf"\b{re.escape(stem)}\w+", text.lower())]  # fmt: skip
+    return list(dict.fromkeys((c, stem, word) for _, c, stem, word in sorted(found, key=lambda f: f[0])))
+
+
+def _built_on_finding(source: str, spoken: SpokenText, command: Command, stem: str, word: str) -> Finding:
+    """The warning for a word built on a safety phrase."""
+    message = (
+        f'says "{word}", which sounds like "{stem}", the {command.name} command: the keyword spotter may take the '
+        f'narrator\'s "{word}" for {stem} and stop the session (reword it; in a quiet room the echo of voicecoach\'s '
+        f'own "I have stopped" did)'
+    )
+    return Finding(source, spoken.line, spoken.field, message, Level.WARNING, command, word)
 
 
 def _consequence(command: Command, taught: bool) -> str:
