@@ -145,8 +145,8 @@ def _parser() -> argparse.ArgumentParser:
                              "network (no training), then write head and card to --out")
     parser.add_argument("--fast-safety", type=float, default=None, metavar="THRESHOLD",
                         help="a fast path for stop and too much: one frame at or above THRESHOLD fires at once, "
-                             "whatever their frames-in-a-row rule (on the written head, or the --baseline head); "
-                             "measured at 0.9 on the shipped head, not shipped (no faster, one clip fewer)")
+                             "whatever their frames-in-a-row rule (on the written head, or the --baseline head; "
+                             "with --baseline and --out, that head with it and its card go to --out)")
     parser.add_argument("--safety-from", type=Path, default=None, metavar="HEAD",
                         help="ship one composite head: stop and too much scored, thresholded and ruled by HEAD's "
                              "networks (a plain head or ensemble, e.g. stop-head/head.npz: see the README), every "
@@ -440,6 +440,34 @@ def _with_fast(model: SpotterModel, threshold: float | None) -> SpotterModel:
     return evaluate.dataclasses.replace(model, fast_thresholds={c: threshold for c in SAFETY_COMMANDS})
 
 
+def _write_fast(args: argparse.Namespace, head: SpotterModel, table: np.ndarray, starts: np.ndarray,
+                feats: features.Features, jobs: list[dict]) -> None:  # fmt: skip
+    """--baseline HEAD --fast-safety T --out DIR: HEAD with the fast path, to DIR/head.npz (its weights stored as
+    HEAD stores them: nothing but the rule changes), and HEAD's card with a section saying how and what it
+    changed on this run's validation and test clips."""
+    source = Path(args.baseline)
+    with np.load(source, allow_pickle=False) as data:
+        half = any(data[name].dtype == np.float16 for name in data.files)
+    before = _head_figures(SpotterModel.load(source), table, starts, feats, jobs)
+    after = _head_figures(head, table, starts, feats, jobs)
+    latency = [[line for line in evaluate.headline(f) if line.startswith("latency")] for f in (before, after)]
+    command = shlex.join(["nice", "-n", "10", ".venv/bin/python", "scripts/train_spotter.py", *sys.argv[1:]])
+    card = source.with_name("MODEL.md")
+    text = card.read_text(encoding="utf-8") if card.is_file() else f"# {source.name}\n"
+    args.out.mkdir(parents=True, exist_ok=True)  # after reading: --out may be the head's own folder
+    save_head(args.out / "head.npz", head, weights_dtype=np.float16 if half else np.float32)
+    text += (f"\n## Fast path (added {time.strftime('%Y-%m-%d')})\n"
+             f"Stop and too much also fire on a single frame at or above {args.fast_safety:g}, whatever their "
+             "frames-in-a-row rule; the networks, thresholds and every other rule are as above. Made from the head "
+             "this card describes by:\n\n"
+             f"    {command}\n\n"
+             "This run's validation and test clips, the head without and with it (safety recall, false commands):\n"
+             + "".join(f"- {line}\n" for line in evaluate.compare_lines(before, after))
+             + "".join(f"- without: {a}\n- with: {b}\n" for a, b in zip(*latency, strict=True)))
+    (args.out / "MODEL.md").write_text(text, encoding="utf-8")
+    print(f"wrote {args.out / 'head.npz'} and {args.out / 'MODEL.md'}: fast path at {args.fast_safety:g}")
+
+
 def _composite(other_path: Path, tuned: SpotterModel, table: np.ndarray, starts: np.ndarray,
                feats: features.Features, jobs: list[dict], fast: float | None = None,
                into: bool = False) -> tuple[SpotterModel, dict]:  # fmt: skip
@@ -559,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
             for line in evaluate.compare_lines(figs, fused):
                 print(line)
             print("with it, " + "".join(line for line in evaluate.headline(fused) if line.startswith("latency")))
+        if args.out is not None and args.fast_safety is not None:
+            _write_fast(args, head, table, starts, feats, jobs)
         return 0
     head_path = out / "head.npz"
     stage_dir = args.cache / "runs" / f"{scale.name}_{args.seed}"

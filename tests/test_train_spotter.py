@@ -79,6 +79,21 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     card = (composite / "MODEL.md").read_text()
     assert "--safety-from" in card and "fast path" in card and "a composite" in card
     assert "made by `nice -n 10 .venv/bin/python scripts/train_spotter.py --tiny" in card  # the source's own command
+    # an existing head given a fast path: only the rule changes, the weights are stored as they were
+    fast = tmp_path / "fast"
+    result = subprocess.run(
+        [sys.executable, str(_SCRIPT), "--tiny", "--quiet", "--workers", "1", "--cache", str(tmp_path / "cache"),
+         "--baseline", str(out / "head.npz"), "--fast-safety", "0.9", "--out", str(fast)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    given = SpotterModel.load(fast / "head.npz")
+    assert given.fast_thresholds == pytest.approx({"stop": 0.9, "too_much": 0.9})
+    assert given.thresholds == source.thresholds and given.command_frames == source.command_frames
+    np.testing.assert_array_equal(given.probabilities(windows), source.probabilities(windows))
+    card = (fast / "MODEL.md").read_text()
+    assert card.startswith((out / "MODEL.md").read_text())  # the head's own card, then a section
+    assert "## Fast path" in card and "--baseline" in card and "--fast-safety 0.9" in card and "recall " in card
     # the other way round: this run's stop and too much into that composite, in place of its own
     into = tmp_path / "into"
     result = subprocess.run(
