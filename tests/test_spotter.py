@@ -67,6 +67,19 @@ def model() -> SpotterModel:
 
 
 @pytest.fixture(scope="module")
+def slow(model: SpotterModel) -> SpotterModel:
+    """The packaged head without its fast path: for the tests of the frames-in-a-row rule itself."""
+    return dataclasses.replace(model, fast_thresholds={})
+
+
+def test_the_packaged_head_fires_a_clear_stop_on_its_first_frame(model: SpotterModel) -> None:
+    """The fast path (MODEL.md): stop needs two frames in a row at 0.65, or one at 0.9."""
+    assert model.frames_for("stop") == 2 and model.fast_thresholds == pytest.approx({"stop": 0.9, "too_much": 0.9})
+    assert [d.end_s for d in detect(model, _frames(model, {10: ("stop", 0.95)}, 30))] == [pytest.approx(11 * FRAME_S)]
+    assert detect(model, _frames(model, {10: ("stop", 0.85)}, 30)) == []
+
+
+@pytest.fixture(scope="module")
 def plain(model: SpotterModel) -> SpotterModel:
     """The packaged head's networks as one plain ensemble (their mean for every class), for the ensemble tests."""
     return dataclasses.replace(model, class_weights=None)
@@ -165,23 +178,23 @@ def _frames(model: SpotterModel, hot: dict[int, tuple[str, float]], count: int) 
     return probabilities
 
 
-def test_refractory_time_holds_back_a_second_detection(model: SpotterModel) -> None:
-    frames = model.frames_for("stop")
+def test_refractory_time_holds_back_a_second_detection(slow: SpotterModel) -> None:
+    frames = slow.frames_for("stop")
     hot = {f: ("stop", 0.999) for f in range(10, 10 + frames)}
     hot |= {f: ("stop", 0.999) for f in range(18, 18 + frames)}  # 8 frames = 0.64 s later
-    hot |= {f: ("pause", 0.999) for f in range(40, 40 + model.frames_for("pause"))}  # 2.4 s later
-    found = detect(model, _frames(model, hot, 60), refractory_s=1.0)
+    hot |= {f: ("pause", 0.999) for f in range(40, 40 + slow.frames_for("pause"))}  # 2.4 s later
+    found = detect(slow, _frames(slow, hot, 60), refractory_s=1.0)
     assert [d.command for d in found] == ["stop", "pause"]
     assert found[0].end_s == pytest.approx((10 + frames) * FRAME_S)
-    assert [d.command for d in detect(model, _frames(model, hot, 60), refractory_s=0.2)] == ["stop", "stop", "pause"]
+    assert [d.command for d in detect(slow, _frames(slow, hot, 60), refractory_s=0.2)] == ["stop", "stop", "pause"]
 
 
-def test_scores_below_threshold_or_too_brief_do_not_fire(model: SpotterModel) -> None:
-    low = {f: ("stop", model.thresholds["stop"] * 0.9) for f in range(10, 20)}
-    assert detect(model, _frames(model, low, 30)) == []
-    if model.frames_for("stop") > 1:
+def test_scores_below_threshold_or_too_brief_do_not_fire(slow: SpotterModel) -> None:
+    low = {f: ("stop", slow.thresholds["stop"] * 0.9) for f in range(10, 20)}
+    assert detect(slow, _frames(slow, low, 30)) == []
+    if slow.frames_for("stop") > 1:
         brief = {10: ("stop", 0.999)}
-        assert detect(model, _frames(model, brief, 30)) == []
+        assert detect(slow, _frames(slow, brief, 30)) == []
 
 
 def test_reset_starts_again_from_time_zero(model: SpotterModel) -> None:
@@ -304,10 +317,10 @@ def test_a_per_command_rule_fires_stop_on_one_frame_and_others_on_three(tmp_path
 
 
 def test_a_confident_frame_fires_at_once_on_the_fast_path_and_survives_a_save(tmp_path: Path,
-                                                                             model: SpotterModel) -> None:
+                                                                             slow: SpotterModel) -> None:
     from voicecoach.listening.spotter.model import save_head
 
-    ruled = dataclasses.replace(model, thresholds={**model.thresholds, "stop": 0.65}, command_frames={"stop": 2})
+    ruled = dataclasses.replace(slow, thresholds={**slow.thresholds, "stop": 0.65}, command_frames={"stop": 2})
     confident, unsure = {10: ("stop", 0.95)}, {10: ("stop", 0.85)}
     assert detect(ruled, _frames(ruled, confident, 30)) == []  # one frame: the two-frame rule waits
     fast = dataclasses.replace(ruled, fast_thresholds={"stop": 0.9})
@@ -319,7 +332,8 @@ def test_a_confident_frame_fires_at_once_on_the_fast_path_and_survives_a_save(tm
     save_head(tmp_path / "head.npz", fast)
     loaded = SpotterModel.load(tmp_path / "head.npz")
     assert loaded.fast_thresholds == pytest.approx({"stop": 0.9})
-    assert SpotterModel.load().fast_thresholds == model.fast_thresholds  # a head without the field loads as before
+    save_head(tmp_path / "slow.npz", slow)
+    assert SpotterModel.load(tmp_path / "slow.npz").fast_thresholds == {}  # none stored: none at all
 
 
 def test_a_rising_safety_command_is_never_pre_empted_by_a_quicker_one(model: SpotterModel) -> None:
@@ -426,20 +440,20 @@ def test_streaming_with_the_safety_head_equals_the_fused_rule_over_whole_clip_sc
 
 
 def test_whichever_head_fires_first_holds_the_other_for_the_refractory_time(
-        model: SpotterModel, safety_head: SpotterModel) -> None:  # fmt: skip
+        slow: SpotterModel, safety_head: SpotterModel) -> None:  # fmt: skip
     from voicecoach.listening.spotter.model import detect_fused
 
-    need = max(model.frames_for("stop"), safety_head.frames_for("stop"))
+    need = max(slow.frames_for("stop"), safety_head.frames_for("stop"))
     main = {f: ("stop", 0.999) for f in range(10, 10 + need)}
     second = {f: ("stop", 0.999) for f in range(11, 13 + need)}  # the same word, a frame later in the other head
     second |= {f: ("pause", 0.999) for f in range(30, 40)}  # the safety head never fires another command
-    found = detect_fused(model, _frames(model, main, 60), safety_head, _frames(safety_head, second, 60))
-    assert [d.command for d in found] == ["stop"] and found[0].end_s == pytest.approx((10 + model.frames_for("stop"))
+    found = detect_fused(slow, _frames(slow, main, 60), safety_head, _frames(safety_head, second, 60))
+    assert [d.command for d in found] == ["stop"] and found[0].end_s == pytest.approx((10 + slow.frames_for("stop"))
                                                                                       * FRAME_S)  # fmt: skip
-    alone = detect_fused(model, _frames(model, {}, 60), safety_head, _frames(safety_head, second, 60))
-    assert [d.command for d in alone] == ["stop"] and alone[0].phrase == model.phrases["stop"]
+    alone = detect_fused(slow, _frames(slow, {}, 60), safety_head, _frames(safety_head, second, 60))
+    assert [d.command for d in alone] == ["stop"] and alone[0].phrase == slow.phrases["stop"]
     later = {f: ("stop", 0.999) for f in range(14, 14 + need)}  # the main head a frame after the safety head fired
-    both = detect_fused(model, _frames(model, later, 60), safety_head, _frames(safety_head, second, 60))
+    both = detect_fused(slow, _frames(slow, later, 60), safety_head, _frames(safety_head, second, 60))
     assert [d.command for d in both] == ["stop"]
 
 
@@ -567,26 +581,26 @@ def test_a_word_that_stays_in_view_past_the_refractory_time_fires_once(model: Sp
     assert fired == ["stop"]
 
 
-def test_the_other_heads_score_rising_after_the_hold_is_still_the_same_word(model: SpotterModel) -> None:
+def test_the_other_heads_score_rising_after_the_hold_is_still_the_same_word(slow: SpotterModel) -> None:
     """The main head fires (on its fast path, say) before the safety head's score reaches its threshold. That
     score then rises during the hold, and stays up while the word is in view: it used to fire a second stop as the
     refractory time ended (the room heard 5 of 21 people's stops twice with a fast path), and cut the narrator's
     answer. Anything above its threshold while held must fall before it may fire again."""
     from voicecoach.listening.spotter.model import DecisionRule, _fuse
 
-    main_rows = _frames(model, {f: ("stop", 0.999) for f in range(10, 26)}, 50)
-    late = _frames(model, {f: ("stop", 0.999) for f in range(10 + model.frames_for("stop"), 27)}, 50)
-    main, second = DecisionRule(model, None, 1.0), DecisionRule(model, None, 1.0)
+    main_rows = _frames(slow, {f: ("stop", 0.999) for f in range(10, 26)}, 50)
+    late = _frames(slow, {f: ("stop", 0.999) for f in range(10 + slow.frames_for("stop"), 27)}, 50)
+    main, second = DecisionRule(slow, None, 1.0), DecisionRule(slow, None, 1.0)
     fired = []
     for i, (row, other) in enumerate(zip(main_rows, late, strict=True)):
         end_s = (i + 1) * FRAME_S
-        found = _fuse(model, main, main.step(row, end_s), second, second.step(other, end_s), end_s)
+        found = _fuse(slow, main, main.step(row, end_s), second, second.step(other, end_s), end_s)
         if found is not None:
             fired.append((found.command, round(end_s, 2)))
-    assert fired == [("stop", round((10 + model.frames_for("stop")) * FRAME_S, 2))]
+    assert fired == [("stop", round((10 + slow.frames_for("stop")) * FRAME_S, 2))]
     # once it fell, a new word fires again
     second.reset()
-    again = _frames(model, {f: ("stop", 0.999) for f in (*range(5, 20), *range(30, 34))}, 50)
+    again = _frames(slow, {f: ("stop", 0.999) for f in (*range(5, 20), *range(30, 34))}, 50)
     fired_again = [second.step(row, (i + 1) * FRAME_S) for i, row in enumerate(again)]
     assert [d.command for d in fired_again if d is not None] == ["stop", "stop"]
 
