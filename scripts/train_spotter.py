@@ -454,6 +454,7 @@ def _write_fast(args: argparse.Namespace, head: SpotterModel, table: np.ndarray,
     command = shlex.join(["nice", "-n", "10", ".venv/bin/python", "scripts/train_spotter.py", *sys.argv[1:]])
     card = source.with_name("MODEL.md")
     text = card.read_text(encoding="utf-8") if card.is_file() else f"# {source.name}\n"
+    text = text.split("\n## Fast path (added ")[0]  # given again: the section is replaced, not repeated
     args.out.mkdir(parents=True, exist_ok=True)  # after reading: --out may be the head's own folder
     save_head(args.out / "head.npz", head, weights_dtype=np.float16 if half else np.float32)
     text += (f"\n## Fast path (added {time.strftime('%Y-%m-%d')})\n"
