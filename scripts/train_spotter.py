@@ -440,16 +440,15 @@ def _with_fast(model: SpotterModel, threshold: float | None) -> SpotterModel:
     return evaluate.dataclasses.replace(model, fast_thresholds={c: threshold for c in SAFETY_COMMANDS})
 
 
-def _write_fast(args: argparse.Namespace, head: SpotterModel, table: np.ndarray, starts: np.ndarray,
+def _write_fast(args: argparse.Namespace, head: SpotterModel, after: dict, table: np.ndarray, starts: np.ndarray,
                 feats: features.Features, jobs: list[dict]) -> None:  # fmt: skip
     """--baseline HEAD --fast-safety T --out DIR: HEAD with the fast path, to DIR/head.npz (its weights stored as
     HEAD stores them: nothing but the rule changes), and HEAD's card with a section saying how and what it
-    changed on this run's validation and test clips."""
+    changed on this run's validation and test clips (`after`: the figures --baseline worked out for it)."""
     source = Path(args.baseline)
     with np.load(source, allow_pickle=False) as data:
         half = any(data[name].dtype == np.float16 for name in data.files)
     before = _head_figures(SpotterModel.load(source), table, starts, feats, jobs)
-    after = _head_figures(head, table, starts, feats, jobs)
     latency = [[line for line in evaluate.headline(f) if line.startswith("latency")] for f in (before, after)]
     command = shlex.join(["nice", "-n", "10", ".venv/bin/python", "scripts/train_spotter.py", *sys.argv[1:]])
     card = source.with_name("MODEL.md")
@@ -589,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(line)
             print("with it, " + "".join(line for line in evaluate.headline(fused) if line.startswith("latency")))
         if args.out is not None and args.fast_safety is not None:
-            _write_fast(args, head, table, starts, feats, jobs)
+            _write_fast(args, head, figs, table, starts, feats, jobs)
         return 0
     head_path = out / "head.npz"
     stage_dir = args.cache / "runs" / f"{scale.name}_{args.seed}"

@@ -167,8 +167,11 @@ def test_nothing_voicecoach_says_itself_holds_a_safety_word() -> None:
     seeds; reworded, 0 in fifteen. Every line of a whole routine with every command in every state is checked: no
     safety phrase, and no word built on one of its words (stopped, hurting), except the routine's own line that
     teaches them (`# teaches:` in the routine file, which `voicecoach check` reports)."""
+    import yaml
+
     from voicecoach.core.commands import load_vocabulary
     from voicecoach.core.events import Command
+    from voicecoach.files.routine_check import spoken_texts
 
     result = subprocess.run(
         [sys.executable, "-m", "voicecoach", "run", "lower-back", "--simulate", "--commands", _EVERY_STATE],
@@ -178,7 +181,8 @@ def test_nothing_voicecoach_says_itself_holds_a_safety_word() -> None:
     said = {m.group(1) for m in re.finditer(r'\] says +"(.*)"$', result.stdout, flags=re.MULTILINE)}
     assert len(said) > 60 and any(line.startswith("Routine complete.") for line in said)  # the whole routine
     routine = (Path(__file__).parents[1] / "voicecoach" / "routines" / "lower-back.yaml").read_text(encoding="utf-8")
-    taught = {m.group(1) for m in re.finditer(r'^\s*-\s*"(.*)"\s*#\s*teaches:', routine, flags=re.MULTILINE)}
+    taught = {t.text for t in spoken_texts(yaml.compose(routine, Loader=yaml.SafeLoader), routine.splitlines())
+              if t.teaches is not None}  # fmt: skip
     assert taught, "the routine teaches stop and too much in one line"
     vocabulary = load_vocabulary("en")
     safety = [p for c in (Command.STOP, Command.TOO_MUCH) for p in vocabulary.phrases[c]]
