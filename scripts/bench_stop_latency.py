@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from voicecoach.audio.acoustics import active_level  # noqa: E402
+from voicecoach.audio.acoustics import active_level, speech_bounds  # noqa: E402
 from voicecoach.audio.virtual_server import SPEAKER_RATE, MonitorCapture, VirtualAudio  # noqa: E402
 from voicecoach.audio.wavfile import read_wav, resample  # noqa: E402
 from voicecoach.core.commands import load_vocabulary  # noqa: E402
@@ -106,6 +106,9 @@ class Trial:
     stopped_s: float | None = None
     """When the bench saw the session stopped (polled every 5 ms): the decision, before the speaker's own delay."""
     why_unmeasured: str = ""
+    room_mark_s: float = 0.0
+    """How much later the room's end of the word is (`acoustics.speech_bounds`: 30 dB under the loudest 10 ms and
+    10 dB over the clip's noise, which keeps the vowel's decay and the /p/) than the bench's own (15 dB)."""
 
     @property
     def latency_ms(self) -> float | None:
@@ -413,12 +416,17 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
     if options.people is not None:
         level = active_level(Pyttsx3Synthesizer(NarratorSettings()).synthesize(_STEP))  # the narrator's voice
         for number, speech in enumerate(people_stops(options.people, options.trials)):
-            speech = pad(np.clip(speech * (level / active_level(speech)), -32768, 32767).astype(np.int16), 0.2, 0.6)
-            clips.append((write_wav(folder / f"stop-person-{number}.wav", speech), speech, word_end_s(speech)))
+            speech = np.clip(speech * (level / active_level(speech)), -32768, 32767).astype(np.int16)
+            room_end = speech_bounds(speech)[1] + 0.2
+            speech = pad(speech, 0.2, 0.6)
+            clips.append((write_wav(folder / f"stop-person-{number}.wav", speech), speech, word_end_s(speech),
+                          room_end))
     for voice in voices if options.people is None else ():
-        speech = pad(synthesize(voice, "stop"), 0.2, 0.6)
+        spoken = synthesize(voice, "stop")
+        speech = pad(spoken, 0.2, 0.6)
         loud = np.flatnonzero(np.abs(speech.astype(np.int32)) > 300)
-        clips.append((write_wav(folder / f"stop-{voice.name}.wav", speech), speech, loud[-1] / _MIC_RATE))
+        clips.append((write_wav(folder / f"stop-{voice.name}.wav", speech), speech, loud[-1] / _MIC_RATE,
+                      speech_bounds(spoken)[1] + 0.2))
     results = []
     cpu_s = 0.0
     for index in range(options.trials):
@@ -431,8 +439,9 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
             rig.mic.start()
             rig.listener.start()
             cpu0 = listener_cpu_s()
-        path, speech, word_end = clips[index % len(clips)]
+        path, speech, word_end, room_end = clips[index % len(clips)]
         trial, played_at, cut = run_trial(rig, events, path, rng, audio, speaker_tee)
+        trial.room_mark_s = room_end - word_end
         results.append((trial, played_at, cut, speech, word_end))
     cpu_s, wall_s = cpu_s + listener_cpu_s() - cpu0, time.monotonic() - started
     samples, rate, monitor_start = monitor.stop()
@@ -591,11 +600,29 @@ def report(results: list, tee: MicTee, samples: np.ndarray, rate: int, monitor_s
               f"{heard} heard measured: {_spread(latencies)}")  # fmt: skip
         print(f"  lower bound (end of word to the last narration heard): {_spread(lowers)}")
         print(f"  decision (end of word to the session stopped): {_spread(decisions)}")
+        _print_room_mark([r[0] for r in results])
     if reasons:
         counts = {r: reasons.count(r) for r in sorted(set(reasons))}
         print("  unmeasured: " + "; ".join(f"{n} {r}" for r, n in counts.items()))
     print(f"listener CPU: {cpu_s:.2f} s over {wall_s:.1f} s of audio = {cpu_s / wall_s:.3f} of real time")
     return 0
+
+
+def _print_room_mark(trials: list[Trial]) -> None:
+    """The same latencies from the room's end of the word (`scripts/eval_commands.py`), which keeps the vowel's
+    decay and the /p/ that the bench's 15 dB mark often leaves out: the figures of the two scripts then compare."""
+    silence, decided, shift = [], [], []
+    for trial in trials:
+        if trial.latency_ms is None or trial.word_end_s is None:
+            continue
+        shift.append(1000 * trial.room_mark_s)
+        silence.append(trial.latency_ms - shift[-1])
+        if trial.stopped_s is not None:
+            decided.append((trial.stopped_s - trial.word_end_s) * 1000 - shift[-1])
+    if not silence:
+        return
+    print(f"  from the room's end of word (eval_commands.py's mark, a median {statistics.median(shift):.0f} ms "
+          f"later): silence {_spread(silence)}" + (f"; decision {_spread(decided)}" if decided else ""))
 
 
 def measure(trial: Trial, tee: MicTee, speech: np.ndarray, word_end: float, played_at: float, cut: Cut | None,

@@ -46,7 +46,7 @@ import numpy as np
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))
 
-from voicecoach.audio.acoustics import RATE, RoomSettings, active_level  # noqa: E402
+from voicecoach.audio.acoustics import RATE, RoomSettings, active_level, speech_bounds  # noqa: E402
 from voicecoach.audio.wavfile import read_wav, resample  # noqa: E402
 from voicecoach.core.commands import Vocabulary, load_vocabulary  # noqa: E402
 from voicecoach.core.events import Command  # noqa: E402
@@ -118,18 +118,6 @@ class Clip:
     def group(self) -> str:
         """'safety', 'other' or 'distractor'."""
         return "distractor" if not self.label else "safety" if Command(self.label).is_safety else "other"
-
-
-def speech_bounds(samples: np.ndarray) -> tuple[float, float]:
-    """Start and end of the speech, s: 10 ms frames within 30 dB of the loudest and 10 dB over the clip's noise
-    floor (its quietest fifth)."""
-    usable = len(samples) - len(samples) % 160
-    power = np.mean(samples[:usable].astype(np.float64).reshape(-1, 160) ** 2, axis=1)
-    floor = float(np.percentile(power, 20))
-    loud = np.flatnonzero(power >= max(power.max() * 1e-3, floor * 10))
-    if len(loud) == 0:
-        return 0.0, len(samples) / RATE
-    return loud[0] * 160 / RATE, (loud[-1] + 1) * 160 / RATE
 
 
 def make_clip(label: str, text: str, source: str, samples: np.ndarray, rate: int, name: str = "") -> Clip:

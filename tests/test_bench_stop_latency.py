@@ -138,3 +138,25 @@ def test_fresh_rig_opens_a_new_rig_for_each_trial_and_reports_every_trial() -> N
     # Each rig's listener thread was counted: CPU over the whole bench, not the last rig's alone.
     cpu = re.search(r"listener CPU: ([\d.]+) s over ([\d.]+) s", result.stdout)
     assert cpu and float(cpu.group(1)) > 0.02 * float(cpu.group(2)), result.stdout
+
+
+def test_the_room_mark_keeps_the_quiet_release_the_bench_mark_leaves_out(bench: ModuleType, capsys) -> None:  # type: ignore[no-untyped-def]
+    from voicecoach.audio.acoustics import speech_bounds
+
+    rng = np.random.default_rng(5)
+    vowel = rng.normal(0, 8000, int(0.3 * RATE))
+    release = rng.normal(0, 8000 * 10 ** (-20 / 20), int(0.08 * RATE))  # a /p/ 20 dB under the vowel
+    noise = rng.normal(0, 8, int(0.2 * RATE))
+    spoken = np.concatenate([noise, vowel, np.zeros(int(0.05 * RATE)), release, noise])
+    bench_end = bench.word_end_s(spoken)
+    room_start, room_end = speech_bounds(spoken)
+    assert bench_end == pytest.approx(0.5, abs=0.011)  # the vowel's end
+    assert room_end == pytest.approx(0.63, abs=0.011)  # the release's end
+    assert room_start == pytest.approx(0.2, abs=0.011)
+    # The report gives the latencies from both marks.
+    trial = bench.Trial(word_end_s=10.0, silent_s=10.3, last_heard_s=10.25, heard=True, stopped_s=10.2,
+                        room_mark_s=room_end - bench_end)  # fmt: skip
+    bench._print_room_mark([trial, bench.Trial(heard=False)])
+    out = capsys.readouterr().out
+    assert "a median 130 ms later): silence median 170 ms" in out, out
+    assert "decision median 70 ms" in out, out

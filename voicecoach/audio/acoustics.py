@@ -46,6 +46,21 @@ def active_level(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(active)))
 
 
+def speech_bounds(samples: np.ndarray) -> tuple[float, float]:
+    """Start and end of the speech, s: 10 ms frames within 30 dB of the loudest and 10 dB over the clip's noise
+    floor (its quietest fifth). The room's mark of a word (`scripts/eval_commands.py`); the live bench reports its
+    latencies from it as well."""
+    usable = len(samples) - len(samples) % 160
+    power = np.mean(np.asarray(samples[:usable], dtype=np.float64).reshape(-1, 160) ** 2, axis=1)
+    if len(power) == 0:
+        return 0.0, len(samples) / RATE
+    floor = float(np.percentile(power, 20))
+    loud = np.flatnonzero(power >= max(power.max() * 1e-3, floor * 10))
+    if len(loud) == 0:
+        return 0.0, len(samples) / RATE
+    return loud[0] * 160 / RATE, (loud[-1] + 1) * 160 / RATE
+
+
 def synthetic_room(seed: int, t60_s: float = _SYNTHETIC_T60_S) -> np.ndarray:
     """A room impulse response: the direct path, then a diffuse tail decaying 60 dB over t60_s (unit peak)."""
     rng = np.random.default_rng(seed)
