@@ -139,3 +139,28 @@ def test_kokoro_jobs_are_training_only_their_own_batch_and_leave_earlier_shards(
     assert {j["tag"] for j in context} == {"tts_ctx"}
     assert {j["label"] for j in context} == {"stop", "too_much"}
     assert len(context) == 2 * plan.KOKORO_VOICES * sum(len(p) for p in plan.sources.IN_CONTEXT.values())
+
+
+def test_kokoro_is_loaded_once_however_many_synth_threads_ask_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On a cold cache two synth threads both assembled the model file, and the second found its temporary file
+    # moved away by the first (FileNotFoundError): the stage died.
+    import threading
+    import time
+
+    loads = []
+
+    def slow_load() -> None:
+        loads.append(threading.get_ident())
+        time.sleep(0.2)
+        synthesis._KOKORO.append(("session", {}, {}))
+
+    monkeypatch.setattr(synthesis, "_KOKORO", [])
+    monkeypatch.setattr(synthesis, "_load_kokoro", slow_load)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(synthesis._kokoro_model())) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(loads) == 1
+    assert got == [("session", {}, {})] * 4

