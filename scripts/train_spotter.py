@@ -156,6 +156,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="the per-command rule gives COMMAND at least N frames in a row (its threshold is then "
                              "chosen for that rule), e.g. too_much=2: one frame of the main head's too much fired "
                              "on the narrator's own voice live")
+    parser.add_argument("--frames", action="append", default=[], metavar="COMMAND=N",
+                        help="COMMAND's frames-in-a-row rule is N, whatever the validation recall says (its "
+                             "threshold is then chosen for it): the shipped head's rule, measured in the room, "
+                             "where validation tells the rules apart by a clip or two")
     parser.add_argument("--echo-validation", action="store_true",
                         help="also every validation word, wake word and sentence of a real person under the "
                              "narrator's echo residue at 0 dB (plan.echo_validation_jobs): negatives the thresholds "
@@ -250,6 +254,9 @@ def _recipe(args: argparse.Namespace, config: train.TrainConfig) -> str:
     if args.min_frames:
         more += (f" The per-command rule gives {', '.join(args.min_frames)} frames in a row at least "
                  "(--min-frames), their thresholds chosen for it.")
+    if args.frames:
+        more += (f" The frames-in-a-row rule of {', '.join(args.frames)} is given (--frames), not chosen by "
+                 "validation recall; their thresholds are chosen for it.")
     if args.noise_floor is not None:
         more += (f" Every rendered clip, training, validation and test alike, has a seeded white noise floor at "
                  f"{args.noise_floor:g} dBFS under it (--noise-floor; their own cache shards), as the listening "
@@ -381,6 +388,7 @@ def _tune(args: argparse.Namespace, model: SpotterModel, table: np.ndarray, star
     rule = evaluate.per_command_rule(recalls, model.commands)
     floors = _min_frames(args)
     rule = {c: max(n, floors.get(c, 1)) for c, n in rule.items()}  # --min-frames
+    rule.update({c: n for c, n in _pinned_frames(args).items() if c in rule})  # --frames
     thresholds = evaluate.choose_thresholds(model, probabilities, feats, rule, total_budget=budget,
                                             safety_confusion=args.safety_confusion,
                                             safety_budget=args.safety_budget)
@@ -393,12 +401,27 @@ def _tune(args: argparse.Namespace, model: SpotterModel, table: np.ndarray, star
 
 def _min_frames(args: argparse.Namespace) -> dict[str, int]:
     """--min-frames COMMAND=N pairs: the fewest frames in a row each of those commands may be given."""
+    return _frame_pairs(args.min_frames, "--min-frames")
+
+
+def _pinned_frames(args: argparse.Namespace) -> dict[str, int]:
+    """--frames COMMAND=N pairs: the frames in a row those commands are given, whatever validation says."""
+    pinned = _frame_pairs(args.frames, "--frames")
+    for command, count in pinned.items():
+        if command in SAFETY_COMMANDS and count > evaluate.SAFETY_MAX_FRAMES:
+            raise SystemExit(f"train_spotter: --frames {command}={count}: {command} waits at most "
+                             f"{evaluate.SAFETY_MAX_FRAMES} frames in a row (each is 80 ms more before the "
+                             "narrator falls silent)")  # fmt: skip
+    return pinned
+
+
+def _frame_pairs(pairs: list[str], flag: str) -> dict[str, int]:
     known = {c for c in sources.command_phrases()}
     out: dict[str, int] = {}
-    for pair in args.min_frames:
+    for pair in pairs:
         command, _, count = pair.partition("=")
         if command not in known or not count.isdigit() or not 1 <= int(count) <= 3:
-            raise SystemExit(f"train_spotter: --min-frames {pair}: expected COMMAND=N with a command of "
+            raise SystemExit(f"train_spotter: {flag} {pair}: expected COMMAND=N with a command of "
                              f"{sorted(known)} and N of 1 to 3")  # fmt: skip
         out[command] = int(count)
     return out
@@ -537,6 +560,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.safety_from is not None and args.safety_into is not None:  # user errors before any work is done
         raise SystemExit("train_spotter: give --safety-from or --safety-into, not both")
     _min_frames(args)
+    _pinned_frames(args)
+    if args.frames and args.rule_by != "command":
+        raise SystemExit("train_spotter: --frames sets a command's own rule: it needs --rule-by command (the "
+                         "default)")  # fmt: skip
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     started = time.monotonic()
     scale = plan.TINY if args.tiny else plan.FULL

@@ -62,7 +62,8 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     composite = tmp_path / "composite"
     result = subprocess.run(
         [sys.executable, str(_SCRIPT), "--tiny", "--quiet", "--workers", "1", "--cache", str(tmp_path / "cache"),
-         "--out", str(composite), "--set", "seed=5", "--safety-from", str(out / "head.npz"), "--fast-safety", "0.95"],
+         "--out", str(composite), "--set", "seed=5", "--safety-from", str(out / "head.npz"), "--fast-safety", "0.95",
+         "--frames", "pause=3"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -71,6 +72,7 @@ def test_tiny_training_run_writes_a_loadable_head_and_card(tmp_path: Path) -> No
     assert len(both.networks()) == 2 * len(source.networks()) and both.class_weights is not None
     assert both.thresholds["stop"] == source.thresholds["stop"] and both.frames_for("too_much") == source.frames_for(
         "too_much")
+    assert both.frames_for("pause") == 3 and "pause=3 is given (--frames)" in (composite / "MODEL.md").read_text()
     windows = np.random.default_rng(0).normal(0, 1, (4, 16, 96)).astype(np.float32)
     stop = both.labels.index("stop")
     np.testing.assert_allclose(both.probabilities(windows)[:, stop], source.probabilities(windows)[:, stop],
@@ -345,7 +347,7 @@ def test_echo_validation_adds_real_peoples_validation_negatives_under_echo_and_n
     assert added == plan.echo_validation_jobs(jobs, seed=1) and added[0]["seed"] != jobs[0]["seed"]
 
 
-def test_min_frames_takes_command_and_count_or_says_what_it_expected() -> None:
+def test_min_frames_and_frames_take_command_and_count_or_say_what_they_expected() -> None:
     from tests.support.scripts import load_script
 
     script = load_script("train_spotter")
@@ -354,6 +356,12 @@ def test_min_frames_takes_command_and_count_or_says_what_it_expected() -> None:
     for bad in ("tooo_much=2", "too_much=4", "too_much"):
         with pytest.raises(SystemExit, match=f"--min-frames {bad}: expected COMMAND=N"):
             script._min_frames(script._parser().parse_args(["--min-frames", bad]))
+    pinned = script._parser().parse_args(["--frames", "too_much=1", "--frames", "back=1", "--frames", "quit=3"])
+    assert script._pinned_frames(pinned) == {"too_much": 1, "back": 1, "quit": 3}
+    with pytest.raises(SystemExit, match="--frames stop=3: stop waits at most 2 frames in a row"):
+        script._pinned_frames(script._parser().parse_args(["--frames", "stop=3"]))
+    with pytest.raises(SystemExit, match="--frames pause=0: expected COMMAND=N"):
+        script._pinned_frames(script._parser().parse_args(["--frames", "pause=0"]))
 
 
 def test_noise_floor_lays_the_pipelines_floor_under_every_clip_in_its_own_cache_shards(tmp_path: Path) -> None:
