@@ -106,6 +106,8 @@ class Trial:
     stopped_s: float | None = None
     """When the bench saw the session stopped (polled every 5 ms): the decision, before the speaker's own delay."""
     why_unmeasured: str = ""
+    clip: str = ""
+    """The file played (a person's: their Speech Commands file name)."""
     room_mark_s: float = 0.0
     """How much later the room's end of the word is (`acoustics.speech_bounds`: 30 dB under the loudest 10 ms and
     10 dB over the clip's noise, which keeps the vowel's decay and the /p/) than the bench's own (15 dB)."""
@@ -415,12 +417,11 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
     clips = []
     if options.people is not None:
         level = active_level(Pyttsx3Synthesizer(NarratorSettings()).synthesize(_STEP))  # the narrator's voice
-        for number, speech in enumerate(people_stops(options.people, options.trials)):
+        for name, speech in people_stops(options.people, options.trials):
             speech = np.clip(speech * (level / active_level(speech)), -32768, 32767).astype(np.int16)
             room_end = speech_bounds(speech)[1] + 0.2
             speech = pad(speech, 0.2, 0.6)
-            clips.append((write_wav(folder / f"stop-person-{number}.wav", speech), speech, word_end_s(speech),
-                          room_end))
+            clips.append((write_wav(folder / name, speech), speech, word_end_s(speech), room_end))
     for voice in voices if options.people is None else ():
         spoken = synthesize(voice, "stop")
         speech = pad(spoken, 0.2, 0.6)
@@ -442,6 +443,7 @@ def bench(options: argparse.Namespace, rng: random.Random, voices: list[Voice], 
         path, speech, word_end, room_end = clips[index % len(clips)]
         trial, played_at, cut = run_trial(rig, events, path, rng, audio, speaker_tee)
         trial.room_mark_s = room_end - word_end
+        trial.clip = path.name
         results.append((trial, played_at, cut, speech, word_end))
     cpu_s, wall_s = cpu_s + listener_cpu_s() - cpu0, time.monotonic() - started
     samples, rate, monitor_start = monitor.stop()
@@ -524,8 +526,8 @@ def narration_only(options: argparse.Namespace, audio: VirtualAudio) -> int:
     return 0
 
 
-def people_stops(folder: Path, count: int) -> list[np.ndarray]:
-    """One 16 kHz "stop" from each of the first `count` held-out speakers (sorted by speaker id)."""
+def people_stops(folder: Path, count: int) -> list[tuple[str, np.ndarray]]:
+    """One 16 kHz "stop" from each of the first `count` held-out speakers (sorted by speaker id), with its file name."""
     by_speaker: dict[str, Path] = {}
     for path in sorted((folder / "stop").glob("*.wav")):
         speaker = path.name.split("_nohash_")[0]
@@ -536,7 +538,7 @@ def people_stops(folder: Path, count: int) -> list[np.ndarray]:
     clips = []
     for path in [by_speaker[s] for s in sorted(by_speaker)][:count]:
         samples, rate = read_wav(path)
-        clips.append(resample(samples, rate, _MIC_RATE).astype(np.float64))
+        clips.append((path.name, resample(samples, rate, _MIC_RATE).astype(np.float64)))
     return clips
 
 
@@ -595,6 +597,7 @@ def report(results: list, tee: MicTee, samples: np.ndarray, rate: int, monitor_s
                                                                          else "")  # fmt: skip
     print(f"\nperson: {person}; engine {options.engine}{floor}, echo {echo}: {heard}/{len(results)} stops heard"
           + (f" ({false_stops} trials stopped by something else before the word was played)" if false_stops else ""))
+    _print_missed([r[0] for r in results])
     if latencies:
         print(f"stop latency (end of word to the first narration missing at the speaker), {len(latencies)} of "
               f"{heard} heard measured: {_spread(latencies)}")  # fmt: skip
@@ -606,6 +609,18 @@ def report(results: list, tee: MicTee, samples: np.ndarray, rate: int, monitor_s
         print("  unmeasured: " + "; ".join(f"{n} {r}" for r, n in counts.items()))
     print(f"listener CPU: {cpu_s:.2f} s over {wall_s:.1f} s of audio = {cpu_s / wall_s:.3f} of real time")
     return 0
+
+
+def _print_missed(trials: list[Trial]) -> None:
+    """Which clips were missed, and how often each was played: with more trials than clips the first ones are
+    played twice, so one speaker the head does not hear weighs double."""
+    played: dict[str, list[bool]] = {}
+    for trial in trials:
+        if not trial.false_stop:
+            played.setdefault(trial.clip, []).append(trial.heard)
+    missed = [f"{clip} {heard.count(False)} of {len(heard)}" for clip, heard in played.items() if not all(heard)]
+    if missed:
+        print(f"  missed, by clip: {', '.join(missed)}")
 
 
 def _print_room_mark(trials: list[Trial]) -> None:

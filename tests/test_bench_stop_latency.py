@@ -160,3 +160,12 @@ def test_the_room_mark_keeps_the_quiet_release_the_bench_mark_leaves_out(bench: 
     out = capsys.readouterr().out
     assert "a median 130 ms later): silence median 170 ms" in out, out
     assert "decision median 70 ms" in out, out
+
+
+def test_missed_clips_are_named_with_how_often_each_was_played(bench: ModuleType, capsys) -> None:  # type: ignore[no-untyped-def]
+    trials = [bench.Trial(heard=False, clip="a_nohash_0.wav"), bench.Trial(heard=True, clip="b_nohash_0.wav"),
+              bench.Trial(heard=False, clip="a_nohash_0.wav"), bench.Trial(heard=True, clip="c_nohash_1.wav"),
+              bench.Trial(heard=False, clip="c_nohash_1.wav"),
+              bench.Trial(heard=False, clip="b_nohash_0.wav", false_stop="too much")]  # fmt: skip
+    bench._print_missed(trials)
+    assert capsys.readouterr().out.strip() == "missed, by clip: a_nohash_0.wav 2 of 2, c_nohash_1.wav 1 of 2"
