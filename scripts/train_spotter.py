@@ -8,7 +8,8 @@
 
 The packaged head is a composite of two runs (the README's "The keyword spotter" has both commands): one with
 --extra-renders --more-voices ... --out stop-head for stop and too much, then one with --kokoro and
---safety-from stop-head/head.npz for every other command (about 45 minutes each on a cold cache, 20 warm).
+--safety-from stop-head/head.npz for every other command (both with the --frames of the README; from an empty cache
+about 1 h 50 min for the two on this machine, 20 minutes each warm).
 
 Stages: synth (speech synthesis into the cache), features (augmented renders to embeddings, cached by a hash of
 their inputs), train, evaluate (thresholds on validation, figures), card (MODEL.md). "all" runs them in order;
